@@ -1,0 +1,1 @@
+"""The edge runtime: onnxruntime + tokenizers + numpy, never torch."""

@@ -1,0 +1,1 @@
+"""The hub: LLM labeling, curation and student training. Needs the `hub` extra."""

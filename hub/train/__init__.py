@@ -1,0 +1,1 @@
+"""Fine-tune a BERT-family student on (hard or soft) labels with accelerate."""

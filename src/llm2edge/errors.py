@@ -1,0 +1,43 @@
+"""One exception class per failure mode, under a common base (the CLI prints them as one line, exit 2)."""
+
+from __future__ import annotations
+
+
+class Llm2EdgeError(Exception):
+    """Base of every error llm2edge raises on purpose."""
+
+
+class DataError(Llm2EdgeError):
+    """A data file is missing, unreadable, not UTF-8, lacks a column, or holds a bad row."""
+
+
+class TaskError(Llm2EdgeError):
+    """A task file is malformed or a label is not in the task's label set."""
+
+
+class BundleError(Llm2EdgeError):
+    """An edge bundle is missing a file, fails its checksum, or does not match its manifest."""
+
+
+class BackendError(Llm2EdgeError):
+    """An LLM backend failed: the server refused, timed out, or the model could not be loaded."""
+
+
+class TrainError(Llm2EdgeError):
+    """Training could not start or continue (bad arguments, unusable checkpoint)."""
+
+
+class ExportError(Llm2EdgeError):
+    """ONNX export, quantization or validation failed."""
+
+
+class MissingExtraError(Llm2EdgeError):
+    """A command needs an optional extra that is not installed."""
+
+    def __init__(self, extra: str, module: str) -> None:
+        self.extra = extra
+        self.module = module
+        super().__init__(
+            f"this command needs the '{extra}' extra (module '{module}' is missing): "
+            f"pip install 'llm2edge[{extra}]'"
+        )
