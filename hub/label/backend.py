@@ -1,0 +1,58 @@
+"""The contract between the labeling driver and its backends (in-process Hugging Face, OpenAI-compatible)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+#: Where a label distribution came from.
+PROB_SOURCES = ("scores", "logprobs", "answer")
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One item's rendered prompt: chat messages (few-shot turns included) ending with the user turn."""
+
+    item_id: str
+    messages: tuple[dict[str, str], ...]
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    """The labels of a task, in order, each with the surface forms that count as that label."""
+
+    names: tuple[str, ...]
+    words: dict[str, tuple[str, ...]] = field(default_factory=dict)  # label -> verbalizers (default: name)
+
+    def forms(self, label: str) -> tuple[str, ...]:
+        """The surface forms of `label` (its verbalizer words, or its name)."""
+        return self.words.get(label) or (label,)
+
+
+@dataclass
+class Scored:
+    """A backend's answer for one prompt: a distribution over the label names, or an error."""
+
+    item_id: str
+    probs: dict[str, float] | None = None  # sums to 1 over LabelSpace.names
+    logprobs: dict[str, float] | None = None  # unnormalized log-scores per label, when the backend has them
+    prob_source: str | None = None  # one of PROB_SOURCES
+    raw: str | None = None  # generated text (CoT reasoning, or the server's answer), if any
+    error: str | None = None  # set when the item failed after all retries
+
+
+class Backend(Protocol):
+    """An LLM that turns prompts into label distributions."""
+
+    name: str  # "hf" or "openai"
+    model: str  # model id or path as given by the user (never a secret)
+
+    def label_batch(self, prompts: Sequence[Prompt], space: LabelSpace, *, cot: str | None = None
+                    ) -> list[Scored]:
+        """Score `prompts` (one Scored per prompt, same order); `cot` asks for reasoning first."""
+        ...
+
+    def close(self) -> None:
+        """Release models, clients and servers."""
+        ...
