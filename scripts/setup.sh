@@ -24,6 +24,7 @@ pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | { g
 pip install --upgrade "pip>=24" "setuptools>=69" wheel
 if [ "$base_only" = 1 ]; then
   pip install .
+  pip install --no-deps --force-reinstall .   # a non-editable copy: refresh it from this checkout
 else
   # shellcheck disable=SC2086
   pip install ${LLM2EDGE_TORCH:-torch==2.13.0}
