@@ -1,0 +1,1 @@
+"""Curate LLM labels: confident learning, expert relabeling of the least-confident items, soft labels."""

@@ -1,0 +1,1 @@
+"""Reproducible experiments: datasets x labeler x curation intervention x student, as one table."""
