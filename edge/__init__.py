@@ -1,1 +1,31 @@
-"""The edge runtime: onnxruntime + tokenizers + numpy, never torch."""
+"""The edge runtime: onnxruntime + tokenizers + numpy, never torch.
+
+    from llm2edge.edge import Classifier
+    clf = Classifier.load("bundle/")
+    clf.predict(["some text"])            # -> ["label"]
+    clf.predict_proba(["some text"])      # -> float32 array [n, num_labels]
+"""
+
+from __future__ import annotations
+
+from llm2edge.edge.bundle import (
+    MANIFEST_NAME,
+    MANIFEST_SCHEMA,
+    BundleInfo,
+    read_bundle,
+    sha256_file,
+    write_manifest,
+)
+from llm2edge.edge.classifier import Classifier
+from llm2edge.edge.threads import available_cpus
+
+__all__ = [
+    "MANIFEST_NAME",
+    "MANIFEST_SCHEMA",
+    "BundleInfo",
+    "Classifier",
+    "available_cpus",
+    "read_bundle",
+    "sha256_file",
+    "write_manifest",
+]

@@ -1,0 +1,207 @@
+"""The edge bundle on disk: write its manifest (export calls this) and read + verify it (the edge calls this).
+
+A bundle is a folder in Hugging Face ONNX layout (`model.onnx`, `tokenizer.json`, `config.json`, ...) plus
+`manifest.json`: `{schema, labels, max_length, files: {name: sha256}, source_model, quantization,
+validation, versions, created}`. Every file in the folder except the manifest is listed with its checksum.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from llm2edge.errors import BundleError
+
+MANIFEST_SCHEMA = 1
+MANIFEST_NAME = "manifest.json"
+#: Files every bundle must hold (and list in its manifest).
+REQUIRED_FILES = ("model.onnx", "tokenizer.json", "config.json")
+QUANTIZATIONS = ("int8", "none")
+
+_CHUNK = 1 << 20
+
+
+def sha256_file(path: str | Path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(_CHUNK):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BundleInfo:
+    """A verified bundle: where it is and what its manifest says."""
+
+    path: Path
+    labels: list[str]
+    max_length: int
+    quantization: str
+    source_model: str
+    validation: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def model_path(self) -> Path:
+        """The ONNX model file."""
+        return self.path / "model.onnx"
+
+    @property
+    def tokenizer_path(self) -> Path:
+        """The tokenizers-library tokenizer file."""
+        return self.path / "tokenizer.json"
+
+
+def _bundle_files(folder: Path) -> list[str]:
+    """Every regular file under `folder` except the manifest, as sorted POSIX-style relative names."""
+    names = []
+    for p in folder.rglob("*"):
+        if p.is_file():
+            rel = p.relative_to(folder).as_posix()
+            if rel != MANIFEST_NAME:
+                names.append(rel)
+    return sorted(names)
+
+
+def _config_labels(folder: Path) -> list[str]:
+    """The labels of config.json's id2label, in id order."""
+    cfg_path = folder / "config.json"
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{cfg_path}: cannot read ({exc})") from None
+    id2label = cfg.get("id2label") if isinstance(cfg, dict) else None
+    if not isinstance(id2label, dict) or not id2label:
+        raise BundleError(f"{cfg_path}: no id2label mapping")
+    try:
+        by_id = {int(k): str(v) for k, v in id2label.items()}
+    except (TypeError, ValueError):
+        raise BundleError(f"{cfg_path}: id2label keys must be integers") from None
+    if sorted(by_id) != list(range(len(by_id))):
+        raise BundleError(f"{cfg_path}: id2label ids must be 0..{len(by_id) - 1}")
+    return [by_id[i] for i in range(len(by_id))]
+
+
+def _check_labels(labels: object, where: str) -> list[str]:
+    """A non-empty list of distinct, non-empty label strings, or a BundleError."""
+    if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
+        raise BundleError(f"{where}: 'labels' must be a non-empty list of label names")
+    if len(set(labels)) != len(labels):
+        raise BundleError(f"{where}: 'labels' has duplicates")
+    return list(labels)
+
+
+def write_manifest(
+    path: str | Path,
+    *,
+    labels: Sequence[str],
+    max_length: int,
+    source_model: str,
+    quantization: str,
+    validation: Mapping[str, Any] | None = None,
+    versions: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Hash every file in the bundle folder, write manifest.json, and return the manifest dict."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: bundle folder not found")
+    for name in REQUIRED_FILES:
+        if not (folder / name).is_file():
+            raise BundleError(f"{folder / name}: required bundle file is missing")
+    names = _check_labels(list(labels), str(folder / MANIFEST_NAME))
+    config_labels = _config_labels(folder)
+    if config_labels != names:
+        raise BundleError(f"{folder / 'config.json'}: id2label {config_labels} does not match labels {names}")
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
+        raise BundleError(f"{folder / MANIFEST_NAME}: max_length must be an integer >= 2, got {max_length!r}")
+    if quantization not in QUANTIZATIONS:
+        raise BundleError(f"{folder / MANIFEST_NAME}: quantization must be one of {QUANTIZATIONS}")
+    from llm2edge import __version__
+
+    manifest: dict[str, Any] = {
+        "schema": MANIFEST_SCHEMA,
+        "labels": names,
+        "max_length": max_length,
+        "files": {name: sha256_file(folder / name) for name in _bundle_files(folder)},
+        "source_model": str(source_model),
+        "quantization": quantization,
+        "validation": dict(validation or {}),
+        "versions": {"llm2edge": __version__, **dict(versions or {})},
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    tmp = folder / (MANIFEST_NAME + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(folder / MANIFEST_NAME)
+    return manifest
+
+
+def _safe_name(name: object, where: str) -> str:
+    """A listed file name that stays inside the bundle folder, or a BundleError."""
+    if not isinstance(name, str) or not name:
+        raise BundleError(f"{where}: bad file name {name!r} in 'files'")
+    pure = PurePosixPath(name)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in name:
+        raise BundleError(f"{where}: file name '{name}' points outside the bundle")
+    return name
+
+
+def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
+    """Read a bundle's manifest and (by default) verify every listed file's presence and SHA-256."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: bundle folder not found")
+    mpath = folder / MANIFEST_NAME
+    if not mpath.is_file():
+        raise BundleError(f"{mpath}: manifest is missing (not an llm2edge bundle?)")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{mpath}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{mpath}: expected a JSON object")
+    schema = manifest.get("schema")
+    if schema != MANIFEST_SCHEMA:
+        raise BundleError(f"{mpath}: unknown manifest schema {schema!r} (this llm2edge reads schema "
+                          f"{MANIFEST_SCHEMA}; upgrade llm2edge or re-export the bundle)")
+    labels = _check_labels(manifest.get("labels"), str(mpath))
+    max_length = manifest.get("max_length")
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
+        raise BundleError(f"{mpath}: 'max_length' must be an integer >= 2, got {max_length!r}")
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        raise BundleError(f"{mpath}: 'files' must map file names to sha256 checksums")
+    for name in REQUIRED_FILES:
+        if name not in files:
+            raise BundleError(f"{mpath}: 'files' does not list {name}")
+    for name, expected in files.items():
+        name = _safe_name(name, str(mpath))
+        fpath = folder / name
+        if not fpath.is_file():
+            raise BundleError(f"{fpath}: listed in the manifest but missing")
+        if verify and sha256_file(fpath) != expected:
+            raise BundleError(f"{fpath}: checksum mismatch (file changed or corrupt since export)")
+    config_labels = _config_labels(folder)
+    if config_labels != labels:
+        raise BundleError(f"{folder / 'config.json'}: id2label {config_labels} does not match "
+                          f"the manifest's labels {labels}")
+    validation = manifest.get("validation") or {}
+    versions = manifest.get("versions") or {}
+    return BundleInfo(
+        path=folder,
+        labels=labels,
+        max_length=max_length,
+        quantization=str(manifest.get("quantization", "none")),
+        source_model=str(manifest.get("source_model", "")),
+        validation=dict(validation) if isinstance(validation, dict) else {},
+        versions=dict(versions) if isinstance(versions, dict) else {},
+        files={str(k): str(v) for k, v in files.items()},
+        created=str(manifest.get("created", "")),
+    )

@@ -1,0 +1,201 @@
+"""Classify texts with a verified bundle: tokenizers + onnxruntime + numpy, length-sorted batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from llm2edge.edge.bundle import BundleInfo, read_bundle
+from llm2edge.edge.threads import available_cpus
+from tokenizers import Encoding, Tokenizer
+
+from llm2edge.errors import BundleError, MissingExtraError
+
+#: Model inputs the runtime knows how to fill, in the order BERT-family models take them.
+KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+#: Short provider names accepted by `providers=` and `--provider`.
+PROVIDER_ALIASES = {
+    "cpu": "CPUExecutionProvider",
+    "cuda": "CUDAExecutionProvider",
+    "gpu": "CUDAExecutionProvider",
+    "tensorrt": "TensorrtExecutionProvider",
+    "coreml": "CoreMLExecutionProvider",
+    "directml": "DmlExecutionProvider",
+    "openvino": "OpenVINOExecutionProvider",
+}
+#: Texts are tokenized, length-sorted and batched this many at a time (bounds memory on huge inputs).
+SORT_WINDOW = 8192
+
+
+@dataclass
+class Counts:
+    """Running counts of what the classifier has seen (the CLI reports them once at the end)."""
+
+    texts: int = 0
+    truncated: int = 0
+    empty: int = 0
+
+
+def resolve_providers(providers: Sequence[str] | None) -> list[str]:
+    """onnxruntime provider names for short or full names; CPU is appended as the fallback."""
+    wanted = [PROVIDER_ALIASES.get(p.lower(), p) for p in (providers or ["cpu"])]
+    available = ort.get_available_providers()
+    for name in wanted:
+        if name not in available:
+            if name in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
+                raise MissingExtraError("gpu", f"onnxruntime-gpu ({name})")
+            raise BundleError(f"execution provider '{name}' is not available in this onnxruntime "
+                              f"(available: {', '.join(available)})")
+    if "CPUExecutionProvider" not in wanted:
+        wanted.append("CPUExecutionProvider")
+    return wanted
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax in float32, numerically stable."""
+    z = logits.astype(np.float32, copy=True)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+class Classifier:
+    """A text classifier from an edge bundle; build it with `Classifier.load(bundle)`."""
+
+    def __init__(self, info: BundleInfo, session: ort.InferenceSession, tokenizer: Tokenizer, *,
+                 pad_id: int = 0, threads: int = 1) -> None:
+        self.info = info
+        self.session = session
+        self.tokenizer = tokenizer
+        self.pad_id = pad_id
+        self.threads = threads
+        self.counts = Counts()
+        names = [i.name for i in session.get_inputs()]
+        unknown = [n for n in names if n not in KNOWN_INPUTS]
+        if unknown or "input_ids" not in names:
+            raise BundleError(f"{info.model_path}: model inputs {names} are not a subset of "
+                              f"{list(KNOWN_INPUTS)} including input_ids")
+        self.input_names = names
+        outputs = [o.name for o in session.get_outputs()]
+        self.output_name = "logits" if "logits" in outputs else outputs[0]
+
+    @classmethod
+    def load(cls, bundle: str | Path, *, threads: int | None = None,
+             providers: Sequence[str] | None = None, verify: bool = True) -> Classifier:
+        """Verify the bundle (checksums), then open its tokenizer and ONNX session."""
+        info = read_bundle(bundle, verify=verify)
+        try:
+            tokenizer = Tokenizer.from_file(str(info.tokenizer_path))
+        except Exception as exc:  # tokenizers raises a bare Exception for a bad file
+            raise BundleError(f"{info.tokenizer_path}: cannot load the tokenizer ({exc})") from None
+        pad = tokenizer.padding
+        pad_id = int(pad["pad_id"]) if pad else (tokenizer.token_to_id("[PAD]") or 0)
+        tokenizer.no_padding()  # pad per batch to its longest item, not to a fixed length
+        tokenizer.enable_truncation(max_length=info.max_length)
+        n_threads = available_cpus() if threads is None else int(threads)
+        if n_threads < 1:
+            raise BundleError(f"threads must be >= 1, got {n_threads}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = n_threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        wanted = resolve_providers(providers)
+        try:
+            session = ort.InferenceSession(str(info.model_path), sess_options=opts, providers=wanted)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+            raise BundleError(f"{info.model_path}: onnxruntime cannot load the model ({exc})") from None
+        missing = [p for p in wanted[:1] if p not in session.get_providers()]
+        if missing:
+            raise BundleError(f"execution provider {missing[0]} failed to start (onnxruntime fell back to "
+                              f"{session.get_providers()}); check the CUDA/cuDNN libraries")
+        return cls(info, session, tokenizer, pad_id=pad_id, threads=n_threads)
+
+    @property
+    def labels(self) -> list[str]:
+        """Label names in model output order."""
+        return list(self.info.labels)
+
+    @property
+    def max_length(self) -> int:
+        """Texts are truncated to this many tokens."""
+        return self.info.max_length
+
+    @property
+    def providers(self) -> list[str]:
+        """The execution providers the session really uses."""
+        return list(self.session.get_providers())
+
+    def reset_counts(self) -> None:
+        """Zero the running counts of texts, truncated texts and empty texts."""
+        self.counts = Counts()
+
+    def _encode(self, texts: list[str]) -> list[Encoding]:
+        """Tokenize texts (truncated to max_length) and update the running counts."""
+        encodings = self.tokenizer.encode_batch(texts)
+        self.counts.texts += len(texts)
+        self.counts.truncated += sum(1 for e in encodings if e.overflowing)
+        self.counts.empty += sum(1 for t in texts if not t.strip())
+        return encodings
+
+    def _feed(self, batch: list[Encoding]) -> dict[str, np.ndarray]:
+        """Model inputs for a batch, padded to its longest item."""
+        width = max(len(e.ids) for e in batch)
+        ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        types = np.zeros((len(batch), width), dtype=np.int64)
+        for row, enc in enumerate(batch):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = enc.attention_mask
+            types[row, :n] = enc.type_ids
+        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return {name: arrays[name] for name in self.input_names}
+
+    def _logits_windows(self, texts: list[str], batch_size: int) -> Iterator[np.ndarray]:
+        """Logits for consecutive windows of texts, each window length-sorted into batches."""
+        k = len(self.info.labels)
+        for start in range(0, len(texts), SORT_WINDOW):
+            window = texts[start:start + SORT_WINDOW]
+            encodings = self._encode(window)
+            order = sorted(range(len(window)), key=lambda i: len(encodings[i].ids))
+            out = np.empty((len(window), k), dtype=np.float32)
+            for b in range(0, len(order), batch_size):
+                idx = order[b:b + batch_size]
+                (logits,) = self.session.run([self.output_name], self._feed([encodings[i] for i in idx]))
+                if logits.ndim != 2 or logits.shape[1] != k:
+                    raise BundleError(f"{self.info.model_path}: model output '{self.output_name}' has shape "
+                                      f"{list(logits.shape)}, expected [batch, {k}]")
+                out[idx] = logits
+            yield out
+
+    def predict_logits(self, texts: Sequence[str] | str, batch_size: int = 32) -> np.ndarray:
+        """Raw logits, float32 [n, num_labels], in input order."""
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        bad = next((i for i, t in enumerate(items) if not isinstance(t, str)), None)
+        if bad is not None:
+            raise TypeError(f"texts[{bad}] is {type(items[bad]).__name__}, expected str")
+        if not items:
+            return np.zeros((0, len(self.info.labels)), dtype=np.float32)
+        return np.concatenate(list(self._logits_windows(items, batch_size)), axis=0)
+
+    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities (softmax), float32 [n, num_labels], rows sum to 1, in `labels` order."""
+        return softmax(self.predict_logits(texts, batch_size=batch_size))
+
+    def predict(self, texts: Sequence[str] | str, batch_size: int = 32) -> list[str]:
+        """The most probable label of each text, in input order."""
+        logits = self.predict_logits(texts, batch_size=batch_size)
+        labels = self.info.labels
+        return [labels[i] for i in logits.argmax(axis=1)] if len(logits) else []
+
+    def __repr__(self) -> str:
+        return (f"Classifier(bundle='{self.info.path}', labels={self.info.labels}, "
+                f"max_length={self.info.max_length}, threads={self.threads}, providers={self.providers})")
