@@ -1,5 +1,140 @@
-"""CLI commands of the edge stage (registered on import)."""
+"""CLI commands of the edge stage (registered on import): `predict` and `evaluate`.
+
+Both work on a base install: they import onnxruntime/tokenizers/numpy only, never torch or transformers.
+"""
 
 from __future__ import annotations
 
-from llm2edge.cli import app  # noqa: F401
+import json
+import sys
+import time
+from pathlib import Path
+
+import typer
+
+from llm2edge.cli import app
+from llm2edge.errors import DataError
+
+
+def _warn(message: str) -> None:
+    """One warning line on stderr."""
+    print(f"llm2edge: warning: {message}", file=sys.stderr)
+
+
+def _detect_id_col(path: str, fmt: str | None, text_col: str) -> str | None:
+    """'id' when a real (non-stdin) input file has an id column, so predictions join with gold files."""
+    from llm2edge.records import detect_format, iter_rows
+
+    if path == "-" or detect_format(path, fmt) == "txt":
+        return None
+    for _, row in iter_rows(path, fmt=fmt, text_col=text_col):
+        return "id" if "id" in row else None
+    return None
+
+
+class _Progress:
+    """A one-line progress counter on stderr (rows done, rows per second)."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __call__(self, rows: int) -> None:
+        rate = rows / max(time.perf_counter() - self.start, 1e-9)
+        print(f"\rpredicted {rows:,} rows ({rate:,.0f} rows/s)", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        print(file=sys.stderr, flush=True)
+
+
+@app.command("predict")
+def predict(
+    texts: list[str] | None = typer.Argument(None, help="Texts to classify (else --input or stdin)."),
+    bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle folder made by `llm2edge export`."),
+    input: str | None = typer.Option(None, "--input", "-i",
+                                        help="Input file (csv, jsonl, parquet, txt) or '-' for stdin."),
+    output: str | None = typer.Option(None, "--output", "-o", help="Output file (default: stdout)."),
+    fmt: str | None = typer.Option(None, "--format", "-f",
+                                      help="csv or jsonl (default: from --output's suffix, else jsonl)."),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    id_col: str | None = typer.Option(None, "--id-col",
+                                         help="Column holding the id (default: 'id' if the file has one, "
+                                              "else row number + text hash)."),
+    input_format: str | None = typer.Option(None, "--input-format",
+                                               help="csv, jsonl, txt or parquet (default: from the suffix; "
+                                                    "stdin: txt, one text per line)."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Texts per model call."),
+    chunk_size: int = typer.Option(2048, "--chunk-size", min=1,
+                                   help="Rows read, classified and written at a time."),
+    threads: int | None = typer.Option(None, "--threads", min=1,
+                                          help="onnxruntime threads (default: CPUs this process may use)."),
+    provider: str = typer.Option("cpu", "--provider", help="Execution provider: cpu or cuda."),
+    with_text: bool = typer.Option(False, "--with-text", help="Copy each text into the output."),
+    resume: bool = typer.Option(False, "--resume",
+                                help="Continue a crashed run: keep --output's complete rows, skip them."),
+    progress: bool | None = typer.Option(None, "--progress/--no-progress",
+                                            help="Progress on stderr (default: when stderr is a terminal)."),
+) -> None:
+    """Classify texts with an edge bundle; writes id, label and probabilities as JSONL or CSV."""
+    from llm2edge.edge.classifier import Classifier
+    from llm2edge.edge.stream import output_format, predict_to_path
+    from llm2edge.records import Record, iter_records, stable_id
+
+    if texts and input is not None:
+        raise DataError("give texts as arguments or --input, not both")
+    kind = output_format(output, fmt)  # fail on a bad --format before loading anything
+    if resume and (output is None or output == "-"):
+        raise DataError("--resume needs --output FILE")
+    if not texts and input is None:
+        if sys.stdin.isatty():
+            raise DataError("no input: give texts as arguments, --input FILE, or pipe texts on stdin")
+        input = "-"
+    if input is not None and input != "-" and not Path(input).is_file():
+        raise DataError(f"{input}: no such file")
+    clf = Classifier.load(bundle, threads=threads, providers=[provider])
+    if texts:
+        records = (Record(id=stable_id(n, t), text=t, line=n + 1) for n, t in enumerate(texts))
+    else:
+        assert input is not None
+        if id_col is None:
+            id_col = _detect_id_col(input, input_format, text_col)
+        records = iter_records(input, text_col=text_col, id_col=id_col, fmt=input_format, allow_empty=True)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = _Progress() if show else None
+    try:
+        summary = predict_to_path(clf, records, output, fmt=kind, batch_size=batch_size,
+                                  chunk_size=chunk_size, with_text=with_text, resume=resume, on_chunk=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if summary.truncated:
+        _warn(f"{summary.truncated} text(s) truncated to max_length={clf.max_length} tokens")
+    if summary.empty:
+        _warn(f"{summary.empty} empty text(s) classified")
+    if show:
+        resumed = f" (resumed after {summary.skipped:,})" if summary.skipped else ""
+        rate = summary.rows / max(summary.seconds, 1e-9)
+        print(f"llm2edge: {summary.rows:,} rows in {summary.seconds:.1f} s ({rate:,.0f} rows/s){resumed}",
+              file=sys.stderr)
+
+
+@app.command("evaluate")
+def evaluate(
+    pred: Path = typer.Option(..., "--pred", help="Predictions (e.g. `llm2edge predict` output)."),
+    gold: Path = typer.Option(..., "--gold", help="Gold labels (csv, jsonl, parquet)."),
+    id_col: str = typer.Option("id", "--id-col", help="Id column used to join the two files."),
+    pred_col: str = typer.Option("label", "--pred-col", help="Label column of --pred."),
+    gold_col: str = typer.Option("label", "--gold-col", help="Label column of --gold."),
+    text_col: str = typer.Option("text", "--text-col",
+                                 help="Gold text column: gives the ids `predict` made for id-less rows."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Score predictions against gold labels: accuracy, macro/weighted F1, per class, confusion."""
+    from llm2edge.edge.evaluate import evaluate_files
+
+    report, how = evaluate_files(pred, gold, id_col=id_col, pred_col=pred_col, gold_col=gold_col,
+                                 text_col=text_col)
+    if as_json:
+        print(json.dumps({**report.to_dict(), "joined_by": how}, indent=2))
+    else:
+        print(f"(rows joined by {how})")
+        print(report.table())

@@ -1,0 +1,227 @@
+"""Streaming prediction: read records in chunks, classify, write CSV or JSONL rows in input order, flush.
+
+Memory stays flat on millions of rows (one chunk in flight). With `resume=True` an output file left by a
+crashed run is checked, its torn last row cut off, and prediction continues after the last complete row.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import numpy as np
+
+from llm2edge.errors import DataError
+from llm2edge.records import Record, chunked
+
+if TYPE_CHECKING:
+    from llm2edge.edge.classifier import Classifier
+
+OUTPUT_FORMATS = ("csv", "jsonl")
+_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+
+
+@dataclass(frozen=True)
+class PredictSummary:
+    """What a streaming prediction run did."""
+
+    rows: int
+    skipped: int
+    truncated: int
+    empty: int
+    seconds: float
+
+
+def output_format(output: str | Path | None, fmt: str | None = None) -> str:
+    """The output format from `fmt`, else from the output file's suffix, else jsonl."""
+    if fmt:
+        if fmt not in OUTPUT_FORMATS:
+            raise DataError(f"unknown output format '{fmt}': use csv or jsonl")
+        return fmt
+    if output is None or str(output) == "-":
+        return "jsonl"
+    suffix = Path(output).suffix.lower()
+    if suffix not in _SUFFIXES:
+        raise DataError(f"{output}: cannot tell the output format; use .csv, .jsonl or --format")
+    return _SUFFIXES[suffix]
+
+
+def csv_header(labels: Sequence[str], *, with_text: bool = False) -> list[str]:
+    """Columns of a CSV prediction file: id, [text,] label, p_<label>..."""
+    return ["id", *(["text"] if with_text else []), "label", *(f"p_{name}" for name in labels)]
+
+
+class PredictionWriter:
+    """Writes prediction rows as CSV (id,[text,]label,p_<label>...) or JSONL ({id,[text,]label,probs})."""
+
+    def __init__(self, handle: IO[str], fmt: str, labels: Sequence[str], *, with_text: bool = False,
+                 header: bool = True, digits: int = 6) -> None:
+        self.handle = handle
+        self.fmt = fmt
+        self.labels = list(labels)
+        self.with_text = with_text
+        self.digits = digits
+        self._csv = csv.writer(handle, lineterminator="\n") if fmt == "csv" else None
+        if self._csv is not None and header:
+            self._csv.writerow(csv_header(self.labels, with_text=with_text))
+
+    def write(self, records: Sequence[Record], proba: np.ndarray) -> None:
+        """Write one row per record (argmax label and rounded probabilities) and flush."""
+        top = proba.argmax(axis=1) if len(proba) else []
+        for rec, row, best in zip(records, proba.tolist(), top):
+            probs = [round(p, self.digits) for p in row]
+            label = self.labels[int(best)]
+            if self._csv is not None:
+                self._csv.writerow([rec.id, *([rec.text] if self.with_text else []), label, *probs])
+            else:
+                obj: dict[str, object] = {"id": rec.id}
+                if self.with_text:
+                    obj["text"] = rec.text
+                obj["label"] = label
+                obj["probs"] = dict(zip(self.labels, probs))
+                self.handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        self.handle.flush()
+
+
+class _CountingLines:
+    """Iterate a binary file's lines as text while counting the bytes consumed."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.consumed = 0
+        self.last_complete = True
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        line = self.raw.readline()
+        if not line:
+            raise StopIteration
+        self.consumed += len(line)
+        self.last_complete = line.endswith(b"\n")
+        return line.decode("utf-8", errors="replace")
+
+
+def resume_point(path: Path, fmt: str, labels: Sequence[str], *, with_text: bool = False
+                 ) -> tuple[int, str | None, bool]:
+    """Cut a torn last row off an existing prediction file; return (complete rows, last id, has header)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return 0, None, False
+    rows, last_id, good, has_header = 0, None, 0, False
+    with path.open("rb") as raw:
+        lines = _CountingLines(raw)
+        if fmt == "csv":
+            expected = csv_header(labels, with_text=with_text)
+            reader = csv.reader(lines)
+            for n, values in enumerate(reader):
+                if not lines.last_complete:
+                    break
+                if n == 0:
+                    if values != expected:
+                        raise DataError(f"{path}: existing columns {values} differ from {expected}; "
+                                        "use another --output or drop --resume")
+                    has_header, good = True, lines.consumed
+                    continue
+                if len(values) != len(expected):
+                    break
+                rows, last_id, good = rows + 1, values[0], lines.consumed
+        else:
+            for line in lines:
+                if not lines.last_complete:
+                    break
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError:
+                    break
+                if not isinstance(obj, dict) or "id" not in obj:
+                    break
+                rows, last_id, good = rows + 1, str(obj["id"]), lines.consumed
+    if good < path.stat().st_size:
+        with path.open("r+b") as raw:
+            raw.truncate(good)
+    return rows, last_id, has_header
+
+
+def _skip(records: Iterable[Record], n: int, last_id: str | None, output: Path) -> Iterator[Record]:
+    """Skip the first `n` records, checking that the n-th one has the id the output file ends with."""
+    it = iter(records)
+    seen = None
+    for rec in islice(it, n):
+        seen = rec
+    if n and (seen is None or seen.id != last_id):
+        raise DataError(f"{output}: holds {n} rows ending with id '{last_id}', which does not match the "
+                        "input; use another --output or drop --resume")
+    return it
+
+
+def predict_records(
+    classifier: Classifier,
+    records: Iterable[Record],
+    handle: IO[str],
+    *,
+    fmt: str = "jsonl",
+    batch_size: int = 32,
+    chunk_size: int = 2048,
+    with_text: bool = False,
+    header: bool = True,
+    on_chunk: Callable[[int], None] | None = None,
+) -> PredictSummary:
+    """Classify a stream of records chunk by chunk and write one row each to `handle`, in input order."""
+    if chunk_size < 1:
+        raise DataError(f"--chunk-size must be >= 1, got {chunk_size}")
+    start = time.perf_counter()
+    before = (classifier.counts.truncated, classifier.counts.empty)
+    writer = PredictionWriter(handle, fmt, classifier.labels, with_text=with_text, header=header)
+    rows = 0
+    for chunk in chunked(records, chunk_size):
+        proba = classifier.predict_proba([r.text for r in chunk], batch_size=batch_size)
+        writer.write(chunk, proba)
+        rows += len(chunk)
+        if on_chunk is not None:
+            on_chunk(rows)
+    return PredictSummary(rows=rows, skipped=0,
+                          truncated=classifier.counts.truncated - before[0],
+                          empty=classifier.counts.empty - before[1],
+                          seconds=time.perf_counter() - start)
+
+
+def predict_to_path(
+    classifier: Classifier,
+    records: Iterable[Record],
+    output: str | Path | None,
+    *,
+    fmt: str | None = None,
+    batch_size: int = 32,
+    chunk_size: int = 2048,
+    with_text: bool = False,
+    resume: bool = False,
+    on_chunk: Callable[[int], None] | None = None,
+) -> PredictSummary:
+    """Classify records into a file (or stdout for None / '-'); `resume` continues a crashed run."""
+    kind = output_format(output, fmt)
+    if output is None or str(output) == "-":
+        return predict_records(classifier, records, sys.stdout, fmt=kind, batch_size=batch_size,
+                               chunk_size=chunk_size, with_text=with_text, on_chunk=on_chunk)
+    path = Path(output)
+    if path.parent and not path.parent.is_dir():
+        raise DataError(f"{path}: the output folder does not exist")
+    skipped, has_header, mode = 0, False, "w"
+    if resume and path.exists():
+        skipped, last_id, has_header = resume_point(path, kind, classifier.labels, with_text=with_text)
+        records = _skip(records, skipped, last_id, path)
+        mode = "a"
+    done = (lambda n: on_chunk(n + skipped)) if on_chunk is not None else None
+    with path.open(mode, encoding="utf-8", newline="") as handle:
+        summary = predict_records(classifier, records, handle, fmt=kind, batch_size=batch_size,
+                                  chunk_size=chunk_size, with_text=with_text, header=not has_header,
+                                  on_chunk=done)
+    return PredictSummary(rows=summary.rows, skipped=skipped, truncated=summary.truncated,
+                          empty=summary.empty, seconds=summary.seconds)
