@@ -1,0 +1,228 @@
+"""Confident learning (cleanlab) on LLM labels: flag or drop the labels most likely to be wrong.
+
+cleanlab needs *out-of-sample* probabilities. Two sources:
+
+- `llm`: the LLM's own label distribution. The LLM label is (nearly always) the argmax of these, so
+  cleanlab only flags items whose probability for another class clears that class's per-class
+  threshold (the confident joint): useful, but weak.
+- `crossval`: K-fold cross-validated probabilities of a logistic regression on frozen student
+  embeddings, trained on the LLM labels themselves. Each item is scored by a model that never saw it,
+  which is what confident learning assumes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels, row_probs, write_json, write_rows
+
+from llm2edge.errors import DataError, TaskError
+
+METHODS = ("cleanlab",)
+PROB_SOURCES = ("llm", "crossval")
+ACTIONS = ("flag", "drop")
+
+
+@dataclass(kw_only=True)
+class CurateConfig:
+    """Options of `llm2edge curate`."""
+
+    labels: Path
+    out: Path
+    method: str = "cleanlab"
+    probs: str = "llm"  # llm | crossval
+    action: str = "flag"  # flag | drop
+    folds: int = 5
+    model: str | None = None  # student encoder for crossval embeddings (default: the packaged MiniLM)
+    max_length: int = 128
+    batch_size: int = 32
+    filter_by: str = "prune_by_noise_rate"  # cleanlab's find_label_issues filter
+    seed: int = 0
+    threads: int | None = None
+    top: int = 20  # examples in the report
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Issues:
+    """cleanlab's verdict per row: flagged or not, an issue score (1 - label quality), a suggested label."""
+
+    flagged: np.ndarray  # bool (n,)
+    score: np.ndarray  # float (n,), higher = more likely wrong
+    suggested: list[str]
+    pred_probs: np.ndarray  # (n, k) out-of-sample probabilities used
+
+
+@dataclass(frozen=True)
+class CurateResult:
+    """What `curate` wrote and found."""
+
+    out: Path
+    n_rows: int
+    n_flagged: int
+    n_written: int
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def pair_text(row: Row) -> str | None:
+    """The per-item fields of a row as one string (the first segment of a text pair), or None."""
+    fields = row.get("fields") or {}
+    return " ".join(str(v) for v in fields.values()) or None
+
+
+def crossval_probs(features: np.ndarray, y: np.ndarray, n_classes: int, *, folds: int = 5,
+                   seed: int = 0, c: float = 1.0) -> np.ndarray:
+    """Out-of-sample class probabilities from K-fold logistic regression on `features`."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(y)
+    counts = np.bincount(y, minlength=n_classes)
+    present = counts[counts > 0]
+    k = max(2, min(folds, n))
+    if present.min() >= k:
+        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+        splits = splitter.split(features, y)
+    else:  # a class too small to stratify: plain folds, a fold may miss a class (handled below)
+        splits = KFold(n_splits=k, shuffle=True, random_state=seed).split(features)
+    out = np.zeros((n, n_classes), dtype=np.float64)
+    for train_idx, test_idx in splits:
+        classes = np.unique(y[train_idx])
+        if len(classes) == 1:
+            out[test_idx, classes[0]] = 1.0
+            continue
+        clf = LogisticRegression(C=c, max_iter=2000)
+        clf.fit(features[train_idx], y[train_idx])
+        out[np.ix_(test_idx, classes)] = clf.predict_proba(features[test_idx])
+    out = np.clip(out, 1e-6, None)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def find_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = "llm",
+                features: np.ndarray | None = None, folds: int = 5, seed: int = 0,
+                filter_by: str = "prune_by_noise_rate") -> Issues:
+    """Run cleanlab on `rows` with LLM or cross-validated probabilities (`features` needed for crossval)."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    if probs not in PROB_SOURCES:
+        raise TaskError(f"unknown --probs '{probs}': use one of {', '.join(PROB_SOURCES)}")
+    index = {name: i for i, name in enumerate(labels)}
+    y = np.array([index[r["label"]] for r in rows], dtype=np.int64)
+    if probs == "llm":
+        pred = np.array([row_probs(r, labels) for r in rows], dtype=np.float64)
+    else:
+        if features is None:
+            raise TaskError("crossval probabilities need embeddings (features)")
+        pred = crossval_probs(features, y, len(labels), folds=folds, seed=seed)
+    # cleanlab wants every class present among the given labels: work on the classes that are.
+    present = np.flatnonzero(np.bincount(y, minlength=len(labels)) > 0)
+    if len(present) < 2:
+        raise DataError("every usable row has the same label; confident learning needs two classes or more")
+    remap = {int(c): i for i, c in enumerate(present)}
+    sub = np.clip(pred[:, present], 1e-6, None)
+    sub = sub / sub.sum(axis=1, keepdims=True)
+    y_sub = np.array([remap[int(v)] for v in y], dtype=np.int64)
+    flagged = find_label_issues(y_sub, sub, filter_by=filter_by, n_jobs=1)
+    quality = get_label_quality_scores(y_sub, sub, method="self_confidence")
+    suggested = [labels[int(present[j])] for j in sub.argmax(axis=1)]
+    score = 1.0 - np.asarray(quality, dtype=np.float64)
+    return Issues(np.asarray(flagged, dtype=bool), score, suggested, pred)
+
+
+def _embed_rows(rows: Sequence[Row], config: CurateConfig) -> np.ndarray:
+    """Frozen student embeddings of the rows' texts (paired with their fields, if any)."""
+    from llm2edge.hub.curate.embed import embed_texts
+
+    pairs = [pair_text(r) for r in rows]
+    return embed_texts([str(r["text"]) for r in rows], model=config.model,
+                       pairs=pairs if any(pairs) else None, max_length=config.max_length,
+                       batch_size=config.batch_size, threads=config.threads, progress=config.progress)
+
+
+def build_report(data: LabeledRows, issues: Issues, config: CurateConfig, seconds: float) -> dict[str, Any]:
+    """The curation report as a JSON-ready dict: counts overall and per class, and the top examples."""
+    per_class: dict[str, dict[str, int]] = {name: {"rows": 0, "flagged": 0} for name in data.labels}
+    for row, flag in zip(data.rows, issues.flagged):
+        per_class[row["label"]]["rows"] += 1
+        per_class[row["label"]]["flagged"] += int(flag)
+    ranked = [i for i in np.argsort(-issues.score, kind="stable") if issues.flagged[i]][: config.top]
+    top = [{"id": data.rows[i]["id"], "text": data.rows[i]["text"], "label": data.rows[i]["label"],
+            "suggested": issues.suggested[i], "score": round(float(issues.score[i]), 4)} for i in ranked]
+    return {
+        "labels_file": str(config.labels), "method": config.method, "probs": config.probs,
+        "action": config.action, "filter_by": config.filter_by,
+        "folds": config.folds if config.probs == "crossval" else None,
+        "labels": list(data.labels), "rows": len(data.rows), "skipped_error": data.skipped_error,
+        "superseded_duplicates": data.duplicates, "flagged": int(issues.flagged.sum()),
+        "flagged_fraction": round(float(issues.flagged.mean()), 4), "per_class": per_class,
+        "seconds": round(seconds, 2), "top": top,
+    }
+
+
+def _md_cell(text: str, width: int = 120) -> str:
+    """A text shortened and escaped for one markdown table cell."""
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The curation report as markdown."""
+    lines = [
+        f"# Curation report: {report['method']} on {report['probs']} probabilities",
+        "",
+        f"- labels file: `{report['labels_file']}`",
+        f"- rows: {report['rows']} (skipped with an error: {report['skipped_error']})",
+        f"- flagged: {report['flagged']} ({100 * report['flagged_fraction']:.1f}%), "
+        f"action: {report['action']}",
+        "",
+        "| LLM label | rows | flagged | % |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, c in report["per_class"].items():
+        pct = 100 * c["flagged"] / c["rows"] if c["rows"] else 0.0
+        lines.append(f"| {name} | {c['rows']} | {c['flagged']} | {pct:.1f} |")
+    lines += ["", f"## Top {len(report['top'])} flagged items", "",
+              "| id | given label | suggested | score | text |", "|---|---|---|---:|---|"]
+    for ex in report["top"]:
+        lines.append(f"| {ex['id']} | {ex['label']} | {ex['suggested']} | {ex['score']:.3f} | "
+                     f"{_md_cell(ex['text'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def curate(config: CurateConfig) -> CurateResult:
+    """Flag (or drop) likely label errors in a labels.jsonl file; write the curated file and a report."""
+    if config.method not in METHODS:
+        raise TaskError(f"unknown --method '{config.method}': use one of {', '.join(METHODS)}")
+    if config.action not in ACTIONS:
+        raise TaskError(f"unknown --action '{config.action}': use one of {', '.join(ACTIONS)}")
+    if config.probs not in PROB_SOURCES:
+        raise TaskError(f"unknown --probs '{config.probs}': use one of {', '.join(PROB_SOURCES)}")
+    if config.folds < 2:
+        raise TaskError(f"--folds must be at least 2, got {config.folds}")
+    start = time.perf_counter()
+    data = load_labels(config.labels)
+    features = _embed_rows(data.rows, config) if config.probs == "crossval" else None
+    issues = find_issues(data.rows, data.labels, probs=config.probs, features=features, folds=config.folds,
+                         seed=config.seed, filter_by=config.filter_by)
+    out_rows: list[Row] = []
+    for row, flag, score, suggested in zip(data.rows, issues.flagged, issues.score, issues.suggested):
+        if config.action == "drop" and flag:
+            continue
+        new = dict(row)
+        new["label_issue"] = bool(flag)
+        new["issue_score"] = round(float(score), 6)
+        new["suggested_label"] = suggested
+        out_rows.append(new)
+    out = Path(config.out)
+    write_rows(out / "labels.jsonl", out_rows)
+    report = build_report(data, issues, config, time.perf_counter() - start)
+    report["written"] = len(out_rows)
+    write_json(out / "report.json", report)
+    (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
+    return CurateResult(out, len(data.rows), int(issues.flagged.sum()), len(out_rows), report)

@@ -1,0 +1,57 @@
+"""Frozen sentence embeddings from the student encoder (mean-pooled, L2-normalized), for cheap models."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from llm2edge.errors import BackendError
+
+
+def embed_texts(texts: Sequence[str], *, model: str | None = None, pairs: Sequence[str | None] | None = None,
+                max_length: int = 128, batch_size: int = 32, threads: int | None = None,
+                progress: bool = False) -> np.ndarray:
+    """Mean-pooled, L2-normalized embeddings of `texts`, optionally paired with `pairs` (e.g. a target)."""
+    import torch
+    from llm2edge.hub.models import default_student, load_pretrained, resolve_model
+    from transformers import AutoModel, AutoTokenizer
+
+    if threads:
+        torch.set_num_threads(threads)
+    name = resolve_model(model, default_student)
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, name)
+    encoder = load_pretrained(AutoModel.from_pretrained, name)
+    encoder.eval()
+    n = len(texts)
+    if pairs is not None and len(pairs) != n:
+        raise BackendError(f"embed_texts: {n} texts but {len(pairs)} pairs")
+    order = sorted(range(n), key=lambda i: len(texts[i]))  # length-sorted batches: little padding
+    out: np.ndarray | None = None
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, desc="embed", unit="item", leave=False)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            idx = order[start:start + batch_size]
+            first = [texts[i] for i in idx]
+            if pairs is not None and any(pairs[i] for i in idx):
+                enc = tokenizer([pairs[i] or "" for i in idx], first, padding=True, truncation=True,
+                                max_length=max_length, return_tensors="pt")
+            else:
+                enc = tokenizer(first, padding=True, truncation=True, max_length=max_length,
+                                return_tensors="pt")
+            hidden = encoder(**enc).last_hidden_state
+            mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            if out is None:
+                out = np.zeros((n, pooled.shape[-1]), dtype=np.float32)
+            out[idx] = pooled.float().numpy()
+            if bar is not None:
+                bar.update(len(idx))
+    if bar is not None:
+        bar.close()
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)

@@ -1,0 +1,145 @@
+"""Read and write labels.jsonl rows (the labeling stage's output) for curation."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from llm2edge.errors import DataError
+from llm2edge.records import read_jsonl
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LabeledRows:
+    """The usable rows of a labels.jsonl file, its label set, and how many rows were skipped."""
+
+    path: str
+    rows: list[Row]
+    labels: tuple[str, ...]
+    skipped_error: int = 0  # rows that carry `error` (no label): left out
+    duplicates: int = 0  # earlier rows of the same item, superseded by a later row (append-only store)
+
+    def label_counts(self) -> dict[str, int]:
+        """How many rows carry each label, in label-set order."""
+        counts = dict.fromkeys(self.labels, 0)
+        for row in self.rows:
+            counts[row["label"]] += 1
+        return counts
+
+
+def _row_key(row: Row) -> str:
+    """The item key of a row (the labeler's `key`, else its `id`)."""
+    return str(row.get("key") or row.get("id"))
+
+
+def load_labels(path: str | Path, labels: Sequence[str] | None = None) -> LabeledRows:
+    """Read labels.jsonl: one row per item (the last good row wins), rows with `error` counted and skipped."""
+    raw = read_jsonl(path)
+    if not raw:
+        raise DataError(f"{path}: no rows")
+    latest: dict[str, tuple[int, Row]] = {}
+    duplicates = 0
+    for lineno, row in enumerate(raw, start=1):
+        if "id" not in row or "text" not in row:
+            raise DataError(f"{path}: row {lineno} has no 'id' or 'text': not a labels.jsonl file")
+        key = _row_key(row)
+        if key in latest:
+            duplicates += 1
+            old = latest[key][1]
+            if _is_error(row) and not _is_error(old):
+                continue  # a failed retry never replaces a good label
+        latest[key] = (lineno, row)
+    good: list[tuple[int, Row]] = []
+    skipped = 0
+    for lineno, row in latest.values():
+        if _is_error(row):
+            skipped += 1
+        else:
+            good.append((lineno, row))
+    if not good:
+        raise DataError(f"{path}: every row carries an error; nothing to curate")
+    label_set = tuple(labels) if labels else _label_set(path, [r for _, r in good])
+    known = set(label_set)
+    for lineno, row in good:
+        if row["label"] not in known:
+            raise DataError(f"{path}: row {lineno} (id {row['id']}): label '{row['label']}' is not in the "
+                            f"label set {list(label_set)}")
+    return LabeledRows(str(path), [dict(r) for _, r in good], label_set, skipped, duplicates)
+
+
+def _is_error(row: Row) -> bool:
+    """True if a row failed (an `error` is set, or no label)."""
+    return bool(row.get("error")) or not row.get("label")
+
+
+def _label_set(path: str | Path, rows: Sequence[Row]) -> tuple[str, ...]:
+    """The label set: the keys of the rows' `probs` in first-seen order, then any other label seen."""
+    order: dict[str, None] = {}
+    for row in rows:
+        for name in (row.get("probs") or {}):
+            order.setdefault(str(name), None)
+    for row in rows:
+        order.setdefault(str(row["label"]), None)
+    if len(order) < 2:
+        raise DataError(f"{path}: fewer than two labels in the file ({list(order)}); cannot curate")
+    return tuple(order)
+
+
+def row_probs(row: Row, labels: Sequence[str]) -> list[float]:
+    """A row's label distribution in `labels` order, normalized; one-hot on its label if it has none."""
+    probs = row.get("probs") or {}
+    values = [float(probs.get(name, 0.0) or 0.0) for name in labels]
+    values = [v if math.isfinite(v) and v > 0 else 0.0 for v in values]
+    total = sum(values)
+    if total <= 0:
+        return [1.0 if name == row["label"] else 0.0 for name in labels]
+    return [v / total for v in values]
+
+
+def row_confidence(row: Row, labels: Sequence[str], by: str = "confidence") -> float:
+    """How sure the LLM was: `confidence` (top1 - top2 probability) or `margin` (log-prob margin)."""
+    if by == "margin":
+        value = row.get("margin_logprob")
+        if value is not None and math.isfinite(float(value)):
+            return float(value)
+    else:
+        value = row.get("confidence")
+        if value is not None and math.isfinite(float(value)):
+            return float(value)
+    top = sorted(row_probs(row, labels), reverse=True)
+    return top[0] - (top[1] if len(top) > 1 else 0.0)
+
+
+def field_names(rows: Sequence[Row]) -> list[str]:
+    """The per-item field names used by the rows (e.g. `target` for stance), in first-seen order."""
+    names: dict[str, None] = {}
+    for row in rows:
+        for name in (row.get("fields") or {}):
+            names.setdefault(str(name), None)
+    return list(names)
+
+
+def write_rows(path: str | Path, rows: Sequence[Row]) -> Path:
+    """Write rows as JSONL (atomically: a temporary file renamed into place)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.replace(out)
+    return out
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write a JSON document (indented, UTF-8)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(obj, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return out

@@ -1,0 +1,123 @@
+"""CLI commands of curation: curate, sample-experts, merge-experts, soft-labels, experiment."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from llm2edge.cli import app
+from llm2edge.extras import require
+
+
+def _say(message: str) -> None:
+    """One line of summary on stderr (stdout stays free for machine output)."""
+    print(message, file=sys.stderr)
+
+
+@app.command("curate")
+def curate_cmd(
+    labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
+    out: Path = typer.Option(..., "--out", help="Output folder: labels.jsonl, report.md, report.json."),
+    method: str = typer.Option("cleanlab", "--method", help="Curation method (cleanlab)."),
+    probs: str = typer.Option("llm", "--probs", help="Out-of-sample probabilities: llm | crossval."),
+    action: str = typer.Option("flag", "--action", help="flag (add label_issue) | drop (flagged rows)."),
+    folds: int = typer.Option(5, "--folds", help="Cross-validation folds for --probs crossval."),
+    model: str | None = typer.Option(None, "--model", help="Encoder for crossval embeddings "
+                                        "(default: the packaged MiniLM student)."),
+    max_length: int = typer.Option(128, "--max-length", help="Tokens per text for the embeddings."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Embedding batch size."),
+    filter_by: str = typer.Option("prune_by_noise_rate", "--filter-by", help="cleanlab filter_by method."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch threads for the embeddings."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the fold split."),
+    top: int = typer.Option(20, "--top", help="Flagged examples listed in the report."),
+) -> None:
+    """Flag or drop likely-wrong LLM labels with confident learning (cleanlab)."""
+    require("hub")
+    from llm2edge.hub.curate.confident import CurateConfig, curate
+
+    result = curate(CurateConfig(labels=labels, out=out, method=method, probs=probs, action=action,
+                                 folds=folds, model=model, max_length=max_length, batch_size=batch_size,
+                                 filter_by=filter_by, threads=threads, seed=seed, top=top))
+    _say(f"curate: {result.n_flagged} of {result.n_rows} rows flagged; wrote {result.n_written} rows to "
+         f"{result.out / 'labels.jsonl'} (report: {result.out / 'report.md'})")
+
+
+@app.command("sample-experts")
+def sample_experts_cmd(
+    labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
+    out: Path = typer.Option(..., "--out", help="Output folder for review.csv, label_studio.json, ..."),
+    fraction: float = typer.Option(0.1, "--fraction", help="Share of the items to send to experts."),
+    strategy: str = typer.Option("confidence", "--strategy", help="confidence (least confident) | random."),
+    stratify: bool = typer.Option(False, "--stratify/--no-stratify",
+                                  help="The same budget for each LLM label (RED-CT's rule)."),
+    by: str = typer.Option("confidence", "--by", help="confidence (top1-top2 probability) | margin "
+                           "(log-prob margin)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for --strategy random."),
+) -> None:
+    """Pick items for expert review: the least-confident LLM labels (RED-CT) or a random sample."""
+    require("hub")
+    from llm2edge.hub.curate.experts import SampleConfig, sample_experts
+
+    result = sample_experts(SampleConfig(labels=labels, out=out, fraction=fraction, strategy=strategy,
+                                         stratify=stratify, by=by, seed=seed))
+    per = ", ".join(f"{k}={v}" for k, v in result.per_label.items())
+    _say(f"sample-experts: {result.n_sampled} of {result.n_rows} items ({per}) -> {result.out}")
+
+
+@app.command("merge-experts")
+def merge_experts_cmd(
+    labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
+    reviewed: Path = typer.Option(..., "--reviewed", help="Annotated review.csv, a Label Studio JSON export, "
+                                  "or the folder sample-experts wrote."),
+    out: Path = typer.Option(..., "--out", help="Merged labels.jsonl to write."),
+    simulate_from: Path | None = typer.Option(None, "--simulate-from",
+                                                 help="Gold file: fill unreviewed sampled items from it."),
+    gold_id_col: str | None = typer.Option(None, "--gold-id-col", help="Id column of the gold file "
+                                              "(default: join by the stable row id, then by text)."),
+    gold_label_col: str = typer.Option("label", "--gold-label-col", help="Label column of the gold file."),
+    gold_text_col: str = typer.Option("text", "--gold-text-col", help="Text column of the gold file."),
+) -> None:
+    """Merge expert labels into labels.jsonl (`source: expert`, one-hot probabilities)."""
+    require("hub")
+    from llm2edge.hub.curate.experts import MergeConfig, merge_experts
+
+    result = merge_experts(MergeConfig(labels=labels, reviewed=reviewed, out=out, simulate_from=simulate_from,
+                                       gold_id_col=gold_id_col, gold_label_col=gold_label_col,
+                                       gold_text_col=gold_text_col))
+    sim = f", {result.n_simulated} simulated from gold" if simulate_from else ""
+    _say(f"merge-experts: {result.n_expert} expert labels ({result.n_changed} changed the LLM label{sim}) of "
+         f"{result.n_reviewed} reviewed; wrote {result.n_rows} rows to {result.out}")
+
+
+@app.command("soft-labels")
+def soft_labels_cmd(
+    labels: Path = typer.Option(..., "--labels", help="labels.jsonl (LLM or merged)."),
+    out: Path = typer.Option(..., "--out", help="labels.jsonl with normalized `probs` to write."),
+    smoothing: float = typer.Option(0.0, "--smoothing", help="Label smoothing of expert (one-hot) rows."),
+    temperature: float = typer.Option(1.0, "--temperature", help="Sharpen (<1) or flatten (>1) LLM probs."),
+) -> None:
+    """Normalize each row's label distribution to sum to 1, for `llm2edge train --soft`."""
+    require("hub")
+    from llm2edge.hub.curate.rows import load_labels, write_rows
+    from llm2edge.hub.curate.soft import build_soft_labels
+
+    data = load_labels(labels)
+    rows = build_soft_labels(data.rows, smoothing, data.labels, temperature=temperature)
+    write_rows(out, rows)
+    _say(f"soft-labels: wrote {len(rows)} rows to {out} (skipped {data.skipped_error} rows with an error)")
+
+
+@app.command("experiment")
+def experiment_cmd(
+    config: Path = typer.Option(..., "--config", help="Experiment TOML (see experiments/)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: labels, runs, results.csv/md/png."),
+    quick: bool = typer.Option(False, "--quick", help="Use the config's [quick] overrides (small, for CI)."),
+) -> None:
+    """Run a grid of datasets x labeler x curation intervention x student; write the results table."""
+    require("hub")
+    from llm2edge.hub.experiment.runner import run_experiment
+
+    result = run_experiment(config, out, quick=quick)
+    _say(f"experiment: {result.n_runs} runs ({result.n_cached} cached) -> {result.out / 'results.md'}")
