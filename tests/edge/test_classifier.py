@@ -1,0 +1,162 @@
+"""Classifier against the numpy twin of the tiny ONNX model: padding, masking, batching, order, truncation."""
+
+from __future__ import annotations
+
+import random
+
+import llm2edge.edge.classifier as classifier_mod
+import numpy as np
+import onnxruntime as ort
+import pytest
+from llm2edge.edge import Classifier
+
+from llm2edge.errors import BundleError, MissingExtraError
+
+TEXTS = [
+    "I absolutely loved this film, the acting was superb.",
+    "Terrible.",
+    "The parcel arrived on Tuesday and the box was slightly dented, but everything inside worked fine.",
+    "meh",
+    "Ünïcödé façade — naïve café, 東京 and emoji 🙂 all in one line",
+    "Stocks fell 3% after the earnings call; analysts expect a rebound next quarter.",
+    "ok",
+    "What a wonderful, wonderful, wonderful day to be alive and writing unit tests!",
+]
+
+
+@pytest.fixture(scope="module")
+def clf(tiny_bundle):
+    return Classifier.load(tiny_bundle.path, threads=1)
+
+
+def test_logits_match_the_numpy_model(clf, tiny_bundle):
+    got = clf.predict_logits(TEXTS)
+    assert got.dtype == np.float32 and got.shape == (len(TEXTS), len(tiny_bundle.labels))
+    np.testing.assert_allclose(got, tiny_bundle.reference(TEXTS), rtol=1e-5, atol=1e-5)
+
+
+def test_model_without_token_type_ids_gets_only_its_inputs(make_bundle):
+    b = make_bundle(token_type=False, labels=("spam", "ham"), seed=3)
+    c = Classifier.load(b.path, threads=1)
+    assert c.input_names == ["input_ids", "attention_mask"]
+    np.testing.assert_allclose(c.predict_logits(TEXTS), b.reference(TEXTS), rtol=1e-5, atol=1e-5)
+    assert c.labels == ["spam", "ham"]
+
+
+def test_proba_and_labels(clf, tiny_bundle):
+    proba = clf.predict_proba(TEXTS)
+    assert proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-6)
+    ref = tiny_bundle.reference(TEXTS)
+    expected = np.exp(ref - ref.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(proba, expected, rtol=1e-5, atol=1e-6)
+    assert clf.predict(TEXTS) == [tiny_bundle.labels[i] for i in ref.argmax(axis=1)]
+    assert len(set(clf.predict(TEXTS))) > 1  # the random model does not answer one label for all
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 32])
+def test_length_sorted_batches_keep_input_order(clf, tiny_bundle, batch_size):
+    texts = TEXTS * 3
+    random.Random(batch_size).shuffle(texts)
+    got = clf.predict_logits(texts, batch_size=batch_size)
+    np.testing.assert_allclose(got, tiny_bundle.reference(texts), rtol=1e-5, atol=1e-5)
+    one_by_one = np.concatenate([clf.predict_logits([t], batch_size=1) for t in texts])
+    np.testing.assert_allclose(got, one_by_one, rtol=1e-5, atol=1e-5)
+
+
+def test_sort_windows_are_stitched_in_order(clf, tiny_bundle, monkeypatch):
+    monkeypatch.setattr(classifier_mod, "SORT_WINDOW", 3)
+    texts = TEXTS + TEXTS[::-1]
+    np.testing.assert_allclose(clf.predict_logits(texts, batch_size=2), tiny_bundle.reference(texts),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_long_text_is_truncated_and_counted(clf, tiny_bundle):
+    long_text = " ".join(f"word{i % 97}" for i in range(10_000))
+    enc = clf.tokenizer.encode(long_text)
+    assert len(enc.ids) == tiny_bundle.max_length
+    clf.reset_counts()
+    got = clf.predict_logits([long_text, "short text"])
+    assert (clf.counts.texts, clf.counts.truncated, clf.counts.empty) == (2, 1, 0)
+    np.testing.assert_allclose(got, tiny_bundle.reference([long_text, "short text"]), rtol=1e-5, atol=1e-5)
+
+
+def test_empty_string_is_classified_and_counted(clf, tiny_bundle):
+    clf.reset_counts()
+    got = clf.predict_logits(["", "   ", "fine"])
+    assert clf.counts.empty == 2
+    assert clf.tokenizer.encode("").tokens == ["[CLS]", "[SEP]"]
+    np.testing.assert_allclose(got, tiny_bundle.reference(["", "   ", "fine"]), rtol=1e-5, atol=1e-5)
+
+
+def test_input_forms(clf):
+    assert clf.predict("just one text") == clf.predict(["just one text"])
+    assert clf.predict_proba([]).shape == (0, 3)
+    assert clf.predict([]) == []
+    assert clf.predict(t for t in ["a generator", "of texts"]) == clf.predict(["a generator", "of texts"])
+    with pytest.raises(TypeError, match=r"texts\[1\] is int"):
+        clf.predict(["ok", 5])
+    with pytest.raises(ValueError, match="batch_size"):
+        clf.predict(["ok"], batch_size=0)
+
+
+def test_threads_and_session_options(tiny_bundle):
+    c = Classifier.load(tiny_bundle.path, threads=1)
+    opts = c.session.get_session_options()
+    assert (c.threads, opts.intra_op_num_threads, opts.inter_op_num_threads) == (1, 1, 1)
+    assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    assert c.providers == ["CPUExecutionProvider"]
+    with pytest.raises(BundleError, match="threads"):
+        Classifier.load(tiny_bundle.path, threads=0)
+    assert "threads=1" in repr(c)
+
+
+def test_default_threads_follow_available_cpus(tiny_bundle, monkeypatch):
+    monkeypatch.setattr(classifier_mod, "available_cpus", lambda: 1)
+    assert Classifier.load(tiny_bundle.path).session.get_session_options().intra_op_num_threads == 1
+
+
+def test_padding_baked_into_tokenizer_json_is_ignored(clf, tiny_bundle):
+    import json
+
+    raw = json.loads((tiny_bundle.path / "tokenizer.json").read_text(encoding="utf-8"))
+    assert raw["padding"] is not None  # the MiniLM file pads everything to a fixed length ...
+    assert clf.tokenizer.padding is None  # ... the runtime pads per batch instead
+    assert len(clf.tokenizer.encode("hi").ids) == 3
+
+
+@pytest.mark.skipif("CUDAExecutionProvider" in ort.get_available_providers(), reason="CUDA is available")
+@pytest.mark.parametrize("provider", ["cuda", "CUDAExecutionProvider"])
+def test_cuda_without_onnxruntime_gpu_says_what_to_install(tiny_bundle, provider):
+    with pytest.raises(MissingExtraError, match=r"llm2edge\[gpu\]"):
+        Classifier.load(tiny_bundle.path, providers=[provider])
+
+
+def test_unknown_provider(tiny_bundle):
+    with pytest.raises(BundleError, match="not available"):
+        Classifier.load(tiny_bundle.path, providers=["NoSuchExecutionProvider"])
+
+
+def test_model_with_unknown_inputs_is_refused(make_bundle):
+    onnx = pytest.importorskip("onnx")
+    from llm2edge.edge.bundle import write_manifest
+    from onnx import TensorProto, helper
+
+    b = make_bundle()
+    model = onnx.load(str(b.path / "model.onnx"))
+    model.graph.input.append(helper.make_tensor_value_info("pixel_values", TensorProto.FLOAT, ["b", 3]))
+    onnx.save(model, str(b.path / "model.onnx"))
+    write_manifest(b.path, labels=list(b.labels), max_length=32, source_model="x", quantization="none")
+    with pytest.raises(BundleError, match="pixel_values"):
+        Classifier.load(b.path)
+
+
+def test_corrupt_model_is_a_bundle_error(make_bundle):
+    from llm2edge.edge.bundle import write_manifest
+
+    b = make_bundle()
+    (b.path / "model.onnx").write_bytes(b"not an onnx model")
+    write_manifest(b.path, labels=list(b.labels), max_length=32, source_model="x", quantization="none")
+    with pytest.raises(BundleError, match=r"model\.onnx: onnxruntime cannot load"):
+        Classifier.load(b.path)
