@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from llm2edge.edge.bundle import BundleInfo, read_bundle
-from llm2edge.edge.threads import available_cpus
 from tokenizers import Encoding, Tokenizer
 
+from llm2edge.edge.bundle import BundleInfo, read_bundle
+from llm2edge.edge.threads import available_cpus
 from llm2edge.errors import BundleError, MissingExtraError
 
 #: Model inputs the runtime knows how to fill, in the order BERT-family models take them.

@@ -9,9 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
 from llm2edge.edge import Classifier, read_bundle, write_manifest
 from llm2edge.edge.bundle import MANIFEST_NAME, MANIFEST_SCHEMA, sha256_file
-
 from llm2edge.errors import BundleError
 
 

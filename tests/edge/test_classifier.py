@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 
-import llm2edge.edge.classifier as classifier_mod
 import numpy as np
 import onnxruntime as ort
 import pytest
-from llm2edge.edge import Classifier
 
+import llm2edge.edge.classifier as classifier_mod
+from llm2edge.edge import Classifier
 from llm2edge.errors import BundleError, MissingExtraError
 
 TEXTS = [
@@ -140,8 +140,9 @@ def test_unknown_provider(tiny_bundle):
 
 def test_model_with_unknown_inputs_is_refused(make_bundle):
     onnx = pytest.importorskip("onnx")
-    from llm2edge.edge.bundle import write_manifest
     from onnx import TensorProto, helper
+
+    from llm2edge.edge.bundle import write_manifest
 
     b = make_bundle()
     model = onnx.load(str(b.path / "model.onnx"))

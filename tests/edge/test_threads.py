@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+
 from llm2edge.edge import threads
 from llm2edge.edge.threads import _quota_v1, _quota_v2, available_cpus
 
