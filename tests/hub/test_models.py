@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from llm2edge.hub import models
 
 from llm2edge.errors import BackendError, TrainError
+from llm2edge.hub import models
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

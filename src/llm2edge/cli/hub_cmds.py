@@ -1,5 +1,52 @@
-"""CLI commands of the hub stage (registered on import)."""
+"""CLI commands of the hub stage (registered on import): `train`."""
 
 from __future__ import annotations
 
-from llm2edge.cli import app  # noqa: F401
+import sys
+from pathlib import Path
+
+import typer
+
+from llm2edge.cli import app
+
+
+@app.command("train")
+def train(
+    data: Path = typer.Option(..., "--data", "-d", help="Training data (csv, jsonl, parquet)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (Hugging Face layout)."),
+    eval_data: Path | None = typer.Option(None, "--eval", help="Gold-labelled data to evaluate on."),
+    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    label_col: str = typer.Option("label", "--label-col", help="Column holding the label."),
+    model: str | None = typer.Option(None, "--model", "-m",
+                                     help="Student: hub id or local folder (default: packaged MiniLM-L6)."),
+    epochs: int = typer.Option(3, "--epochs", help="Passes over the training data."),
+    max_length: int = typer.Option(64, "--max-length", help="Tokens per text (longer texts are truncated)."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Examples per batch (per process)."),
+    lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate (AdamW, linear decay, 10% warm-up)."),
+    seed: int = typer.Option(42, "--seed", help="Seed for init, shuffling and the validation slice."),
+    freeze_encoder: bool = typer.Option(False, "--freeze-encoder",
+                                        help="Train only the classification head on frozen embeddings."),
+    soft: bool = typer.Option(False, "--soft", help="Train on the 'probs' distributions of labels.jsonl."),
+    threads: int | None = typer.Option(None, "--threads", help="Torch threads (default: available CPUs)."),
+    no_resume: bool = typer.Option(False, "--no-resume", help="Discard checkpoints in --out and start over."),
+    grad_accum: int = typer.Option(1, "--grad-accum", help="Batches per optimizer step."),
+) -> None:
+    """Fine-tune a student classifier; resumes from the last epoch checkpoint after a crash."""
+    from llm2edge.extras import require
+
+    require("hub")
+    from llm2edge.hub.train import TrainConfig, metrics_table
+    from llm2edge.hub.train import train as run_training
+
+    result = run_training(TrainConfig(
+        data=data, out=out, eval_data=eval_data, text_col=text_col, label_col=label_col, model=model,
+        epochs=epochs, max_length=max_length, batch_size=batch_size, lr=lr, seed=seed,
+        freeze_encoder=freeze_encoder, soft_labels=soft, threads=threads, resume=not no_resume,
+        grad_accum=grad_accum))
+    if not result.main_process:
+        return
+    if result.metrics is not None:
+        print(metrics_table(result.metrics))
+    resumed = f", resumed after epoch {result.resumed_from_epoch}" if result.resumed_from_epoch else ""
+    print(f"llm2edge: trained {', '.join(result.labels)} in {result.seconds:.1f} s "
+          f"({result.examples_per_second:.1f} examples/s{resumed}) -> {result.out}", file=sys.stderr)

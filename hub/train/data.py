@@ -1,0 +1,150 @@
+"""Training data: hard or soft labelled examples, the label order, the held-back validation slice."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from llm2edge.errors import DataError
+from llm2edge.hub.train.config import PROBS_FIELD
+from llm2edge.records import iter_rows, read_records
+
+
+@dataclass(frozen=True)
+class Example:
+    """One item to train or evaluate on: text, gold label, optional soft target, and where it came from."""
+
+    text: str
+    label: str  # the hard label (for soft rows: the label column, else the most probable label)
+    probs: dict[str, float] | None = None  # normalized soft target (soft_labels only)
+    where: str = ""  # "file:line", for error messages
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes (identifies the training data in checkpoints and train_meta.json)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_hard(path: str | Path, *, text_col: str, label_col: str, id_col: str | None = None) -> list[Example]:
+    """Examples with one gold label each (CSV/JSONL/Parquet); bad rows are DataErrors naming file:line."""
+    records = read_records(path, text_col=text_col, label_col=label_col, id_col=id_col, require_label=True)
+    return [Example(text=r.text, label=str(r.label), where=f"{path}:{r.line}") for r in records]
+
+
+def _parse_probs(value: object, where: str) -> dict[str, float] | None:
+    """A {label: p} mapping from a JSON object, a JSON string or a Parquet map; None if absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise DataError(f"{where}: '{PROBS_FIELD}' is not a JSON object") from None
+    if isinstance(value, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
+        value = dict(value)  # a Parquet map column arrives as [(key, value), ...]
+    if not isinstance(value, dict) or not value:
+        raise DataError(f"{where}: '{PROBS_FIELD}' must be a non-empty object {{label: probability}}")
+    probs: dict[str, float] = {}
+    for key, p in value.items():
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0:
+            raise DataError(f"{where}: '{PROBS_FIELD}' has a bad probability for '{key}': {p!r}")
+        probs[str(key)] = float(p)
+    total = sum(probs.values())
+    if total <= 0:
+        raise DataError(f"{where}: '{PROBS_FIELD}' sums to 0")
+    return {k: p / total for k, p in probs.items()}
+
+
+def read_soft(path: str | Path, *, text_col: str, label_col: str) -> list[Example]:
+    """Examples with a label distribution from the `probs` field; a row with only a label is one-hot."""
+    examples: list[Example] = []
+    checked = False
+    for line, row in iter_rows(path, text_col=text_col):
+        where = f"{path}:{line}"
+        if not checked:
+            if text_col not in row:
+                have = ", ".join(map(str, row)) or "none"
+                raise DataError(f"{path}: missing column(s) {text_col} (columns: {have})")
+            if PROBS_FIELD not in row and label_col not in row:
+                raise DataError(f"{path}: soft labels need a '{PROBS_FIELD}' field "
+                                f"(or a '{label_col}' column)")
+            checked = True
+        text = row.get(text_col)
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where}: empty text in column '{text_col}'")
+        probs = _parse_probs(row.get(PROBS_FIELD), where)
+        label = row.get(label_col)
+        label = str(label).strip() if label is not None else ""
+        if probs is None:
+            if not label:
+                raise DataError(f"{where}: neither '{PROBS_FIELD}' nor a label in column '{label_col}'")
+            probs = {label: 1.0}
+        if not label:
+            label = max(probs, key=lambda k: probs[k])
+        examples.append(Example(text=text, label=label, probs=probs, where=where))
+    if not examples:
+        raise DataError(f"{path}: no rows")
+    return examples
+
+
+def label_order(examples: Sequence[Example], explicit: Sequence[str] | None = None) -> list[str]:
+    """The label order: `explicit`, else the sorted labels seen (soft targets' keys included)."""
+    seen: set[str] = set()
+    for ex in examples:
+        seen.add(ex.label)
+        if ex.probs:
+            seen.update(ex.probs)
+    if explicit is None:
+        order = sorted(seen)
+    else:
+        order = list(explicit)
+        for ex in examples:
+            for label in [ex.label, *(ex.probs or {})]:
+                if label not in order:
+                    raise DataError(f"{ex.where}: label '{label}' is not one of the given labels {order}")
+    if len(order) < 2:
+        raise DataError(f"a classifier needs at least 2 labels; the training data has only {order}")
+    return order
+
+
+def check_labels(examples: Sequence[Example], labels: Sequence[str], what: str) -> None:
+    """Raise DataError naming the first row whose gold label is not a training label."""
+    known = set(labels)
+    for ex in examples:
+        if ex.label not in known:
+            raise DataError(f"{ex.where}: {what} label '{ex.label}' is not one of the training labels "
+                            f"{list(labels)}")
+
+
+def split_validation(examples: Sequence[Example], *, fraction: float, max_rows: int, seed: int
+                     ) -> tuple[list[Example], list[Example]]:
+    """(train, validation): a seeded random slice of round(fraction * n) rows (at most max_rows) held back."""
+    n = len(examples)
+    k = min(max_rows, round(n * fraction)) if fraction > 0 else 0
+    if fraction > 0 and k == 0 and n >= 10:
+        k = 1
+    if n - k < 1:
+        raise DataError(f"only {n} training rows: nothing left to train on after the validation slice")
+    held = set(random.Random(seed).sample(range(n), k))
+    train = [ex for i, ex in enumerate(examples) if i not in held]
+    val = [ex for i, ex in enumerate(examples) if i in held]
+    return train, val
+
+
+def write_validation(path: str | Path, examples: Sequence[Example]) -> None:
+    """Write the validation slice as CSV with columns text,label (what export validates against)."""
+    with Path(path).open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["text", "label"])
+        for ex in examples:
+            writer.writerow([ex.text, ex.label])
