@@ -2,12 +2,15 @@
 
 cleanlab needs *out-of-sample* probabilities. Two sources:
 
-- `llm`: the LLM's own label distribution. The LLM label is (nearly always) the argmax of these, so
-  cleanlab only flags items whose probability for another class clears that class's per-class
-  threshold (the confident joint): useful, but weak.
-- `crossval`: K-fold cross-validated probabilities of a logistic regression on frozen student
+- `crossval` (default): K-fold cross-validated probabilities of a logistic regression on frozen student
   embeddings, trained on the LLM labels themselves. Each item is scored by a model that never saw it,
   which is what confident learning assumes.
+- `llm`: the LLM's own label distribution. Weak by construction: the LLM label is the argmax of these
+  probabilities, so an item lands off the diagonal of cleanlab's confident joint only when another
+  class's probability clears that class's (per-class mean) threshold while staying below the given
+  label's. In a binary task that never happens (the other class's threshold is above 0.5), so nothing is
+  flagged; with three or more classes only classes the LLM is rarely sure of can pull items over.
+  The report says how often the label is the argmax.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels, row_probs, write_json, write_rows
 
 from llm2edge.errors import DataError, TaskError
+from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels, row_probs, write_json, write_rows
 
 METHODS = ("cleanlab",)
 PROB_SOURCES = ("llm", "crossval")
@@ -35,7 +38,7 @@ class CurateConfig:
     labels: Path
     out: Path
     method: str = "cleanlab"
-    probs: str = "llm"  # llm | crossval
+    probs: str = "crossval"  # crossval | llm
     action: str = "flag"  # flag | drop
     folds: int = 5
     model: str | None = None  # student encoder for crossval embeddings (default: the packaged MiniLM)
@@ -103,7 +106,7 @@ def crossval_probs(features: np.ndarray, y: np.ndarray, n_classes: int, *, folds
     return out / out.sum(axis=1, keepdims=True)
 
 
-def find_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = "llm",
+def find_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = "crossval",
                 features: np.ndarray | None = None, folds: int = 5, seed: int = 0,
                 filter_by: str = "prune_by_noise_rate") -> Issues:
     """Run cleanlab on `rows` with LLM or cross-validated probabilities (`features` needed for crossval)."""
@@ -161,8 +164,24 @@ def build_report(data: LabeledRows, issues: Issues, config: CurateConfig, second
         "labels": list(data.labels), "rows": len(data.rows), "skipped_error": data.skipped_error,
         "superseded_duplicates": data.duplicates, "flagged": int(issues.flagged.sum()),
         "flagged_fraction": round(float(issues.flagged.mean()), 4), "per_class": per_class,
+        "label_is_argmax": round(_argmax_share(data.rows, data.labels), 4),
+        "note": LLM_NOTE if config.probs == "llm" else None,
         "seconds": round(seconds, 2), "top": top,
     }
+
+
+LLM_NOTE = ("cleanlab on the LLM's own probabilities: the label is the argmax of these, so only items whose "
+            "probability for another class clears that class's mean confidence can be flagged (never in a "
+            "binary task); --probs crossval gives out-of-sample probabilities")
+
+
+def _argmax_share(rows: Sequence[Row], labels: Sequence[str]) -> float:
+    """The share of rows whose label is the argmax of their probabilities."""
+    hits = 0
+    for row in rows:
+        p = row_probs(row, labels)
+        hits += labels[max(range(len(p)), key=p.__getitem__)] == row["label"]
+    return hits / max(1, len(rows))
 
 
 def _md_cell(text: str, width: int = 120) -> str:
@@ -180,6 +199,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- rows: {report['rows']} (skipped with an error: {report['skipped_error']})",
         f"- flagged: {report['flagged']} ({100 * report['flagged_fraction']:.1f}%), "
         f"action: {report['action']}",
+        *([f"- note: {report['note']}"] if report.get("note") else []),
         "",
         "| LLM label | rows | flagged | % |",
         "|---|---:|---:|---:|",

@@ -14,8 +14,9 @@ def embed_texts(texts: Sequence[str], *, model: str | None = None, pairs: Sequen
                 progress: bool = False) -> np.ndarray:
     """Mean-pooled, L2-normalized embeddings of `texts`, optionally paired with `pairs` (e.g. a target)."""
     import torch
-    from llm2edge.hub.models import default_student, load_pretrained, resolve_model
     from transformers import AutoModel, AutoTokenizer
+
+    from llm2edge.hub.models import default_student, load_pretrained, resolve_model
 
     if threads:
         torch.set_num_threads(threads)

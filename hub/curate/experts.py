@@ -19,6 +19,8 @@ from typing import Any
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
+
+from llm2edge.errors import DataError, TaskError
 from llm2edge.hub.curate.rows import (
     LabeledRows,
     Row,
@@ -28,8 +30,6 @@ from llm2edge.hub.curate.rows import (
     write_json,
     write_rows,
 )
-
-from llm2edge.errors import DataError, TaskError
 from llm2edge.records import iter_rows, stable_id
 
 STRATEGIES = ("confidence", "random")

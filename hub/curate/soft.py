@@ -10,9 +10,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from llm2edge.hub.curate.rows import Row, row_probs
-
 from llm2edge.errors import TaskError
+from llm2edge.hub.curate.rows import Row, row_probs
 
 
 def build_soft_labels(rows: Sequence[Row], smoothing: float = 0.0, labels: Sequence[str] | None = None,

@@ -21,7 +21,8 @@ def curate_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
     out: Path = typer.Option(..., "--out", help="Output folder: labels.jsonl, report.md, report.json."),
     method: str = typer.Option("cleanlab", "--method", help="Curation method (cleanlab)."),
-    probs: str = typer.Option("llm", "--probs", help="Out-of-sample probabilities: llm | crossval."),
+    probs: str = typer.Option("crossval", "--probs", help="Out-of-sample probabilities: crossval (K-fold "
+                              "model on student embeddings) | llm (the LLM's own; weak, see docs)."),
     action: str = typer.Option("flag", "--action", help="flag (add label_issue) | drop (flagged rows)."),
     folds: int = typer.Option(5, "--folds", help="Cross-validation folds for --probs crossval."),
     model: str | None = typer.Option(None, "--model", help="Encoder for crossval embeddings "

@@ -1,0 +1,94 @@
+"""Confident learning on LLM labels: cleanlab must find injected label noise better than chance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from llm2edge.hub.curate.confident import CurateConfig, curate, find_issues
+from llm2edge.hub.curate.rows import load_labels
+from llm2edge.records import read_jsonl
+
+
+def _precision(flagged: np.ndarray, flipped: np.ndarray) -> float:
+    return float(flipped[flagged].mean()) if flagged.any() else 0.0
+
+
+def test_flag_report_with_llm_probs(mrf_labels, tmp_path):
+    path, rows, flipped, labels = mrf_labels
+    result = curate(CurateConfig(labels=path, out=tmp_path / "cur", probs="llm", progress=False))
+    out = read_jsonl(tmp_path / "cur" / "labels.jsonl")
+    assert len(out) == len(rows)  # flag keeps every row
+    assert result.n_flagged == sum(r["label_issue"] for r in out)
+    assert all(0.0 <= r["issue_score"] <= 1.0 and r["suggested_label"] in labels for r in out)
+    # binary task, label = argmax of the LLM's probabilities: the confident joint has no off-diagonal
+    # mass, so cleanlab flags nothing (documented; the report says why)
+    report = json.loads((tmp_path / "cur" / "report.json").read_text())
+    assert report["label_is_argmax"] == 1.0 and result.n_flagged == 0 and report["note"]
+    assert sum(c["rows"] for c in report["per_class"].values()) == len(rows)
+    # the issue score still ranks: flipped items (less confident) score higher on average
+    score = np.array([r["issue_score"] for r in out])
+    assert score[flipped].mean() > score[~flipped].mean()
+
+
+def test_crossval_drop_via_cli(mrf_labels, tmp_path, capsys, cli):
+    pytest.importorskip("torch").set_num_threads(1)
+    path, rows, flipped, labels = mrf_labels
+    out_dir = tmp_path / "cv"
+    assert cli("curate", "--labels", path, "--out", out_dir, "--probs", "crossval", "--action", "drop",
+               "--folds", "4", "--max-length", "48", "--threads", "1") == 0
+    report = json.loads((out_dir / "report.json").read_text())
+    kept = read_jsonl(out_dir / "labels.jsonl")
+    assert len(kept) == len(rows) - report["flagged"]
+    assert not any(r["label_issue"] for r in kept)
+    kept_ids = {r["id"] for r in kept}
+    flagged = np.array([r["id"] not in kept_ids for r in rows])
+    # embeddings + logistic regression trained on the noisy labels still point at the flipped ones
+    assert _precision(flagged, flipped) > 1.5 * flipped.mean()
+    assert "flagged" in capsys.readouterr().err
+    assert sum(c["flagged"] for c in report["per_class"].values()) == report["flagged"]
+    top = report["top"]
+    assert top and [t["score"] for t in top] == sorted((t["score"] for t in top), reverse=True)
+    assert top[0]["id"] in (out_dir / "report.md").read_text()
+
+
+def test_find_issues_crossval_scores_rank_noise(mrf_labels):
+    _, rows, flipped, labels = mrf_labels
+    # features that carry the gold label plus noise: the crossval model must rank flipped items high
+    rng = np.random.default_rng(0)
+    gold = [next(x for x in labels if x != r["label"]) if f else r["label"] for r, f in zip(rows, flipped)]
+    feats = np.array([[1.0 if g == labels[0] else -1.0, 0.0] for g in gold])
+    feats += rng.normal(0, 0.8, feats.shape)
+    issues = find_issues(rows, labels, probs="crossval", features=feats, folds=5)
+    order = np.argsort(-issues.score)
+    top = order[: int(flipped.sum())]
+    assert flipped[top].mean() > 2 * flipped.mean()
+
+
+def test_error_rows_are_skipped_and_counted(mrf_labels, tmp_path):
+    path, rows, _, _ = mrf_labels
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"id": "bad1", "key": "kb1", "text": "x", "label": None, "probs": None,
+                                 "error": "timeout"}) + "\n")
+        # a retried item: an error row first, then its good row (append-only store): the good row wins
+        handle.write(json.dumps({**rows[0], "error": "429"}) + "\n")
+    data = load_labels(path)
+    assert data.skipped_error == 1 and len(data.rows) == len(rows) and data.duplicates == 1
+    result = curate(CurateConfig(labels=path, out=tmp_path / "c", probs="llm", progress=False))
+    assert json.loads((tmp_path / "c" / "report.json").read_text())["skipped_error"] == 1
+    assert result.n_rows == len(rows)
+
+
+def test_bad_options_are_one_line_errors(mrf_labels, tmp_path, capsys, cli):
+    path, *_ = mrf_labels
+    for args, needle in ((["--probs", "magic"], "--probs"), (["--action", "burn"], "--action"),
+                         (["--folds", "1"], "--folds")):
+        assert cli("curate", "--labels", path, "--out", tmp_path / "o", *args) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("llm2edge: error:") and needle in err and "\n" not in err
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"id": "a", "text": "t", "label": "X", "probs": {"X": 1, "Y": 0}}\n{"id": "b"}\n')
+    assert cli("curate", "--labels", bad, "--out", tmp_path / "o") == 2
+    assert "row 2" in capsys.readouterr().err

@@ -1,0 +1,59 @@
+"""Soft labels are proper distributions: they sum to 1, expert rows are one-hot (optionally smoothed)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from llm2edge.errors import TaskError
+from llm2edge.hub.curate.soft import build_soft_labels
+from llm2edge.records import read_jsonl
+
+LABELS = ("AGAINST", "FAVOR", "NONE")
+
+
+def _rows():
+    expit = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731  RED-CT's weights: not a distribution
+    return [
+        {"id": "a", "text": "t1", "label": "FAVOR", "probs": {k: expit(v) for k, v in
+                                                             zip(LABELS, (-1.2, -0.5, -3.0))}},
+        {"id": "b", "text": "t2", "label": "NONE", "probs": {"NONE": 0.7, "AGAINST": 0.1}},  # key missing
+        {"id": "c", "text": "t3", "label": "AGAINST", "probs": None},  # no distribution at all
+        {"id": "d", "text": "t4", "label": "NONE", "source": "expert",
+         "probs": {"AGAINST": 0.0, "FAVOR": 0.0, "NONE": 1.0}},
+    ]
+
+
+def test_soft_labels_sum_to_one():
+    assert abs(sum(_rows()[0]["probs"].values()) - 1) > 0.2  # the expit weights really are not a distribution
+    out = build_soft_labels(_rows(), labels=LABELS)
+    for row in out:
+        assert list(row["probs"]) == list(LABELS)
+        assert sum(row["probs"].values()) == pytest.approx(1.0, abs=1e-9)
+        assert max(row["probs"], key=row["probs"].get) == row["label"]
+    assert out[2]["probs"] == {"AGAINST": 1.0, "FAVOR": 0.0, "NONE": 0.0}
+    assert out[1]["probs"]["FAVOR"] == 0.0 and out[1]["probs"]["NONE"] == pytest.approx(0.875)
+
+
+def test_expert_rows_one_hot_with_smoothing():
+    out = build_soft_labels(_rows(), smoothing=0.3, labels=LABELS)
+    assert out[3]["probs"]["NONE"] == pytest.approx(0.8) and out[3]["probs"]["FAVOR"] == pytest.approx(0.1)
+    assert out[0]["probs"] == build_soft_labels(_rows(), labels=LABELS)[0]["probs"]  # LLM rows unsmoothed
+    with pytest.raises(TaskError):
+        build_soft_labels(_rows(), smoothing=1.0, labels=LABELS)
+
+
+def test_temperature_sharpens():
+    base = build_soft_labels(_rows(), labels=LABELS)[0]["probs"]["FAVOR"]
+    sharp = build_soft_labels(_rows(), labels=LABELS, temperature=0.5)[0]["probs"]["FAVOR"]
+    assert sharp > base
+
+
+def test_soft_labels_cli(tmp_path, cli):
+    src = tmp_path / "labels.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in _rows()))
+    assert cli("soft-labels", "--labels", src, "--out", tmp_path / "soft.jsonl", "--smoothing", "0.1") == 0
+    rows = read_jsonl(tmp_path / "soft.jsonl")
+    assert len(rows) == 4 and all(sum(r["probs"].values()) == pytest.approx(1.0) for r in rows)
