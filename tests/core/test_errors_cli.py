@@ -1,0 +1,85 @@
+"""Errors, extras and the CLI shell: one-line errors with exit code 2, tracebacks only with --debug."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import llm2edge
+from llm2edge import errors, extras
+from llm2edge.cli import main
+from llm2edge.errors import Llm2EdgeError, MissingExtraError
+
+
+def run(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_every_error_is_an_llm2edge_error():
+    classes = [getattr(errors, n) for n in dir(errors) if n.endswith("Error") and n != "Llm2EdgeError"]
+    assert len(classes) >= 7
+    for cls in classes:
+        assert issubclass(cls, Llm2EdgeError)
+        assert getattr(llm2edge, cls.__name__) is cls  # re-exported at the top level
+
+
+def test_missing_extra_error_message():
+    err = MissingExtraError("export", "optimum.onnxruntime")
+    assert (err.extra, err.module) == ("export", "optimum.onnxruntime")
+    assert str(err) == ("this command needs the 'export' extra (module 'optimum.onnxruntime' is missing): "
+                        "pip install 'llm2edge[export]'")
+    assert "\n" not in str(err)
+
+
+def test_require_reports_the_first_missing_module(monkeypatch):
+    monkeypatch.setitem(extras.EXTRA_MODULES, "hub", ("json", "no_such_module_llm2edge", "other_missing"))
+    with pytest.raises(MissingExtraError, match=r"module 'no_such_module_llm2edge'.*llm2edge\[hub\]"):
+        extras.require("hub")
+    monkeypatch.setitem(extras.EXTRA_MODULES, "curate", ("no_such_module_llm2edge",))
+    with pytest.raises(MissingExtraError, match=r"llm2edge\[hub\]"):  # curate is part of the hub extra
+        extras.require("curate")
+    monkeypatch.setitem(extras.EXTRA_MODULES, "hub", ("json", "csv"))
+    extras.require("hub")
+
+
+def test_unknown_command_exits_2(capsys):
+    code, _, err = run(["no-such-command"], capsys)
+    assert code == 2 and "no-such-command" in err
+
+
+def test_help_lists_the_edge_commands(capsys):
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    assert "predict" in out and "evaluate" in out
+
+
+def test_library_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    args = ["evaluate", "--pred", str(tmp_path / "missing.csv"), "--gold", str(tmp_path / "g.csv")]
+    code, _, err = run(args, capsys)
+    assert code == 2
+    assert err.strip() == f"llm2edge: error: {tmp_path / 'missing.csv'}: no such file"
+    code, _, err = run(["--debug", *args], capsys)
+    assert code == 2
+    assert "Traceback" in err and "DataError" in err and err.rstrip().endswith("no such file")
+
+
+def test_usage_error_exits_2(capsys):
+    code, _, err = run(["predict"], capsys)  # --bundle is required
+    assert code == 2 and "--bundle" in err
+
+
+def test_entry_point_runs(tmp_path):
+    exe = os.path.join(os.path.dirname(sys.executable), "llm2edge")
+    if not os.path.exists(exe):
+        pytest.skip("the llm2edge console script is not installed in this environment")
+    proc = subprocess.run([exe, "evaluate", "--pred", str(tmp_path / "x.csv"), "--gold", "y.csv"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("llm2edge: error: ") and proc.stderr.count("\n") == 1

@@ -1,0 +1,177 @@
+"""llm2edge.records: CSV/JSONL/Parquet/TXT streams with errors that name file and line."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from llm2edge.errors import DataError
+from llm2edge.records import (
+    Record,
+    chunked,
+    detect_format,
+    iter_records,
+    read_jsonl,
+    read_records,
+    stable_id,
+    write_jsonl_line,
+)
+
+
+def test_csv_with_bom_and_crlf(tmp_path):
+    p = tmp_path / "bom.csv"
+    p.write_bytes("\ufefftext,label\r\nhello,pos\r\nworld,neg\r\n".encode())
+    recs = read_records(p, label_col="label", require_label=True)
+    assert [(r.text, r.label) for r in recs] == [("hello", "pos"), ("world", "neg")]
+
+
+def test_multiline_quoted_fields_keep_text_and_start_line(tmp_path):
+    p = tmp_path / "multi.csv"
+    with p.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "text", "label"])
+        w.writerow(["a", "line one\nline two, with comma\nline \"three\"", "x"])
+        w.writerow(["b", "single", "y"])
+    recs = read_records(p, label_col="label", id_col="id")
+    assert recs[0].text == "line one\nline two, with comma\nline \"three\""
+    assert [(r.id, r.line) for r in recs] == [("a", 2), ("b", 5)]
+
+
+def test_csv_wrong_field_count_names_the_line(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("text,label\nok,x\ntoo,many,fields\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.csv:3: expected 2 fields, found 3"):
+        read_records(p)
+
+
+def test_non_utf8_names_file_and_line(tmp_path):
+    p = tmp_path / "latin.csv"
+    p.write_bytes(b"text\nfine\ncaf\xe9\n")
+    with pytest.raises(DataError, match=r"latin\.csv:3: not valid UTF-8"):
+        read_records(p)
+
+
+def test_missing_column_lists_the_columns(tmp_path):
+    p = tmp_path / "cols.csv"
+    p.write_text("body,label\nhello,x\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"cols\.csv: missing column\(s\) text \(columns: body, label\)"):
+        read_records(p)
+    with pytest.raises(DataError, match=r"missing column\(s\) target"):
+        read_records(p, text_col="body", fields=["target"])
+
+
+def test_empty_text_and_label_errors(tmp_path):
+    p = tmp_path / "empty.csv"
+    p.write_text("text,label\nhello,x\n   ,y\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"empty\.csv:3: empty text in column 'text'"):
+        read_records(p)
+    assert [r.text for r in read_records(p, allow_empty=True)] == ["hello", "   "]
+    q = tmp_path / "nolabel.csv"
+    q.write_text("text,label\nhello,\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"nolabel\.csv:2: empty label in column 'label'"):
+        read_records(q, label_col="label", require_label=True)
+
+
+def test_stable_ids_are_deterministic_and_distinct(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_text("text\nsame\nsame\nother\n", encoding="utf-8")
+    first = [r.id for r in read_records(p)]
+    assert first == [r.id for r in read_records(p)]
+    assert len(set(first)) == 3  # same text on two rows still gets two ids
+    assert first[0] == stable_id(0, "same")
+    assert stable_id(0, "a") != stable_id(0, "b")
+
+
+def test_given_ids_and_extra_fields(tmp_path):
+    p = tmp_path / "s.jsonl"
+    p.write_text('{"id": 7, "text": "hi", "target": "cats", "label": "favor"}\n\n'
+                 '{"id": 8, "text": "yo", "target": "dogs", "label": "against"}\n', encoding="utf-8")
+    recs = read_records(p, id_col="id", fields=["target"], label_col="label")
+    assert recs == [Record("7", "hi", "favor", {"target": "cats"}, 1),
+                    Record("8", "yo", "against", {"target": "dogs"}, 3)]
+
+
+def test_jsonl_errors_name_the_line(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"text": "ok"}\n{"text": \n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: not valid JSON"):
+        read_records(p)
+    p.write_text('{"text": "ok"}\n["a list"]\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.jsonl:2: expected a JSON object"):
+        read_records(p)
+
+
+def test_read_jsonl_skips_a_torn_last_line_only(tmp_path):
+    p = tmp_path / "labels.jsonl"
+    p.write_bytes(b'{"id": "a"}\n{"id": "b"}\n{"id": "c", "lab')
+    assert read_jsonl(p) == [{"id": "a"}, {"id": "b"}]
+    p.write_bytes(b'{"id": "a"}\n{"id": "b\n{"id": "c"}\n')
+    with pytest.raises(DataError, match=r"labels\.jsonl:2: not a valid JSON line"):
+        read_jsonl(p)
+
+
+def test_write_jsonl_line_round_trip(tmp_path):
+    p = tmp_path / "out.jsonl"
+    with p.open("w", encoding="utf-8") as f:
+        write_jsonl_line(f, {"id": "1", "text": "naïve café 🙂"})
+        write_jsonl_line(f, {"id": "2", "probs": {"a": 0.5}})
+    assert "naïve" in p.read_text(encoding="utf-8")  # not \\u-escaped
+    assert read_jsonl(p) == [{"id": "1", "text": "naïve café 🙂"}, {"id": "2", "probs": {"a": 0.5}}]
+
+
+def test_parquet(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "d.parquet"
+    pq.write_table(pa.table({"text": ["a", "b", "c"], "label": ["x", "y", "x"], "n": [1, 2, 3]}), p)
+    recs = read_records(p, label_col="label", id_col="n")
+    assert [(r.id, r.text, r.label, r.line) for r in recs] == [("1", "a", "x", 1), ("2", "b", "y", 2),
+                                                               ("3", "c", "x", 3)]
+    (tmp_path / "bad.parquet").write_bytes(b"not parquet")
+    with pytest.raises(DataError, match=r"bad\.parquet: not a readable Parquet file"):
+        read_records(tmp_path / "bad.parquet")
+
+
+def test_txt_and_stdin(tmp_path, monkeypatch):
+    p = tmp_path / "t.txt"
+    p.write_text("one\ntwo\r\nthree", encoding="utf-8")
+    assert [r.text for r in read_records(p)] == ["one", "two", "three"]
+
+    class Stdin(io.TextIOWrapper):
+        pass
+
+    monkeypatch.setattr("sys.stdin", Stdin(io.BytesIO(b"x\ny\n")))
+    assert [r.text for r in read_records("-")] == ["x", "y"]
+
+
+def test_tsv_and_formats(tmp_path):
+    p = tmp_path / "t.tsv"
+    p.write_text("text\tlabel\nhello, world\tx\n", encoding="utf-8")
+    assert read_records(p, label_col="label")[0].text == "hello, world"
+    assert detect_format("a.NDJSON") == "jsonl" and detect_format("-") == "txt"
+    assert detect_format("x.data", "csv") == "csv"
+    with pytest.raises(DataError, match="cannot tell the format"):
+        detect_format("x.xlsx")
+    with pytest.raises(DataError, match="unknown format 'xml'"):
+        detect_format("x.csv", "xml")
+    with pytest.raises(DataError, match="no such file"):
+        read_records(tmp_path / "missing.csv")
+    (tmp_path / "empty.csv").write_text("", encoding="utf-8")
+    with pytest.raises(DataError, match="empty"):
+        read_records(tmp_path / "empty.csv")
+    (tmp_path / "header.csv").write_text("text\n", encoding="utf-8")
+    with pytest.raises(DataError, match="no rows"):
+        read_records(tmp_path / "header.csv")
+
+
+def test_streaming_is_lazy(tmp_path):
+    p = tmp_path / "big.txt"
+    p.write_bytes(b"first\nsecond\nbad \xff byte\n")
+    it = iter_records(p)
+    assert next(it).text == "first"  # a later bad line does not fail the first records
+    with pytest.raises(DataError, match=r"big\.txt:3"):
+        list(it)
+    assert [r.text for r in next(chunked(iter_records(p), 2))] == ["first", "second"]
