@@ -1,0 +1,120 @@
+"""Experiment grid: config parsing, the training rows of each intervention, the result tables and plot."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from llm2edge.errors import TaskError
+from llm2edge.hub.curate.rows import load_labels
+from llm2edge.hub.experiment.config import load_config, parse_intervention
+from llm2edge.hub.experiment.report import COLUMNS, results_markdown, results_plot, write_csv
+from llm2edge.hub.experiment.runner import prepare_split, student_text, training_rows
+
+
+def test_shipped_configs_parse(repo, shared_data):
+    full = load_config(repo / "experiments" / "four_datasets.toml")
+    assert [d.name for d in full.datasets] == ["ibc", "semeval2016_stance", "mrf", "reddit_humor"]
+    stance = full.datasets[1]
+    assert stance.task == "stance" and stance.fields == ("target",)
+    assert all(d.train_limit <= 600 for d in full.datasets) and full.students[0].max_length <= 64
+    quick = load_config(repo / "experiments" / "four_datasets.toml", quick=True)
+    assert len(quick.datasets) == 2 and len(quick.interventions) == 2
+    assert quick.students[0].epochs == 1 and quick.students[0].max_length == 32
+    ci = load_config(repo / "experiments" / "quick.toml")
+    assert sum(d.train_limit + d.test_limit for d in ci.datasets) <= 400 and len(ci.interventions) == 2
+
+
+def test_bad_configs(tmp_path, shared_data):
+    base = f'data_root = "{shared_data}"\n[[datasets]]\nname = "mrf"\ntask = "misinfo"\n'
+    cases = {
+        'interventions = ["naive", "magic"]\n': "unknown intervention step 'magic'",
+        'interventions = ["naive+soft"]\n': "'naive' cannot be combined",
+        'colour = "red"\n': "unknown key(s) colour",
+        '[student]\nname = "s"\nepochz = 3\n': "unknown key(s) epochz",
+    }
+    for extra, needle in cases.items():
+        p = tmp_path / "exp.toml"
+        p.write_text(extra + base if not extra.startswith("[") else base + extra)
+        with pytest.raises(TaskError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+            load_config(p)
+    p.write_text(base.replace('"mrf"', '"nope"'))
+    with pytest.raises(TaskError, match="does not exist"):
+        load_config(p)
+    p.write_text(base)
+    with pytest.raises(TaskError, match=r"\[quick\]"):
+        load_config(p, quick=True)
+    assert parse_intervention("experts_confidence+soft") == ("experts_confidence", "soft")
+
+
+def test_prepare_split_is_seeded_and_reused(repo, shared_data, tmp_path):
+    cfg = load_config(repo / "experiments" / "quick.toml")
+    ds = cfg.datasets[0]
+    path = prepare_split(ds, "train", tmp_path, seed=0)
+    first = path.read_text()
+    mtime = path.stat().st_mtime_ns
+    assert prepare_split(ds, "train", tmp_path, seed=0).stat().st_mtime_ns == mtime  # reused as is
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == ds.train_limit and set(rows[0]) == {"id", "text", "label"}
+    assert prepare_split(ds, "train", tmp_path / "b", seed=1).read_text() != first
+
+
+def test_training_rows_per_intervention(repo, shared_data, tmp_path, stance_labels):
+    path, rows, flipped, labels = stance_labels
+    cfg = load_config(repo / "experiments" / "four_datasets.toml")
+    ds = cfg.datasets[1]
+    assert student_text(rows[0], ds) == f"{rows[0]['fields']['target']}: {rows[0]['text']}"
+    data = load_labels(path, labels)
+    from llm2edge.records import read_records
+
+    true = {r.id: r.label for r in read_records(shared_data / "semeval2016_stance" / "train.csv",
+                                                label_col="label", fields=("target",))}
+    gold = {r["id"]: true[r["id"]] for r in rows}
+    assert sum(gold[r["id"]] != r["label"] for r in rows) == flipped.sum()
+    student = cfg.students[0]
+    naive, st = training_rows(("naive",), data, gold, cfg, ds, student, tmp_path)
+    assert len(naive) == len(rows) and st == {"n_experts": 0, "n_dropped": 0}
+    conf, st = training_rows(("experts_confidence",), data, gold, cfg, ds, student, tmp_path)
+    assert st["n_experts"] == 20 and sum(r["source"] == "expert" for r in conf) == 20
+    assert all(r["label"] == gold[r["id"]] for r in conf if r["source"] == "expert")
+    rand, st = training_rows(("experts_random",), data, gold, cfg, ds, student, tmp_path)
+    fixed = lambda rs: sum(r["label"] == gold[r["id"]] for r in rs)  # noqa: E731
+    # least-confident experts fix more wrong labels than random experts on LLM-like confidences
+    assert fixed(conf) > fixed(rand) >= fixed(naive)
+    soft, _ = training_rows(("experts_confidence", "soft"), data, gold, cfg, ds, student, tmp_path)
+    assert all(abs(sum(r["probs"].values()) - 1) < 1e-9 for r in soft)
+    # cleanlab with the LLM's own probabilities (fast; crossval is tested in test_confident.py)
+    from dataclasses import replace
+
+    cfg_llm = replace(cfg, curate=replace(cfg.curate, probs="llm"))
+    cl, st = training_rows(("experts_confidence", "cleanlab"), data, gold, cfg_llm, ds, student, tmp_path)
+    assert len(cl) == len(rows) - st["n_dropped"]
+    assert sum(r["source"] == "expert" for r in cl) == 20  # expert rows are never dropped
+
+
+def _fake_rows():
+    rows = []
+    for ds, llm in (("mrf", 0.7), ("ibc", 0.5)):
+        for i, name in enumerate(("naive", "experts_confidence")):
+            rows.append({"dataset": ds, "labeler": "l", "student": "s", "intervention": name, "n_train": 100,
+                         "n_experts": 10 * i, "n_dropped": 0, "n_test": 50, "llm_acc": llm, "llm_wf1": llm,
+                         "llm_train_acc": llm, "edge_acc": llm - 0.05 + 0.1 * i, "edge_wf1": llm,
+                         "evaluated_with": "torch", "seconds": 1.0})
+    return rows
+
+
+def test_results_table_and_plot(tmp_path):
+    rows = _fake_rows()
+    write_csv(tmp_path / "results.csv", rows)
+    with (tmp_path / "results.csv").open(encoding="utf-8", newline="") as handle:
+        back = list(csv.DictReader(handle))
+    assert list(back[0]) == list(COLUMNS) and len(back) == 4 and back[1]["edge_acc"] == "0.7500"
+    md = results_markdown(rows, ["naive", "experts_confidence"], title="t")
+    assert "| dataset | LLM labels | naive | experts_confidence |" in md
+    assert "| mrf | 70.0 | 65.0 | **75.0** |" in md and "| ibc | 50.0 | 45.0 | **55.0** |" in md
+    png = results_plot(tmp_path / "results.png", rows, ["naive", "experts_confidence"])
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert np.isfinite([r["edge_acc"] for r in rows]).all()
