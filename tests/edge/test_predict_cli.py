@@ -293,3 +293,21 @@ def test_base_install_venv(tiny_bundle):
                           capture_output=True, text=True, timeout=120, env=_env())
     assert proc.returncode == 0, proc.stderr
     assert jsonl(proc.stdout)[0]["label"] == expected_labels(tiny_bundle, ["hello"])[0]
+
+
+def test_closed_stdout_stops_quietly(tiny_bundle):
+    """`llm2edge predict ... | head -1`: no traceback when the reader goes away."""
+    proc = subprocess.Popen([sys.executable, "-m", "llm2edge", *cmd(tiny_bundle), "--chunk-size", "64"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"".join(b"text number %d\n" % i for i in range(4000)))
+    proc.stdin.close()
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    proc.wait(timeout=120)
+    assert proc.stderr is not None
+    err = proc.stderr.read()
+    proc.stderr.close()
+    assert json.loads(first)["id"].startswith("r0-")
+    assert proc.returncode == 1
+    assert b"Traceback" not in err

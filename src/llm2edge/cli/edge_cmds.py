@@ -6,6 +6,7 @@ Both work on a base install: they import onnxruntime/tokenizers/numpy only, neve
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,7 +75,12 @@ def predict(
     progress: bool | None = typer.Option(None, "--progress/--no-progress",
                                             help="Progress on stderr (default: when stderr is a terminal)."),
 ) -> None:
-    """Classify texts with an edge bundle; writes id, label and probabilities as JSONL or CSV."""
+    """Classify texts with an edge bundle; writes one row per text, in input order.
+
+    JSONL (default): {"id": ..., "label": ..., "probs": {label: p, ...}}.
+    CSV: columns id, label, p_<label>... (with --with-text: id, text, label, p_<label>...).
+    Texts come from the arguments, --input FILE, or stdin (one text per line; --input-format jsonl/csv).
+    """
     from llm2edge.edge.classifier import Classifier
     from llm2edge.edge.stream import output_format, predict_to_path
     from llm2edge.records import Record, iter_records, stable_id
@@ -103,6 +109,10 @@ def predict(
     try:
         summary = predict_to_path(clf, records, output, fmt=kind, batch_size=batch_size,
                                   chunk_size=chunk_size, with_text=with_text, resume=resume, on_chunk=bar)
+    except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(1) from None
     finally:
         if bar is not None:
             bar.close()
