@@ -272,6 +272,18 @@ def test_predict_never_imports_torch(tiny_bundle, tmp_path):
     assert len(jsonl(out.read_text())) == 1
 
 
+def test_edge_import_loads_only_its_runtime():
+    """`import llm2edge.edge` pulls in numpy, onnxruntime and tokenizers and nothing else outside stdlib."""
+    script = ("import json, sys; before = set(sys.modules); import llm2edge.edge; "
+              "print(json.dumps(sorted({m.split('.')[0] for m in set(sys.modules) - before} "
+              "- set(sys.stdlib_module_names))))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          env=_env())
+    assert proc.returncode == 0, proc.stderr
+    loaded = {m for m in json.loads(proc.stdout) if not m.startswith("_")}
+    assert loaded <= {"llm2edge", "numpy", "onnxruntime", "tokenizers"}, loaded
+
+
 def test_cli_subprocess_with_piped_stdin(tiny_bundle):
     proc = subprocess.run([sys.executable, "-m", "llm2edge", *cmd(tiny_bundle), "-f", "csv"],
                           input="first text\nsecond text\n", capture_output=True, text=True, timeout=120,
