@@ -39,19 +39,32 @@ class Counts:
     empty: int = 0
 
 
-def resolve_providers(providers: Sequence[str] | None) -> list[str]:
-    """onnxruntime provider names for short or full names; CPU is appended as the fallback."""
-    wanted = [PROVIDER_ALIASES.get(p.lower(), p) for p in (providers or ["cpu"])]
+def resolve_providers(providers: Sequence[str] | None) -> list[str | tuple[str, dict[str, str]]]:
+    """onnxruntime providers for short or full names ('cuda', 'cuda:1', 'CUDAExecutionProvider'); CPU last."""
     available = ort.get_available_providers()
-    for name in wanted:
+    wanted: list[str | tuple[str, dict[str, str]]] = []
+    for spec in providers or ["cpu"]:
+        base, _, device = spec.partition(":")
+        name = PROVIDER_ALIASES.get(base.lower(), base)
         if name not in available:
             if name in ("CUDAExecutionProvider", "TensorrtExecutionProvider"):
                 raise MissingExtraError("gpu", f"onnxruntime-gpu ({name})")
             raise BundleError(f"execution provider '{name}' is not available in this onnxruntime "
                               f"(available: {', '.join(available)})")
-    if "CPUExecutionProvider" not in wanted:
+        if device:
+            if not device.isdigit():
+                raise BundleError(f"bad provider '{spec}': the device after ':' must be a number")
+            wanted.append((name, {"device_id": device}))
+        else:
+            wanted.append(name)
+    if not any(_provider_name(p) == "CPUExecutionProvider" for p in wanted):
         wanted.append("CPUExecutionProvider")
     return wanted
+
+
+def _provider_name(provider: str | tuple[str, dict[str, str]]) -> str:
+    """The name of a provider given as a name or a (name, options) pair."""
+    return provider if isinstance(provider, str) else provider[0]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -110,7 +123,7 @@ class Classifier:
             session = ort.InferenceSession(str(info.model_path), sess_options=opts, providers=wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BundleError(f"{info.model_path}: onnxruntime cannot load the model ({exc})") from None
-        missing = [p for p in wanted[:1] if p not in session.get_providers()]
+        missing = [_provider_name(p) for p in wanted[:1] if _provider_name(p) not in session.get_providers()]
         if missing:
             raise BundleError(f"execution provider {missing[0]} failed to start (onnxruntime fell back to "
                               f"{session.get_providers()}); check the CUDA/cuDNN libraries")

@@ -136,6 +136,19 @@ def test_cuda_without_onnxruntime_gpu_says_what_to_install(tiny_bundle, provider
 def test_unknown_provider(tiny_bundle):
     with pytest.raises(BundleError, match="not available"):
         Classifier.load(tiny_bundle.path, providers=["NoSuchExecutionProvider"])
+    with pytest.raises(BundleError, match="must be a number"):
+        Classifier.load(tiny_bundle.path, providers=["cpu:x"])
+
+
+def test_provider_names():
+    from llm2edge.edge.classifier import resolve_providers
+
+    assert resolve_providers(None) == ["CPUExecutionProvider"]
+    assert resolve_providers(["CPU"]) == ["CPUExecutionProvider"]
+    assert resolve_providers(["cpu:0"]) == [("CPUExecutionProvider", {"device_id": "0"})]
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert resolve_providers(["cuda:1"]) == [("CUDAExecutionProvider", {"device_id": "1"}),
+                                                 "CPUExecutionProvider"]
 
 
 def test_model_with_unknown_inputs_is_refused(make_bundle):

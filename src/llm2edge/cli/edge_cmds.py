@@ -68,7 +68,7 @@ def predict(
                                    help="Rows read, classified and written at a time."),
     threads: int | None = typer.Option(None, "--threads", min=1,
                                           help="onnxruntime threads (default: CPUs this process may use)."),
-    provider: str = typer.Option("cpu", "--provider", help="Execution provider: cpu or cuda."),
+    provider: str = typer.Option("cpu", "--provider", help="cpu, cuda or cuda:N (GPU N)."),
     with_text: bool = typer.Option(False, "--with-text", help="Copy each text into the output."),
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue a crashed run: keep --output's complete rows, skip them."),
