@@ -308,6 +308,7 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
                             n_cached += 1
                             _write_outputs(out, rows, config)
                             continue
+                    _fresh_run_dir(run_dir, key)
                     _log(f"{dataset.name} / {labeler.name} / {student.name} / {intervention}: training")
                     t1 = time.perf_counter()
                     train_rows, stats = training_rows(steps, train_labels, gold_train, config, dataset,
@@ -331,6 +332,15 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
                     _write_outputs(out, rows, config)
     _write_outputs(out, rows, config, plot=True)
     return ExperimentResult(out, n_runs, n_cached, rows)
+
+
+def _fresh_run_dir(run_dir: Path, key: str) -> None:
+    """Keep a crashed run's checkpoints only if they belong to the same run settings (`key`)."""
+    marker = run_dir / "run_key.txt"
+    if run_dir.is_dir() and (not marker.is_file() or marker.read_text().strip() != key):
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(key + "\n")
 
 
 def _write_outputs(out: Path, rows: Sequence[dict[str, Any]], config: ExperimentConfig, *,
