@@ -60,6 +60,14 @@ def _default_threads(local_processes: int) -> int:
     return max(1, cpus // max(1, local_processes))
 
 
+def _distributed_without_accelerator() -> bool:
+    """True under torchrun/`accelerate launch --multi_gpu` on a machine without GPUs: use gloo on CPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "LOCAL_RANK" not in os.environ:
+        return False
+    xpu = getattr(torch, "xpu", None)
+    return not torch.cuda.is_available() and not (xpu is not None and xpu.is_available())
+
+
 def _epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """This epoch's batches: a seeded shuffle, sorted by length within windows, batch order shuffled."""
     g = torch.Generator().manual_seed(seed * 100_003 + epoch)
@@ -256,7 +264,7 @@ def train(config: TrainConfig) -> TrainResult:
     from transformers.utils import logging as hf_logging
 
     out = Path(config.out)
-    accelerator = Accelerator(step_scheduler_with_optimizer=False)
+    accelerator = Accelerator(step_scheduler_with_optimizer=False, cpu=_distributed_without_accelerator())
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
     local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
     threads = config.threads or _default_threads(local_world)
