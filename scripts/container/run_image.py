@@ -63,7 +63,9 @@ def cpu_cgroup(cpus: float) -> tuple[Path, Path]:
     period = 100_000
     quota = max(1000, int(cpus * period))
     name = f"llm2edge-run-{uuid.uuid4().hex[:8]}"
-    if (CGROUP / "cgroup.controllers").is_file():  # v2 unified
+    if (CGROUP / "cgroup.controllers").is_file():  # v2 unified: the cpu controller must be delegated
+        with contextlib.suppress(OSError):
+            (CGROUP / "cgroup.subtree_control").write_text("+cpu\n")
         folder = CGROUP / name
         folder.mkdir()
         (folder / "cpu.max").write_text(f"{quota} {period}\n")
@@ -107,11 +109,16 @@ def run_chroot(image: str, args: list[str], cpus: str | None, volumes: list[str]
     r = q(str(root))
     lines = ["set -e", f"mount --rbind /sys {r}/sys", f"mount --rbind /dev {r}/dev",
              f"mount -t tmpfs tmpfs {r}/tmp"]
+    if home != "/" and (root / home.lstrip("/")).is_dir():  # the image is read-only: a writable HOME
+        lines.append(f"mount -t tmpfs -o mode=0755,uid={uid},gid={gid} tmpfs {r}{q(home)}")
     for spec in volumes:
         host, _, rest = spec.partition(":")
         ctr, _, opts = rest.partition(":")
         if not host or not ctr.startswith("/"):
             raise SystemExit(f"run_image: bad volume {spec!r} (want HOST:/CTR[:ro])")
+        if not (root / ctr.lstrip("/")).exists():
+            raise SystemExit(f"run_image: {ctr} does not exist in {image} and its mounted files are "
+                             "read-only in chroot mode: mount at an existing folder (e.g. /mnt, /bundle)")
         target = f"{r}{q(ctr)}"
         lines.append(f"mount --bind {q(str(Path(host).resolve()))} {target}")
         if "ro" in opts.split(","):
