@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -89,4 +89,3 @@ class TrainResult:
     examples_per_second: float  # training examples processed per second, all processes together
     resumed_from_epoch: int  # 0 for a fresh run
     main_process: bool = True  # False on the other ranks of an `accelerate launch` run
-    extra: dict[str, Any] = field(default_factory=dict)

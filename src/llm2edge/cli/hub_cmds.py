@@ -28,7 +28,8 @@ def train(
                                         help="Train only the classification head on frozen embeddings."),
     soft: bool = typer.Option(False, "--soft", help="Train on the 'probs' distributions of labels.jsonl."),
     threads: int | None = typer.Option(None, "--threads", help="Torch threads (default: available CPUs)."),
-    no_resume: bool = typer.Option(False, "--no-resume", help="Discard checkpoints in --out and start over."),
+    no_resume: bool = typer.Option(False, "--no-resume",
+                                   help="Discard OUT/checkpoints (last epoch kept) and start over."),
     grad_accum: int = typer.Option(1, "--grad-accum", help="Batches per optimizer step."),
 ) -> None:
     """Fine-tune a student classifier; resumes from the last epoch checkpoint after a crash."""
