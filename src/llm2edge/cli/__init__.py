@@ -40,6 +40,7 @@ def _register() -> None:
         edge_cmds,
         export_cmds,
         hub_cmds,
+        label_cmds,
     )
 
 

@@ -1,0 +1,409 @@
+"""`llm2edge label`: read items, render prompts, label them with a backend, write resumable JSONL.
+
+Data-parallel under `accelerate launch`: each process labels the items whose index % world_size equals its
+rank into `OUT.part-<rank>-of-<n>.jsonl`; rank 0 then merges every part into OUT in input order.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm2edge.errors import BackendError, DataError, Llm2EdgeError
+from llm2edge.hub.label.backend import Backend, Prompt, Scored
+from llm2edge.hub.label.prompts import PromptBuilder, examples_from_file
+from llm2edge.hub.label.store import (
+    LabelWriter,
+    item_key,
+    latest_by_key,
+    margins,
+    repair,
+    write_atomic,
+    write_csv,
+)
+from llm2edge.hub.label.task import Task, load_task
+from llm2edge.records import Record, chunked, read_records
+
+BACKENDS = ("hf", "openai")
+OUT_FORMATS = ("jsonl", "csv")
+
+
+@dataclass(kw_only=True)
+class LabelConfig:
+    """Everything `llm2edge label` needs (see the CLI for what each option means)."""
+
+    data: str | Path
+    task: str | Path
+    out: str | Path
+    backend: str = "hf"
+    model: str | None = None  # hf: id, folder or GGUF (default: embedded SmolLM2); openai: model name
+    base_url: str | None = None
+    shots: int = 0
+    examples: str | Path | None = None  # labeled file to take the shots from (default: the task's examples)
+    cot: bool = False
+    calibrate: bool = False
+    limit: int | None = None
+    batch_size: int = 16
+    text_col: str = "text"
+    id_col: str | None = None
+    fmt: str = "jsonl"
+    dry_run: bool = False
+    concurrency: int = 8
+    timeout: float = 60.0
+    max_retries: int = 2
+    retry_failed: int = 1  # extra passes over items that failed in this run
+    threads: int | None = None
+    dtype: str = "auto"
+    device: str | None = None
+    max_new_tokens: int = 128
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class DryRun:
+    """What a run would do: items, prompt tokens and (for priced OpenAI models) an estimated cost."""
+
+    items: int
+    todo: int
+    prompt_tokens: int
+    output_tokens: int
+    tokens_estimated: bool  # True when counted as characters / 4 (no tokenizer)
+    cost_usd: float | None
+    model: str
+
+    def text(self) -> str:
+        """A human-readable summary."""
+        how = "estimated as characters/4" if self.tokens_estimated else "model tokenizer"
+        lines = [f"items: {self.items} ({self.todo} to label, {self.items - self.todo} already done)",
+                 f"prompt tokens: {self.prompt_tokens} ({how}); output tokens ~{self.output_tokens}"]
+        if self.cost_usd is not None:
+            from llm2edge.hub.label import pricing
+
+            lines.append(f"estimated cost: ${self.cost_usd:.4f} for {self.model} "
+                         f"(prices as of {pricing.AS_OF}, {pricing.SOURCE})")
+        else:
+            lines.append(f"estimated cost: n/a (no price known for {self.model})")
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    """The outcome of a run."""
+
+    out: Path
+    total: int
+    labeled: int
+    failed: int
+    skipped: int
+    distribution: dict[str, int]
+    seconds: float
+    items_per_s: float
+    csv: Path | None = None
+    dry_run: DryRun | None = None
+    rank: int = 0
+    world_size: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """A human-readable summary."""
+        if self.dry_run is not None:
+            return self.dry_run.text()
+        dist = ", ".join(f"{k} {v}" for k, v in sorted(self.distribution.items(), key=lambda kv: -kv[1]))
+        lines = [f"labeled {self.labeled}, failed {self.failed}, skipped {self.skipped} (already done) "
+                 f"of {self.total} items in {self.seconds:.1f} s ({self.items_per_s:.2f} items/s)",
+                 f"labels: {dist or 'none'}", f"written: {self.out}" + (f" and {self.csv}" if self.csv else "")]
+        return "\n".join(lines)
+
+
+# ---- distributed helpers ---------------------------------------------------------------------------------
+class _Dist:
+    """Rank, world size and barriers: accelerate's PartialState when launched with several processes."""
+
+    def __init__(self) -> None:
+        self.state: Any = None
+        self.rank, self.world = 0, 1
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from accelerate import PartialState
+
+            self.state = PartialState()
+            self.rank, self.world = self.state.process_index, self.state.num_processes
+
+    def barrier(self) -> None:
+        """Wait for every process (no-op when alone)."""
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+
+def part_path(out: Path, rank: int, world: int) -> Path:
+    """The part file of one process."""
+    return out.with_name(f"{out.name}.part-{rank}-of-{world}.jsonl")
+
+
+def _part_files(out: Path) -> list[Path]:
+    """Every part file next to `out` (from this or an earlier, interrupted distributed run)."""
+    return sorted(out.parent.glob(f"{out.name}.part-*-of-*.jsonl"))
+
+
+# ---- backends --------------------------------------------------------------------------------------------
+def make_backend(config: LabelConfig, *, threads: int | None) -> Backend:
+    """Construct the configured backend (imports it lazily)."""
+    if config.backend == "hf":
+        from llm2edge.hub.label.hf_backend import HFBackend
+
+        return HFBackend(config.model, dtype=config.dtype, device=config.device, threads=threads,
+                         max_new_tokens=config.max_new_tokens)
+    if config.backend == "openai":
+        if not config.model:
+            raise BackendError("--backend openai needs --model (the server's model name)")
+        from llm2edge.hub.label.openai_backend import OpenAIBackend  # type: ignore[import-not-found]
+
+        return OpenAIBackend(model=config.model, base_url=config.base_url, concurrency=config.concurrency,
+                             timeout=config.timeout, max_retries=config.max_retries)
+    raise BackendError(f"unknown backend '{config.backend}': use one of {', '.join(BACKENDS)}")
+
+
+def _model_name(config: LabelConfig, backend: Backend | None) -> str:
+    """The model name recorded in rows and keys."""
+    if backend is not None:
+        return backend.model
+    if config.model:
+        return config.model
+    from llm2edge.hub.label.hf_backend import default_llm_gguf
+
+    return default_llm_gguf().name
+
+
+# ---- the run ---------------------------------------------------------------------------------------------
+def _check(config: LabelConfig) -> None:
+    """Reject bad options with one clear line."""
+    if config.backend not in BACKENDS:
+        raise BackendError(f"unknown backend '{config.backend}': use one of {', '.join(BACKENDS)}")
+    if config.fmt not in OUT_FORMATS:
+        raise DataError(f"unknown output format '{config.fmt}': use one of {', '.join(OUT_FORMATS)}")
+    if config.batch_size < 1:
+        raise DataError("--batch-size must be at least 1")
+    if config.shots < 0:
+        raise DataError("--shots must be 0 or more")
+    if config.limit is not None and config.limit < 1:
+        raise DataError("--limit must be at least 1")
+    out = Path(config.out)
+    if out.suffix.lower() not in (".jsonl", ".ndjson"):
+        raise DataError(f"{out}: the labels file must end in .jsonl (use --format csv for a CSV copy)")
+
+
+def _records(config: LabelConfig, task: Task) -> list[Record]:
+    """The input items (with the task's fields), cut to --limit."""
+    records = read_records(config.data, text_col=config.text_col, id_col=config.id_col,
+                           fields=task.fields)
+    if config.limit is not None:
+        records = records[: config.limit]
+    ids = Counter(r.id for r in records)
+    dupes = [i for i, n in ids.items() if n > 1]
+    if dupes:
+        raise DataError(f"{config.data}: id '{dupes[0]}' occurs {ids[dupes[0]]} times in column "
+                        f"'{config.id_col}': ids must be unique")
+    return records
+
+
+def _row(rec: Record, key: str, scored: Scored, *, backend: str, model: str, task: Task, prompt_hash: str
+         ) -> dict[str, Any]:
+    """One labels row for an item and its backend answer."""
+    row: dict[str, Any] = {"id": rec.id, "key": key, "text": rec.text, "label": None, "probs": None,
+                           "confidence": None, "margin_logprob": None, "prob_source": None, "backend": backend,
+                           "model": model, "task": task.name, "prompt_hash": prompt_hash, "raw": scored.raw,
+                           "error": scored.error, "source": "llm", "fields": dict(rec.fields)}
+    if scored.error is None:
+        probs = scored.probs or {}
+        bad = [n for n in task.label_names if n not in probs or not math.isfinite(probs[n])]
+        total = sum(probs.get(n, 0.0) for n in task.label_names)
+        if bad or abs(total - 1.0) > 1e-3:
+            row["error"] = f"backend returned no valid distribution over the labels (got {probs})"
+            return row
+        label, conf, margin = margins(probs, scored.logprobs)
+        row.update(label=label, probs={n: probs[n] for n in task.label_names}, confidence=conf,
+                   margin_logprob=margin, prob_source=scored.prob_source)
+    return row
+
+
+def _dry_run(config: LabelConfig, builder: PromptBuilder, task: Task, todo: Sequence[Record], n: int,
+             backend: Backend | None, model: str) -> DryRun:
+    """Count prompt tokens (tokenizer, or characters/4) and price them when the model has a known price."""
+    from llm2edge.hub.label import pricing
+
+    prompts = [builder.render(r.id, r.text, r.fields) for r in todo]
+    counter = getattr(backend, "count_tokens", None)
+    label_chars = max(len(f) for name in task.label_names for f in task.space.forms(name))
+    out_tokens = len(todo) * (max(1, math.ceil(label_chars / 4)) + (config.max_new_tokens if config.cot else 0))
+    if counter is not None and config.backend == "hf":
+        tokens, estimated = sum(counter(p) for p in prompts), False
+    else:
+        chars = sum(len(m["content"]) + 16 for p in prompts for m in p.messages)  # ~4 tokens of overhead
+        tokens, estimated = math.ceil(chars / 4), True
+    cost = pricing.estimate_cost(model, tokens, out_tokens) if config.backend == "openai" else None
+    return DryRun(items=n, todo=len(todo), prompt_tokens=tokens, output_tokens=out_tokens,
+                  tokens_estimated=estimated, cost_usd=cost, model=model)
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    """A tqdm bar on stderr (items/s and ETA), or a stand-in with the same methods."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover
+        enabled = False
+    if not enabled:
+        class _Null:
+            def update(self, n: int = 1) -> None: ...
+            def set_postfix_str(self, s: str) -> None: ...
+            def close(self) -> None: ...
+        return _Null()
+    return tqdm(total=total, unit="item", desc="labeling", file=sys.stderr, dynamic_ncols=True)
+
+
+def label_file(config: LabelConfig) -> LabelSummary:
+    """Label every item of `config.data` (skipping finished ones) and write `config.out`; see the module doc."""
+    _check(config)
+    t0 = time.perf_counter()
+    dist = _Dist()
+    task = load_task(config.task)
+    examples = examples_from_file(config.examples, task) if config.examples else None
+    builder = PromptBuilder.create(task, shots=config.shots, examples=examples, cot=config.cot)
+    prompt_hash = builder.prompt_hash
+    records = _records(config, task)
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    threads = config.threads or (1 if dist.world > 1 else None)
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    backend: Backend | None = None
+    if config.backend == "hf" or not config.dry_run:
+        if dist.world > 1 and dist.rank != 0:
+            dist.barrier()  # rank 0 builds caches (e.g. the GGUF conversion) first
+        backend = make_backend(config, threads=threads)
+        if dist.world > 1 and dist.rank == 0:
+            dist.barrier()
+    model = _model_name(config, backend)
+    keys = [item_key(r.text, r.fields, task=task.name, prompt_hash=prompt_hash, model=model,
+                     backend=config.backend, shots=config.shots, cot=config.cot, calibrate=config.calibrate)
+            for r in records]
+
+    # what is already done: the merged file, then any part files (later wins)
+    mine = part_path(out, dist.rank, dist.world) if dist.world > 1 else out
+    repair(mine)
+    done = latest_by_key([out, *_part_files(out)])
+    finished = {k for k, row in done.items() if not row.get("error")}
+    todo_idx: list[int] = []
+    seen: set[str] = set()
+    for i, k in enumerate(keys):
+        if k in finished or k in seen:
+            continue
+        seen.add(k)
+        todo_idx.append(i)
+    skipped = len({k for k in keys if k in finished})
+    shard = [i for i in todo_idx if i % dist.world == dist.rank]
+
+    if config.dry_run:
+        summary_dry = _dry_run(config, builder, task, [records[i] for i in todo_idx], len(records), backend, model)
+        if backend is not None:
+            backend.close()
+        return LabelSummary(out=out, total=len(records), labeled=0, failed=0, skipped=skipped, distribution={},
+                            seconds=time.perf_counter() - t0, items_per_s=0.0, dry_run=summary_dry,
+                            rank=dist.rank, world_size=dist.world)
+    assert backend is not None
+
+    cot = builder.cot_instruction
+    calibrator = None
+    if config.calibrate:
+        from llm2edge.hub.label.calibrate import Calibrator
+
+        calibrator = Calibrator(backend, builder, task.space, cot=cot)
+
+    labeled = failed = 0
+    bar = _progress(len(shard), config.progress and dist.rank == 0)
+    t_label = time.perf_counter()
+    try:
+        with LabelWriter(mine) as writer:
+            pending = shard
+            for attempt in range(1 + max(0, config.retry_failed)):
+                if not pending:
+                    break
+                if attempt:
+                    bar.set_postfix_str(f"retrying {len(pending)} failed")
+                # longest first: similar lengths share a batch (less padding) and memory errors come early
+                order = sorted(pending, key=lambda i: -len(records[i].text))
+                failed_now: list[int] = []
+                for batch in chunked(order, config.batch_size):  # type: ignore[arg-type]
+                    prompts: list[Prompt] = [builder.render(keys[i], records[i].text, records[i].fields)
+                                             for i in batch]
+                    try:
+                        scored = backend.label_batch(prompts, task.space, cot=cot)
+                        if calibrator is not None:
+                            scored = [s if s.error else calibrator.apply(s, records[i].fields)
+                                      for s, i in zip(scored, batch)]
+                    except Llm2EdgeError as exc:
+                        if labeled == 0:
+                            raise  # nothing works: a configuration problem, not a flaky item
+                        scored = [Scored(item_id=keys[i], error=f"{type(exc).__name__}: {exc}") for i in batch]
+                    except Exception as exc:  # a bad batch must not end a long run
+                        scored = [Scored(item_id=keys[i], error=f"{type(exc).__name__}: {exc}") for i in batch]
+                    if len(scored) != len(batch):
+                        raise BackendError(f"backend returned {len(scored)} answers for {len(batch)} prompts")
+                    for i, s in zip(batch, scored):
+                        row = _row(records[i], keys[i], s, backend=config.backend, model=model, task=task,
+                                   prompt_hash=prompt_hash)
+                        writer.append(row)
+                        if row["error"]:
+                            failed_now.append(i)
+                        else:
+                            labeled += 1
+                        if attempt == 0:
+                            bar.update(1)
+                pending = failed_now
+            failed = len(pending)
+    finally:
+        bar.close()
+        backend.close()
+    seconds_label = time.perf_counter() - t_label
+
+    # merge (rank 0, after everyone finished) and compact to one row per input item, in input order
+    dist.barrier()
+    csv_path = None
+    distribution: Counter[str] = Counter()
+    if dist.rank == 0:
+        parts = _part_files(out)
+        latest = latest_by_key([out, *parts])
+        rows = []
+        for rec, k in zip(records, keys):
+            row = latest.get(k)
+            if row is not None:
+                rows.append({**row, "id": rec.id, "fields": dict(rec.fields)})
+                if row.get("label") and not row.get("error"):
+                    distribution[row["label"]] += 1
+        wanted = set(keys)
+        stale = [row for k, row in latest.items() if k not in wanted]
+        if stale:  # rows of other inputs/settings are kept aside, never silently lost
+            with LabelWriter(out.with_name(out.name + ".dropped.jsonl")) as w:
+                for row in stale:
+                    w.append(row)
+        write_atomic(out, rows)
+        for p in parts:
+            p.unlink(missing_ok=True)
+        if config.fmt == "csv":
+            csv_path = write_csv(rows, out.with_suffix(".csv"), task.label_names)
+        failed = sum(1 for r in rows if r.get("error"))
+        if dist.world > 1:  # every process's new labels, not just this one's
+            labeled = sum(1 for r in rows if not r.get("error")) - skipped
+    dist.barrier()
+    seconds = time.perf_counter() - t0
+    return LabelSummary(out=out, total=len(records), labeled=labeled, failed=failed, skipped=skipped,
+                        distribution=dict(distribution), seconds=seconds,
+                        items_per_s=(labeled + failed) / seconds_label if seconds_label > 0 else 0.0,
+                        csv=csv_path, rank=dist.rank, world_size=dist.world,
+                        extra={"threads": threads, "prompt_hash": prompt_hash, "model": model})
