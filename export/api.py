@@ -1,0 +1,202 @@
+"""`export_bundle`: model dir → ONNX → fused graph → int8 → validated bundle, moved into place atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from llm2edge.errors import ExportError
+from llm2edge.export.bundle import (
+    MODEL_NAME,
+    check_destination,
+    move_into_place,
+    package_versions,
+    write_config,
+    write_tokenizer,
+)
+from llm2edge.export.config import QUANTIZE_CHOICES, ExportConfig, ExportResult
+from llm2edge.export.model_dir import check_model_dir, resolve_max_length, resolve_validation
+from llm2edge.export.onnx_export import export_onnx, load_torch_model
+from llm2edge.export.optimize import optimize_graph
+from llm2edge.export.quantize import choose_quantization, quantize_int8
+from llm2edge.export.validate import ValidationSet, accuracy, compare, load_validation, torch_logits
+
+#: ONNX fp32 must match torch this closely, or the export itself is broken (e.g. inputs bound wrongly).
+FP32_MIN_AGREEMENT = 0.995
+FP32_MAX_LOGIT_DIFF = 1e-2
+#: Used only to sanity-check fp32 when there is no validation file (no labels, no int8 gate).
+PROBE_TEXTS = (
+    "This is a short test sentence.",
+    "The weather was terrible and the train was late again, so I missed the meeting.",
+    "Absolutely loved it!",
+    "Stocks fell sharply on Monday after the central bank raised interest rates.",
+    "ok",
+)
+
+
+def _say(config: ExportConfig, message: str) -> None:
+    """A progress line on stderr (when verbose)."""
+    if config.verbose:
+        print(f"export: {message}", file=sys.stderr, flush=True)
+
+
+def _warn(message: str, warnings: list[str]) -> None:
+    """One warning line on stderr, also kept for the result."""
+    warnings.append(message)
+    print(f"llm2edge: warning: {message}", file=sys.stderr, flush=True)
+
+
+def _check_config(config: ExportConfig) -> None:
+    """ExportError for option values that cannot work."""
+    if config.quantize not in QUANTIZE_CHOICES:
+        raise ExportError(f"quantize must be one of {', '.join(QUANTIZE_CHOICES)}, got '{config.quantize}'")
+    if config.min_agreement < 0:  # above 1 is allowed: it always falls back (or fails with strict)
+        raise ExportError(f"min_agreement must be >= 0, got {config.min_agreement}")
+    if config.threads < 1:
+        raise ExportError(f"threads must be >= 1, got {config.threads}")
+
+
+def _candidate(folder: Path, onnx_path: Path, shared: Path, *, labels: list[str], max_length: int,
+               source_model: str, quantization: str, versions: dict[str, str]) -> Path:
+    """A complete bundle folder around one ONNX file (manifest without validation numbers yet)."""
+    from llm2edge.edge.bundle import write_manifest
+
+    folder.mkdir(parents=True)
+    for item in shared.iterdir():
+        shutil.copy2(item, folder / item.name)
+    onnx_path.replace(folder / MODEL_NAME)
+    write_manifest(folder, labels=labels, max_length=max_length, source_model=source_model,
+                   quantization=quantization, validation={}, versions=versions)
+    return folder
+
+
+def _edge_logits(bundle: Path, texts: list[str], threads: int) -> Any:
+    """Logits of a bundle through the edge runtime (the code path users run)."""
+    from llm2edge.edge.classifier import Classifier
+
+    return Classifier.load(bundle, threads=threads).predict_logits(texts)
+
+
+def export_bundle(config: ExportConfig) -> ExportResult:
+    """Export, optimize, quantize and validate a trained model into an edge bundle at `config.out`."""
+    start = time.perf_counter()
+    _check_config(config)
+    model_dir = check_model_dir(config.model)
+    max_length = resolve_max_length(model_dir, config.max_length)
+    val_path = resolve_validation(model_dir, config.validate)
+    out = Path(config.out)
+    check_destination(out)
+    warnings: list[str] = []
+    vset = (load_validation(val_path, labels=model_dir.labels, text_col=config.text_col,
+                            label_col=config.label_col, limit=config.max_validation)
+            if val_path is not None else None)
+    if vset is None:
+        message = (f"no validation data ({model_dir.path / 'validation.csv'} missing and no --validate): "
+                   f"only a {len(PROBE_TEXTS)}-text fp32 sanity check runs")
+        if config.strict and config.quantize == "int8":
+            raise ExportError(message + "; int8 cannot be validated (--strict)")
+        _warn(message, warnings)
+        vset = ValidationSet(path=Path("-"), texts=list(PROBE_TEXTS), gold=[None] * len(PROBE_TEXTS))
+
+    import torch
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        work = stage / "work"
+        _say(config, f"loading {model_dir.path}")
+        model = load_torch_model(model_dir.path)
+        _say(config, "exporting to ONNX (optimum, text-classification, dynamic axes)")
+        raw = export_onnx(model, work / "raw")
+        fp32, fused = raw, {}
+        if config.optimize:
+            _say(config, "fusing the transformer graph")
+            fp32 = work / "fp32.onnx"
+            fused = optimize_graph(raw, fp32, model_dir.model_type)
+        sizes = {"fp32": fp32.stat().st_size}
+        choice = None
+        int8 = None
+        if config.quantize == "int8":
+            choice = choose_quantization(config.per_channel)
+            _say(config, f"quantizing to int8 ({choice.reason})")
+            int8 = quantize_int8(fp32, work / "int8.onnx", choice)
+            sizes["int8"] = int8.stat().st_size
+
+        shared = stage / "shared"
+        shared.mkdir()
+        write_config(model.config, shared)
+        write_tokenizer(model_dir.path, shared, max_length)
+        from transformers import AutoTokenizer
+
+        hf_tok = AutoTokenizer.from_pretrained(model_dir.path, use_fast=True)
+        versions = package_versions()
+        source = str(model_dir.path.resolve())
+        common = {"labels": model_dir.labels, "max_length": max_length, "source_model": source,
+                  "versions": versions}
+        bundles = {"fp32": _candidate(stage / "fp32", fp32, shared, quantization="none", **common)}
+        if int8 is not None:
+            bundles["int8"] = _candidate(stage / "int8", int8, shared, quantization="int8", **common)
+
+        kinds = "torch, onnx fp32" + (", onnx int8" if int8 else "")
+        _say(config, f"validating on {len(vset.texts)} texts: {kinds}")
+        ref = torch_logits(model, hf_tok, vset.texts, max_length=max_length)
+        del model
+        val: dict[str, Any] = {"n": len(vset.texts), "validation_file": str(val_path) if val_path else None,
+                               "accuracy_torch": accuracy(ref, vset.gold, model_dir.labels)}
+        for name, folder in bundles.items():
+            logits = _edge_logits(folder, vset.texts, config.threads)
+            agree, diff = compare(ref, logits)
+            val[f"agreement_{name}"] = agree
+            val[f"max_logit_diff_{name}"] = round(diff, 6)
+            val[f"accuracy_{name}"] = accuracy(logits, vset.gold, model_dir.labels)
+        val.setdefault("agreement_int8", None)
+        if val["agreement_fp32"] < FP32_MIN_AGREEMENT or val["max_logit_diff_fp32"] > FP32_MAX_LOGIT_DIFF:
+            raise ExportError(f"ONNX fp32 does not match torch (agreement {val['agreement_fp32']:.4f}, "
+                              f"max logit difference {val['max_logit_diff_fp32']:.3g}): the export is broken")
+        val.update({"optimized": bool(config.optimize), "fused_ops": fused, "max_length": max_length,
+                    "min_agreement": config.min_agreement, "size_fp32": sizes["fp32"]})
+        if choice is not None:
+            val.update({"order": "optimize, then quantize" if config.optimize else "quantize",
+                        "per_channel": choice.per_channel, "reduce_range": choice.reduce_range,
+                        "weight_type": choice.weight_type, "cpu": choice.cpu, "quant_reason": choice.reason,
+                        "size_int8": sizes["int8"]})
+
+        shipped = "int8" if int8 is not None else "fp32"
+        if int8 is not None and val_path is None:
+            val["fallback_reason"] = None
+        elif int8 is not None and val["agreement_int8"] < config.min_agreement:
+            message = (f"int8 agrees with torch on only {val['agreement_int8']:.4f} of {val['n']} validation "
+                       f"texts (< --min-agreement {config.min_agreement})")
+            if config.strict:
+                raise ExportError(message + " (--strict)")
+            _warn(message + ": shipping fp32 instead", warnings)
+            shipped = "fp32"
+            val["fallback_reason"] = message
+        folder = bundles[shipped]
+        quantization = "int8" if shipped == "int8" else "none"
+        for other, path in bundles.items():
+            if other != shipped:
+                shutil.rmtree(path)
+        shutil.rmtree(shared)
+        shutil.rmtree(work)
+
+        from llm2edge.edge.bundle import read_bundle, write_manifest
+
+        manifest = write_manifest(folder, quantization=quantization, validation=val, **common)
+        read_bundle(folder)  # the finished bundle must verify before it is moved into place
+        os.chmod(folder, 0o755)
+        move_into_place(folder, out)
+    finally:
+        torch.set_num_threads(old_threads)
+        shutil.rmtree(stage, ignore_errors=True)
+    result = ExportResult(bundle=out, quantization=quantization, manifest=manifest, sizes=sizes,
+                          seconds=time.perf_counter() - start, warnings=tuple(warnings))
+    _say(config, f"wrote {out} ({quantization}) in {result.seconds:.1f} s")
+    return result
