@@ -37,6 +37,7 @@ def _register() -> None:
     """Import the command modules; each one adds its commands to `app`."""
     from llm2edge.cli import (  # noqa: F401
         curate_cmds,
+        demo_cmds,
         edge_cmds,
         export_cmds,
         hub_cmds,
