@@ -116,3 +116,29 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServ
     gguf = require_server()
     with run_llama_server(gguf, tmp_path_factory.mktemp("llama_server") / "server.log") as server:
         yield server
+
+
+@pytest.fixture()
+def auth_server(tmp_path: Path) -> Iterator[LlamaServer]:
+    """A second llama.cpp server that demands the API key `sk-the-server-key`."""
+    gguf = require_server()
+    with run_llama_server(gguf, tmp_path / "auth.log", "--api_key", "sk-the-server-key") as server:
+        yield server
+
+
+@pytest.fixture()
+def refused_url() -> str:
+    """A base URL on 127.0.0.1 where nothing listens (connections are refused)."""
+    return f"http://127.0.0.1:{free_port()}/v1"
+
+
+@pytest.fixture(scope="session")
+def fault_proxy_cls() -> type:
+    """The FaultProxy class from faultproxy.py next to this file (tests run with --import-mode=importlib)."""
+    path = Path(__file__).with_name("faultproxy.py")
+    spec = importlib.util.spec_from_file_location("llm2edge_tests_faultproxy", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.FaultProxy
