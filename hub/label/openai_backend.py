@@ -123,12 +123,16 @@ def label_logprobs(tokens: Sequence[_Token], start: int, space: LabelSpace) -> d
     several tokens adds the logprobs of its later tokens along the generated path. Alternatives of one
     label are mutually exclusive tokens, so their probabilities add. Labels absent from the top
     alternatives get the lowest logprob listed there (an upper bound on their true value). When no label
-    is among the server's top alternatives (only a constrained answer outside them), the logprobs say
+    is among the server's top alternatives (only a constrained answer from below them), the logprobs say
     nothing about the labels: None.
     """
     if start >= len(tokens):
         return None
     first = tokens[start]
+    # llama.cpp lists the sampled token among the top ones even when a grammar forced it from far below
+    others = [lp for alt, lp in first.top.items() if alt != first.text]
+    floor = min(others) if others else first.logprob
+    ranked = {alt for alt, lp in first.top.items() if alt != first.text or lp >= floor}
     found: dict[str, float] = {}
     informative = False
     for label in space.names:
@@ -149,12 +153,11 @@ def label_logprobs(tokens: Sequence[_Token], start: int, space: LabelSpace) -> d
                 best = max(best, score)
             if best > -math.inf:
                 per_alt[alt] = best
-                informative = informative or alt in first.top
+                informative = informative or alt in ranked
         if per_alt:
             found[label] = _logsumexp(list(per_alt.values()))
     if not found or not informative:
         return None
-    floor = min(first.top.values()) if first.top else min(found.values())
     return {label: found.get(label, floor) for label in space.names}
 
 
@@ -406,10 +409,12 @@ class OpenAIBackend:
         messages = [dict(m) for m in prompt.messages]
         if cot is not None:
             forms = ", ".join(f for label in space.names for f in _label_forms(space, label))
-            messages[-1]["content"] = (
-                f"{messages[-1]['content']}\n\n{cot.strip()}\nThink step by step, then end with a final "
-                f'line "Answer: <label>" where <label> is one of: {forms}.'
-            )
+            said = "\n".join(m.get("content", "") for m in messages)
+            extra = [] if cot.strip() in said else [cot.strip()]  # (prompts.py puts it in the system turn)
+            if not _ANSWER_RE.search(said + " ".join(extra)):
+                extra.append(f'End with a final line "Answer: <label>" where <label> is one of: {forms}.')
+            if extra:
+                messages[-1]["content"] = "\n\n".join([messages[-1]["content"], *extra])
             reply = await self._request(client, messages, space, constrain=False,
                                         max_tokens=self.cot_max_tokens)
             scored = self._score(prompt.item_id, reply, space, cot=True)

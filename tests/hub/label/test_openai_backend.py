@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -197,3 +201,70 @@ def test_wrong_key_is_refused_without_leaking_it(auth_server, secret: str, capfd
     msg = str(err.value)
     assert "OPENAI_API_KEY" in msg and auth_server.base_url in msg and "\n" not in msg
     assert secret not in msg + "".join(capfd.readouterr())
+
+
+# -- the `llm2edge label` CLI end to end ----------------------------------------------------------------
+def run_cli(*args: str, key: str) -> subprocess.CompletedProcess[str]:
+    """`llm2edge label ...` in a subprocess with OPENAI_API_KEY=`key`."""
+    env = {**os.environ, "OPENAI_API_KEY": key, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "TRANSFORMERS_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "llm2edge", "label", *args], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a labels file."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_cli_twice_through_fault_proxy(llama_server, shared_data: Path, fault_proxy_cls, tmp_path: Path,
+                                       secret: str) -> None:
+    """Two runs through the fault proxy: one row per item each time; the second retries only the failures."""
+    n = 12
+    data = shared_data / "mrf" / "test.csv"
+    out = tmp_path / "labels.jsonl"
+    common = ["--data", str(data), "--task", "misinfo", "--out", str(out), "--backend", "openai",
+              "--model", "smollm2", "--limit", str(n), "--shots", "2", "--concurrency", "1", "--timeout", "8",
+              "--no-progress"]
+    # run 1: heavy faults, no client retries (the backend's and the runner's retry rounds still run)
+    with fault_proxy_cls(llama_server.port, fault_rate=0.6, seed=11, delay=9.0) as proxy:
+        first = run_cli(*common, "--base-url", proxy.url + "/v1", "--max-retries", "0", key=secret)
+    assert first.returncode == 0, first.stderr
+    rows1 = read_rows(out)
+    assert len(rows1) == n and len({r["id"] for r in rows1}) == n
+    failed1 = {r["id"] for r in rows1 if r["error"]}
+    assert failed1 and len(failed1) < n, (dict(proxy.counts), [r["error"] for r in rows1])
+    assert all("\n" not in r["error"] for r in rows1 if r["error"])
+    # run 2: ordinary faults; finished items are skipped, failed ones retried
+    with fault_proxy_cls(llama_server.port, fault_rate=0.3, seed=12, delay=9.0) as proxy2:
+        second = run_cli(*common, "--base-url", proxy2.url + "/v1", "--max-retries", "1", key=secret)
+    assert second.returncode == 0, second.stderr
+    assert f"skipped {n - len(failed1)}" in second.stdout
+    rows2 = read_rows(out)
+    assert [r["id"] for r in rows2] == [r["id"] for r in rows1]  # exactly one row per item, same order
+    before = {r["id"]: r for r in rows1}
+    for r in rows2:
+        if r["id"] not in failed1:
+            assert r == before[r["id"]]  # finished work is never redone
+    assert sum(proxy2.counts.values()) >= len(failed1) + 1  # (+1: the models list)
+    assert sum(1 for r in rows2 if not r["error"]) > n - len(failed1)  # some failures were recovered
+    for r in rows2:
+        if not r["error"]:
+            assert math.isclose(sum(r["probs"].values()), 1.0, abs_tol=1e-6)
+    blob = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
+    assert secret not in blob + first.stdout + first.stderr + second.stdout + second.stderr
+
+
+def test_cli_server_down_exits_2_with_one_line(shared_data: Path, refused_url: str, tmp_path: Path,
+                                               secret: str) -> None:
+    out = tmp_path / "labels.jsonl"
+    res = run_cli("--data", str(shared_data / "mrf" / "test.csv"), "--task", "misinfo", "--out", str(out),
+                  "--backend", "openai", "--model", "m", "--base-url", refused_url, "--limit", "3",
+                  "--timeout", "2", "--max-retries", "0", "--no-progress", key=secret)
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    errors = [line for line in res.stderr.splitlines() if line.startswith("llm2edge: error:")]
+    assert len(errors) == 1 and refused_url in errors[0] and "Traceback" not in res.stderr
+    blob = res.stdout + res.stderr + "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*")
+                                             if p.is_file())
+    assert secret not in blob
