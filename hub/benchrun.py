@@ -424,6 +424,21 @@ def fresh_peak_rss(spec: SystemSpec, texts: Sequence[str]) -> tuple[float, float
         return worker.peak_rss_mb(), (worker.load_s or 0.0) + seconds
 
 
+def cuda_unavailable(kind: str) -> str | None:
+    """None when systems of `kind` can run on CUDA here, else the reason why not."""
+    if kind == "edge":
+        import onnxruntime as ort
+
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            return "no CUDA: onnxruntime has no CUDAExecutionProvider (llm2edge[gpu] on a GPU machine)"
+        return None
+    if _has("torch"):
+        return "torch is not installed"
+    import torch
+
+    return None if torch.cuda.is_available() else "no CUDA device visible to torch"
+
+
 # --------------------------------------------------------------------------------------------- server
 
 
@@ -496,14 +511,17 @@ def llama_server(gguf: str | Path | None = None, *, threads: int = 1, log: str |
 # --------------------------------------------------------------------------------------------- report
 
 
-def _fmt_ms(ms: float) -> str:
+def fmt_ms(ms: float) -> str:
+    """Milliseconds with 3 significant digits, thousands separated above 100."""
     return f"{ms:.3g}" if ms < 100 else f"{ms:,.0f}"
 
 
 def ratio_text(row: SpeedRow, ref: SpeedRow | None) -> str:
     """'12.3×' (the reference is that many times faster per item), '1×' for the reference itself."""
-    if ref is None or row.system == ref.system:
-        return "1×" if ref is not None else "—"
+    if ref is None or row.kind == "noop":
+        return "—"
+    if row.system == ref.system:
+        return "1×"
     r = row.per_item_ms / ref.per_item_ms
     return f"{r:.3g}×" if r >= 1 else f"{r:.2g}× (faster)"
 
@@ -516,7 +534,7 @@ def speed_table(rows: Sequence[SpeedRow], *, reference: str = REFERENCE) -> str:
              "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         rss = f"{r.rss_mb:,.0f}" if r.rss_mb else "—"
-        lines.append(f"| {r.system} | {r.batch} | {r.per_call} | {_fmt_ms(r.per_item_ms)} | "
+        lines.append(f"| {r.system} | {r.batch} | {r.per_call} | {fmt_ms(r.per_item_ms)} | "
                      f"{r.items_per_s:,.1f} | {rss} | {ratio_text(r, ref)} |")
     return "\n".join(lines)
 
@@ -558,7 +576,7 @@ def plot_speed(rows: Sequence[SpeedRow], path: str | Path, *, title: str = "Late
     ax.set_xlabel("milliseconds per item (log scale; lower is better)")
     ax.set_title(title)
     for i, r in enumerate(shown):
-        ax.text(r.per_item_ms * 1.08, i, f"{_fmt_ms(r.per_item_ms)} ms", va="center", fontsize=8)
+        ax.text(r.per_item_ms * 1.08, i, f"{fmt_ms(r.per_item_ms)} ms", va="center", fontsize=8)
     low = 10 ** math.floor(math.log10(min(r.per_item_ms for r in shown) * 0.9))
     ax.set_xlim(left=low, right=max(r.per_item_ms for r in shown) * 4)
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
@@ -672,15 +690,15 @@ def bench_systems(config: BenchConfig, info: Any) -> tuple[list[SystemSpec], lis
 
 
 def measure(spec: SystemSpec, texts: Sequence[str], *, budget_s: float, log_dir: Path | None = None,
-            warmup: int = 2) -> SpeedRow:
+            warmup: int = 2, min_rounds: int = 10) -> SpeedRow:
     """Load one system in a worker, time it (warmup, then as many calls as fit the budget), read its RSS."""
     with Worker(spec, texts, log_dir=log_dir) as worker:
         for _ in range(warmup):
             worker.run()
         probe = worker.run()
         per_pass = worker.batches
-        rounds = plan_rounds(probe, budget_s=budget_s, min_rounds=min(10, 2 * per_pass) if spec.per_call > 1
-                             else 10, max_rounds=max(2 * per_pass, 5))
+        low = min(min_rounds, 2 * per_pass) if spec.per_call > 1 else min_rounds
+        rounds = plan_rounds(probe, budget_s=budget_s, min_rounds=low, max_rounds=max(2 * per_pass, 5))
         times = time_calls(worker, rounds, warmup=0)
         return speed_row(spec, times, load_s=worker.load_s, rss_mb=worker.peak_rss_mb())
 

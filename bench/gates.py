@@ -1,0 +1,93 @@
+"""Ratio gates on the pytest-benchmark JSON that bench/ci.sh writes: exit 1, one line per violated gate.
+
+Only ratios between systems measured in the same run are gated, never absolute times (CI machines are
+shared and noisy). Per-item cost = median call / texts per call (the `per_call` extra_info of each row).
+The bounds and the measurements they come from are in bench/RESULTS.md.
+
+    python bench/gates.py bench/out/ci.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Gate:
+    """`slower` must cost at least `min_ratio` times as much per item as `faster` (same run)."""
+
+    name: str
+    faster: str
+    slower: str
+    min_ratio: float
+    why: str
+
+
+GATES = (
+    Gate("edge beats torch", faster="edge int8 b1", slower="torch eager b1", min_ratio=3.0,
+         why="edge int8 b1 must stay >= 3x faster per item than torch eager b1"),
+    Gate("batching pays", faster="edge int8 b32 stream", slower="edge int8 b1", min_ratio=1.0,
+         why="edge int8 at batch 32 (length-sorted 256-text chunk) must cost less per item than batch 1"),
+    Gate("int8 not slower", faster="edge int8 b1", slower="edge fp32 b1", min_ratio=1 / 1.10,
+         why="edge int8 b1 must not be more than 10% slower per item than edge fp32 b1"),
+)
+
+
+def per_item_ms(path: str | Path) -> dict[str, float]:
+    """Per-item milliseconds of every system in a pytest-benchmark JSON (median call / texts per call)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    out: dict[str, float] = {}
+    for bench in data.get("benchmarks", []):
+        info = bench.get("extra_info") or {}
+        system = info.get("system")
+        if not system:
+            continue
+        out[system] = bench["stats"]["median"] * 1000 / int(info.get("per_call") or 1)
+    return out
+
+
+def check(times: dict[str, float], gates: tuple[Gate, ...] = GATES) -> tuple[list[str], list[str]]:
+    """(report lines for every gate, one line per violated gate)."""
+    report, failed = [], []
+    for g in gates:
+        if g.faster not in times or g.slower not in times:
+            missing = [s for s in (g.faster, g.slower) if s not in times]
+            line = f"gate '{g.name}': {', '.join(missing)} not measured in this run ({g.why})"
+            report.append(f"FAIL {line}")
+            failed.append(line)
+            continue
+        ratio = times[g.slower] / times[g.faster]
+        ok = ratio >= g.min_ratio
+        line = (f"gate '{g.name}': {g.slower} / {g.faster} = {times[g.slower]:.3g} / "
+                f"{times[g.faster]:.3g} ms = {ratio:.2f}x (bound >= {g.min_ratio:.2f}x)")
+        report.append(("ok   " if ok else "FAIL ") + line)
+        if not ok:
+            failed.append(f"{line}: {g.why}")
+    return report, failed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print every gate; exit 1 (one line per violation on stderr) if any is violated."""
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python bench/gates.py BENCHMARK_JSON", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    if not path.is_file():
+        print(f"gates: {path}: no such file (run bench/ci.sh first)", file=sys.stderr)
+        return 2
+    times = per_item_ms(path)
+    for system, ms in sorted(times.items(), key=lambda kv: kv[1]):
+        print(f"  {system:<28} {ms:9.3f} ms/item")
+    report, failed = check(times)
+    print("\n".join(report))
+    for line in failed:
+        print(f"gate violated: {line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
