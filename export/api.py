@@ -149,6 +149,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         ref = torch_logits(model, hf_tok, vset.texts, max_length=max_length)
         del model
         val: dict[str, Any] = {"n": len(vset.texts), "validation_file": str(val_path) if val_path else None,
+                               "probe_only": val_path is None, "fallback_reason": None,
                                "accuracy_torch": accuracy(ref, vset.gold, model_dir.labels)}
         for name, folder in bundles.items():
             logits = _edge_logits(folder, vset.texts, config.threads)
@@ -169,9 +170,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
                         "size_int8": sizes["int8"]})
 
         shipped = "int8" if int8 is not None else "fp32"
-        if int8 is not None and val_path is None:
-            val["fallback_reason"] = None
-        elif int8 is not None and val["agreement_int8"] < config.min_agreement:
+        if int8 is not None and val_path is not None and val["agreement_int8"] < config.min_agreement:
             message = (f"int8 agrees with torch on only {val['agreement_int8']:.4f} of {val['n']} validation "
                        f"texts (< --min-agreement {config.min_agreement})")
             if config.strict:

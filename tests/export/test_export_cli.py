@@ -55,11 +55,17 @@ def test_bad_options_and_validation_files(trained_model, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_cli_export_prints_the_table(trained_model, tmp_path, capsys):
+def test_cli_export_without_validation_data_prints_the_table(trained_model, tmp_path, capsys):
+    model = tmp_path / "m"
+    shutil.copytree(trained_model, model)
+    (model / "validation.csv").unlink()  # only the fp32 sanity check on built-in probe texts runs
     with pytest.raises(SystemExit) as exit_info:
-        main(["export", "--model", str(trained_model), "--out", str(tmp_path / "b"), "--quantize", "none",
+        main(["export", "--model", str(model), "--out", str(tmp_path / "b"), "--quantize", "none",
               "--no-optimize", "--max-length", "16"])
     assert exit_info.value.code == 0
-    out = capsys.readouterr().out
-    assert "onnx fp32" in out and "shipped: none" in out
-    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["max_length"] == 16
+    captured = capsys.readouterr()
+    assert "onnx fp32" in captured.out and "shipped: none" in captured.out
+    assert "llm2edge: warning: no validation data" in captured.err
+    manifest = json.loads((tmp_path / "b" / "manifest.json").read_text())
+    assert manifest["max_length"] == 16 and manifest["validation"]["probe_only"] is True
+    assert manifest["validation"]["agreement_fp32"] == 1.0 and manifest["validation"]["accuracy_fp32"] is None
