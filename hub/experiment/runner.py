@@ -122,17 +122,18 @@ def student_text(row: Row | dict[str, Any], dataset: DatasetSpec) -> str:
 # ------------------------------------------------------------------ labeling
 
 
-def label_split(dataset: DatasetSpec, labeler: LabelerSpec, data: Path, out: Path) -> Path:
-    """Label a prepared split with the LLM (resumable: finished items are not labeled again)."""
+def label_split(dataset: DatasetSpec, labeler: LabelerSpec, data: Path, out: Path) -> int:
+    """Label a prepared split with the LLM into `out` (resumable); returns the number newly labeled."""
     from llm2edge.hub.label.runner import LabelConfig, label_file
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    config = LabelConfig(data=data, task=dataset.task, out=out, backend=labeler.backend, model=labeler.model,
-                         base_url=labeler.base_url, shots=labeler.shots, calibrate=labeler.calibrate,
-                         cot=labeler.cot, batch_size=labeler.batch_size, threads=labeler.threads,
-                         id_col="id", text_col="text", fields=dataset.fields)
-    label_file(config)
-    return out
+    summary = label_file(LabelConfig(
+        data=data, task=dataset.task, out=out, backend=labeler.backend, model=labeler.model,
+        base_url=labeler.base_url, shots=labeler.shots, calibrate=labeler.calibrate, cot=labeler.cot,
+        batch_size=labeler.batch_size, threads=labeler.threads, id_col="id", text_col="text"))
+    if summary.failed:
+        _log(f"{out}: {summary.failed} items failed after all retries (rerun to retry them)")
+    return summary.labeled
 
 
 def llm_scores(labels: LabeledRows, gold: dict[str, str], task_labels: Sequence[str]) -> tuple[float, float]:
@@ -246,14 +247,15 @@ def _edge_metrics(model_dir: Path, bundle: Path, test_csv: Path, texts: Sequence
                   task_labels: Sequence[str], config: ExperimentConfig) -> dict[str, Any]:
     """Export the model to an ONNX bundle and score the edge Classifier on the test texts."""
     from llm2edge.edge import Classifier
-    from llm2edge.export import ExportConfig, export
+    from llm2edge.export import ExportConfig, export_bundle
 
-    info = export(ExportConfig(model=model_dir, out=bundle, quantize=config.quantize, validate=test_csv))
+    info = export_bundle(ExportConfig(model=model_dir, out=bundle, quantize=config.quantize,
+                                      validate=test_csv, threads=1, verbose=False))
     clf = Classifier.load(bundle, threads=1)
     pred = clf.predict(list(texts))
     report = classification_report(list(gold), list(pred), list(task_labels))
-    quant = getattr(info, "quantization", None) or config.quantize
-    return {"edge_acc": report.accuracy, "edge_wf1": report.weighted_f1, "evaluated_with": f"edge-{quant}"}
+    return {"edge_acc": report.accuracy, "edge_wf1": report.weighted_f1,
+            "evaluated_with": f"edge-{info.quantization}", "export_seconds": round(info.seconds, 1)}
 
 
 # ------------------------------------------------------------------ the grid
@@ -274,7 +276,7 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
     n_runs = n_cached = 0
     for dataset in config.datasets:
         task = load_task(dataset.task)
-        task_labels = [label.name for label in task.labels]
+        task_labels = list(task.label_names)
         train_csv = prepare_split(dataset, "train", out, seed=config.seed)
         test_csv = prepare_split(dataset, "test", out, seed=config.seed)
         gold_train, gold_test = _gold(train_csv, dataset), _gold(test_csv, dataset)
@@ -283,10 +285,11 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
             t0 = time.perf_counter()
             _log(f"{dataset.name}: labeling {len(gold_train)} train + {len(gold_test)} test items with "
                  f"'{labeler.name}' (cached items are skipped)")
-            train_labels = load_labels(label_split(dataset, labeler, train_csv, label_dir / "train.jsonl"),
-                                       task_labels)
-            test_labels = load_labels(label_split(dataset, labeler, test_csv, label_dir / "test.jsonl"),
-                                      task_labels)
+            fresh = sum(label_split(dataset, labeler, csv_path, label_dir / f"{split}.jsonl")
+                        for split, csv_path in (("train", train_csv), ("test", test_csv)))
+            _log(f"{dataset.name}: {fresh} items newly labeled")
+            train_labels = load_labels(label_dir / "train.jsonl", task_labels)
+            test_labels = load_labels(label_dir / "test.jsonl", task_labels)
             label_seconds = time.perf_counter() - t0
             llm_acc, llm_wf1 = llm_scores(test_labels, gold_test, task_labels)
             llm_train_acc, _ = llm_scores(train_labels, gold_train, task_labels)
@@ -348,15 +351,22 @@ def _write_outputs(out: Path, rows: Sequence[dict[str, Any]], config: Experiment
     """Rewrite results.csv and results.md (and the plot at the end) from the rows so far."""
     write_csv(out / "results.csv", rows)
     cur = config.curate
+    steps = {s for name in config.interventions for s in parse_intervention(name)}
     notes = [
         f"config: `{config.source}`; seed {config.seed}; evaluated with: "
         f"{', '.join(sorted({str(r.get('evaluated_with')) for r in rows})) or '–'}",
         "LLM labels and edge models are scored on the same test items (test_limit per data set).",
-        f"experts: {cur.expert_fraction:.0%} of the train items, simulated from gold; confidence = least "
-        f"confident by {cur.by}{' per LLM label (RED-CT)' if cur.stratify else ''}; random = seeded sample.",
-        f"cleanlab: {cur.probs} probabilities ({cur.folds} folds), action {cur.action}; "
-        "expert rows are kept.",
     ]
+    if steps & {"experts_confidence", "experts_random"}:
+        notes.append(f"experts: {cur.expert_fraction:.0%} of the train items, simulated from gold; "
+                     f"confidence = least confident by {cur.by}"
+                     f"{' per LLM label (RED-CT)' if cur.stratify else ''}; random = seeded sample.")
+    if "cleanlab" in steps:
+        notes.append(f"cleanlab: {cur.probs} probabilities ({cur.folds} folds), action {cur.action}; "
+                     "expert rows are kept.")
+    if "soft" in steps:
+        notes.append(f"soft: the LLM's label distribution as the target (expert rows one-hot, smoothing "
+                     f"{cur.soft_smoothing}).")
     (out / "results.md").write_text(results_markdown(rows, config.interventions, title=config.name,
                                                      notes=notes), encoding="utf-8")
     if plot and rows:
