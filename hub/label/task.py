@@ -198,6 +198,9 @@ def task_from_dict(data: dict[str, Any], source: str = "<task>") -> Task:
         where = f"{source}: examples[{i}]"
         if not isinstance(raw, dict):
             raise TaskError(f"{where}: must be a table with text and label")
+        extra = sorted(set(raw) - {"text", "label", *fields})
+        if extra:
+            raise TaskError(f"{where}: unknown key(s) {', '.join(extra)} (fields are {', '.join(fields) or 'none'})")
         text = _text(raw, "text", where)
         label = _text(raw, "label", where)
         task.check_label(label, where)
