@@ -18,7 +18,7 @@ if [[ $# -gt 0 && "$1" != "--" ]]; then tag="$1"; shift; fi
 [[ "${1:-}" == "--" ]] && shift
 
 ensure_tools
-args=(--isolation=chroot --layers --network=host -f "$REPO_ROOT/Dockerfile.$kind" -t "$tag")
+args=(--isolation=chroot --layers --format docker --network=host -f "$REPO_ROOT/Dockerfile.$kind" -t "$tag")
 if [[ -z "${LLM2EDGE_PULL_BASE:-}" ]]; then
   base="$("$REPO_ROOT/scripts/container/build-base.sh")"
   args+=(--build-arg "BASE_IMAGE=$base")
