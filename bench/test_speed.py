@@ -10,6 +10,7 @@ import pytest
 from llm2edge.hub.benchrun import STREAM_CHUNK, SystemSpec, cuda_unavailable
 
 THREADS = int(os.environ.get("LLM2EDGE_BENCH_THREADS", "1"))
+BUDGET_S = float(os.environ.get("LLM2EDGE_BENCH_BUDGET", "3"))
 
 #: (row name, kind, which model, batch, texts per call (0 = batch), in the CI subset)
 STUDENT_ROWS = [
@@ -69,7 +70,7 @@ def test_llm_in_process(run_system, name: str, kind: str) -> None:  # noqa: ANN0
     """The embedded SmolLM2 labeler in-process: constrained scoring (one forward) and free generation."""
     pytest.importorskip("transformers", reason="LLM rows need the hub extra")
     spec = SystemSpec(name=name, kind=kind, task="humor", threads=THREADS, max_new_tokens=16)
-    row = run_system(spec, budget_s=2 * 3.0)
+    row = run_system(spec, budget_s=2 * BUDGET_S)
     assert row.per_item_ms > 0
 
 
@@ -78,7 +79,7 @@ def test_llm_server(run_system, llm_server_url: str) -> None:  # noqa: ANN001
     pytest.importorskip("openai", reason="the server row needs the openai client (hub extra)")
     spec = SystemSpec(name="LLM via server b1", kind="llm-server", task="humor", url=llm_server_url,
                       model="smollm2", threads=THREADS)
-    row = run_system(spec, budget_s=2 * 3.0)
+    row = run_system(spec, budget_s=2 * BUDGET_S)
     assert row.per_item_ms > 0
 
 

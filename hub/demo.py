@@ -43,7 +43,7 @@ class DemoConfig:
     task: str = "humor"
     quick: bool = False
     threads: int | None = None  # labeling/training threads (default: available CPUs)
-    train_items: int | None = None  # default: all of train.csv (quick: 40)
+    train_items: int | None = None  # default: 400 sampled from train.csv (quick: 40)
     test_items: int | None = None  # default: 200 sampled from test.csv (quick: 24)
     shots: int = 0
     calibrate: bool = True
@@ -56,7 +56,7 @@ class DemoConfig:
 
     def sizes(self) -> tuple[int | None, int, int, float]:
         """(train items or None for all, test items, epochs, bench budget) after the quick/full defaults."""
-        train = self.train_items if self.train_items is not None else (40 if self.quick else None)
+        train = self.train_items if self.train_items is not None else (40 if self.quick else 400)
         test = self.test_items if self.test_items is not None else (24 if self.quick else 200)
         epochs = self.epochs if self.epochs is not None else (1 if self.quick else 2)
         budget = self.bench_budget_s if self.bench_budget_s is not None else (0.5 if self.quick else 3.0)

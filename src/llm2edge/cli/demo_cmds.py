@@ -58,6 +58,12 @@ def demo(
     task: str = typer.Option("humor", "--task", help="Labeling task (name or file) matching the dataset."),
     quick: bool = typer.Option(False, "--quick", help="A tiny run (~40 items) to check the pipeline."),
     threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: available CPUs)."),
+    train_items: int | None = typer.Option(None, "--train-items", help="Train items to label (default 400)."),
+    test_items: int | None = typer.Option(None, "--test-items", help="Test items to score (default 200)."),
+    shots: int = typer.Option(0, "--shots", help="Few-shot examples from the task in each LLM prompt."),
+    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
+                                   help="Contextual calibration of the LLM's label scores."),
+    curate: str = typer.Option("drop", "--curate", help="cleanlab on the LLM labels: drop, flag or none."),
 ) -> None:
     """The whole pipeline on an example: LLM labels -> curate -> train -> int8 bundle -> edge; a report."""
     from llm2edge.extras import require
@@ -66,4 +72,6 @@ def demo(
     require("export")
     from llm2edge.hub.demo import DemoConfig, run_demo
 
-    run_demo(DemoConfig(out=out, dataset=dataset, task=task, quick=quick, threads=threads))
+    run_demo(DemoConfig(out=out, dataset=dataset, task=task, quick=quick, threads=threads,
+                        train_items=train_items, test_items=test_items, shots=shots, calibrate=calibrate,
+                        curate=curate))
