@@ -57,3 +57,20 @@ def test_soft_labels_cli(tmp_path, cli):
     assert cli("soft-labels", "--labels", src, "--out", tmp_path / "soft.jsonl", "--smoothing", "0.1") == 0
     rows = read_jsonl(tmp_path / "soft.jsonl")
     assert len(rows) == 4 and all(sum(r["probs"].values()) == pytest.approx(1.0) for r in rows)
+
+
+def test_cli_pipeline_into_train_soft(mrf_labels, shared_data, tmp_path, cli):
+    """sample-experts -> merge-experts --simulate-from -> soft-labels -> train --soft (frozen encoder)."""
+    pytest.importorskip("torch").set_num_threads(1)
+    path, rows, _, labels = mrf_labels
+    review, merged, soft = tmp_path / "review", tmp_path / "merged.jsonl", tmp_path / "soft.jsonl"
+    assert cli("sample-experts", "--labels", path, "--out", review, "--fraction", "0.1", "--stratify") == 0
+    assert cli("merge-experts", "--labels", path, "--reviewed", review, "--out", merged,
+               "--simulate-from", shared_data / "mrf" / "train.csv") == 0
+    assert cli("soft-labels", "--labels", merged, "--out", soft, "--smoothing", "0.05") == 0
+    assert sum(r["source"] == "expert" for r in read_jsonl(soft)) == 24
+    model = tmp_path / "model"
+    assert cli("train", "--data", soft, "--out", model, "--soft", "--freeze-encoder", "--max-length", "32",
+               "--threads", "1") == 0
+    meta = json.loads((model / "train_meta.json").read_text())
+    assert meta["soft_labels"] is True and sorted(meta["labels"]) == sorted(labels)
