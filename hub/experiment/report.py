@@ -56,6 +56,7 @@ def results_markdown(rows: Sequence[dict[str, Any]], interventions: Sequence[str
     for row in rows:
         groups.setdefault((row["labeler"], row["student"]), {}).setdefault(row["dataset"], {})[
             row["intervention"]] = row
+    lines += summary_lines(rows, interventions)
     for (labeler, student), by_dataset in groups.items():
         for metric, llm_key, edge_key in (("accuracy", "llm_acc", "edge_acc"),
                                           ("weighted F1", "llm_wf1", "edge_wf1")):
@@ -77,6 +78,32 @@ def results_markdown(rows: Sequence[dict[str, Any]], interventions: Sequence[str
             lines.append(f"| {dataset} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def summary_lines(rows: Sequence[dict[str, Any]], interventions: Sequence[str]) -> list[str]:
+    """Headline counts: where the edge model beats the LLM labels; confidence vs random experts."""
+    if not rows:
+        return []
+    lines = ["## Summary", ""]
+    for name in interventions:
+        runs = [r for r in rows if r["intervention"] == name and r.get("edge_acc") not in (None, "")]
+        if runs:
+            wins = sum(float(r["edge_acc"]) > float(r["llm_acc"]) for r in runs)
+            wf1 = sum(float(r["edge_wf1"]) > float(r["llm_wf1"]) for r in runs)
+            lines.append(f"- `{name}`: the edge model beats the LLM labels in {wins} of {len(runs)} "
+                         f"(accuracy), {wf1} of {len(runs)} (weighted F1)")
+    pairs = {}
+    for r in rows:
+        key = (r["dataset"], r["labeler"], r["student"])
+        if r["intervention"] in ("experts_confidence", "experts_random"):
+            pairs.setdefault(key, {})[r["intervention"]] = float(r["edge_acc"])
+    both = [p for p in pairs.values() if len(p) == 2]
+    if both:
+        better = sum(p["experts_confidence"] > p["experts_random"] for p in both)
+        ties = sum(p["experts_confidence"] == p["experts_random"] for p in both)
+        lines.append(f"- confidence-based experts beat random experts in {better} of {len(both)} "
+                     f"(ties: {ties}), by edge accuracy")
+    return [*lines, ""]
 
 
 def results_plot(path: str | Path, rows: Sequence[dict[str, Any]], interventions: Sequence[str], *,

@@ -190,9 +190,14 @@ def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str
         if cur.probs == "crossval":
             all_feats = _embeddings(dataset, labels.rows, student, out)
             features = all_feats  # rows keep the order of labels.rows
-        issues = find_issues(rows, labels.labels, probs=cur.probs, features=features, folds=cur.folds,
-                             seed=config.seed, filter_by=cur.filter_by)
-        flagged = {rows[i]["id"] for i in np.flatnonzero(issues.flagged)} - expert_ids  # experts are kept
+        try:
+            issues = find_issues(rows, labels.labels, probs=cur.probs, features=features, folds=cur.folds,
+                                 seed=config.seed, filter_by=cur.filter_by)
+        except DataError as exc:  # e.g. the LLM gave every item the same label: nothing to learn from
+            _log(f"{dataset.name}: cleanlab skipped ({exc})")
+            flagged = set()
+        else:
+            flagged = {rows[i]["id"] for i in np.flatnonzero(issues.flagged)} - expert_ids  # experts kept
         if cur.action == "drop":
             rows = [r for r in rows if r["id"] not in flagged]
         stats["n_dropped"] = len(flagged)

@@ -22,7 +22,7 @@ def test_shipped_configs_parse(repo, shared_data):
     assert all(d.train_limit <= 600 for d in full.datasets) and full.students[0].max_length <= 64
     quick = load_config(repo / "experiments" / "four_datasets.toml", quick=True)
     assert len(quick.datasets) == 2 and len(quick.interventions) == 2
-    assert quick.students[0].epochs == 1 and quick.students[0].max_length == 32
+    assert quick.students[0].freeze_encoder and quick.students[0].max_length == 32
     ci = load_config(repo / "experiments" / "quick.toml")
     assert sum(d.train_limit + d.test_limit for d in ci.datasets) <= 400 and len(ci.interventions) == 2
 
@@ -115,6 +115,8 @@ def test_results_table_and_plot(tmp_path):
     md = results_markdown(rows, ["naive", "experts_confidence"], title="t")
     assert "| dataset | LLM labels | naive | experts_confidence |" in md
     assert "| mrf | 70.0 | 65.0 | **75.0** |" in md and "| ibc | 50.0 | 45.0 | **55.0** |" in md
+    assert "`naive`: the edge model beats the LLM labels in 0 of 2 (accuracy)" in md
+    assert "`experts_confidence`: the edge model beats the LLM labels in 2 of 2 (accuracy)" in md
     png = results_plot(tmp_path / "results.png", rows, ["naive", "experts_confidence"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert np.isfinite([r["edge_acc"] for r in rows]).all()
