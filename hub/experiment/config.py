@@ -212,6 +212,11 @@ def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
     for name in interventions:
         parse_intervention(name, f"{where}: interventions")
     cur = _build(CurateSpec, dict(raw.get("curate") or {}), f"{where}: [curate]")
+    if cur.action != "drop":
+        raise TaskError(f"{where}: [curate] action must be 'drop' in an experiment (a flag changes no "
+                        f"training row), got '{cur.action}'")
+    if cur.probs not in ("crossval", "llm"):
+        raise TaskError(f"{where}: [curate] probs must be 'crossval' or 'llm', got '{cur.probs}'")
     evaluate = raw.get("evaluate", "edge")
     if evaluate not in EVALUATE:
         raise TaskError(f"{where}: evaluate must be one of {', '.join(EVALUATE)}, got '{evaluate}'")

@@ -34,6 +34,7 @@ def test_bad_configs(tmp_path, shared_data):
         'interventions = ["naive+soft"]\n': "'naive' cannot be combined",
         'colour = "red"\n': "unknown key(s) colour",
         '[student]\nname = "s"\nepochz = 3\n': "unknown key(s) epochz",
+        '[curate]\naction = "flag"\n': "action must be 'drop'",
     }
     for extra, needle in cases.items():
         p = tmp_path / "exp.toml"
