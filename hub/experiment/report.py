@@ -121,7 +121,7 @@ def results_plot(path: str | Path, rows: Sequence[dict[str, Any]], interventions
             keys.append(key)
     multi = len({(k[1], k[2]) for k in keys}) > 1
     width = 0.8 / max(1, len(interventions))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(keys) * max(1, len(interventions)) / 3 + 3), 4.5))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.45 * len(keys) * max(1, len(interventions)) + 4), 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, name in enumerate(interventions):
         xs, ys = [], []
@@ -142,7 +142,7 @@ def results_plot(path: str | Path, rows: Sequence[dict[str, Any]], interventions
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
     ax.set_title(title or "Edge model accuracy per intervention (dashed: LLM labels)")
-    ax.legend(fontsize=7, ncol=2, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     out = Path(path)
     fig.savefig(out, dpi=120)
