@@ -28,7 +28,7 @@ class TrainConfig:
     epochs: int = 3
     max_length: int = 64
     batch_size: int = 32
-    lr: float = 5e-5
+    lr: float = 1e-4  # measured on MiniLM-L6, 540 rows x 3 epochs: 1e-4 beat 5e-5 on 3 of 3 seeds
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0

@@ -28,7 +28,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
        "TOKENIZERS_PARALLELISM": "false"}
-TINY = {"epochs": 2, "max_length": 32, "batch_size": 8, "seed": 7, "threads": 1, "progress": False}
+TINY = {"epochs": 2, "max_length": 32, "batch_size": 8, "seed": 7, "lr": 1e-4, "threads": 1,
+        "progress": False}
 
 
 def _write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -129,7 +130,8 @@ def test_same_seed_same_weights(tiny, tmp_path):
 def test_crash_then_resume_matches_uninterrupted_run(reference, tiny, tmp_path):
     out = tmp_path / "model"
     cmd = [sys.executable, "-m", "llm2edge", "train", "--data", str(tiny["train"]), "--out", str(out),
-           "--epochs", "2", "--max-length", "32", "--batch-size", "8", "--seed", "7", "--threads", "1"]
+           "--epochs", "2", "--max-length", "32", "--batch-size", "8", "--seed", "7", "--lr", "1e-4",
+           "--threads", "1"]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     marker = out / "checkpoints" / "epoch-1" / "checkpoint.json"
     deadline = time.monotonic() + 600
@@ -154,7 +156,7 @@ def test_crash_then_resume_matches_uninterrupted_run(reference, tiny, tmp_path):
     again = train(TrainConfig(data=tiny["train"], out=out, **TINY))
     assert again.resumed_from_epoch == 2
     with pytest.raises(TrainError, match="--no-resume"):
-        train(TrainConfig(data=tiny["train"], out=out, **{**TINY, "lr": 1e-4}))
+        train(TrainConfig(data=tiny["train"], out=out, **{**TINY, "lr": 3e-4}))
 
 
 def test_soft_labels_are_the_targets(tiny, tmp_path):

@@ -22,7 +22,7 @@ def train(
     epochs: int = typer.Option(3, "--epochs", help="Passes over the training data."),
     max_length: int = typer.Option(64, "--max-length", help="Tokens per text (longer texts are truncated)."),
     batch_size: int = typer.Option(32, "--batch-size", help="Examples per batch (per process)."),
-    lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate (AdamW, linear decay, 10% warm-up)."),
+    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (AdamW, linear decay, 10% warm-up)."),
     seed: int = typer.Option(42, "--seed", help="Seed for init, shuffling and the validation slice."),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder",
                                         help="Train only the classification head on frozen embeddings."),
