@@ -60,16 +60,17 @@ def test_student(run_system, bench_models: Any, name: str, kind: str, which: str
 
 
 LLM_ROWS = [
-    pytest.param("LLM scoring b1", "llm-score", id="LLM-scoring-b1"),
-    pytest.param("LLM generation b1", "llm-generate", id="LLM-generation-b1"),
+    pytest.param("LLM scoring b1", "llm-score", 1, id="LLM-scoring-b1"),
+    pytest.param("LLM scoring b8", "llm-score", 8, id="LLM-scoring-b8"),
+    pytest.param("LLM generation b1", "llm-generate", 1, id="LLM-generation-b1"),
 ]
 
 
-@pytest.mark.parametrize(("name", "kind"), LLM_ROWS)
-def test_llm_in_process(run_system, name: str, kind: str) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(("name", "kind", "batch"), LLM_ROWS)
+def test_llm_in_process(run_system, name: str, kind: str, batch: int) -> None:  # noqa: ANN001
     """The embedded SmolLM2 labeler in-process: constrained scoring (one forward) and free generation."""
     pytest.importorskip("transformers", reason="LLM rows need the hub extra")
-    spec = SystemSpec(name=name, kind=kind, task="humor", threads=THREADS, max_new_tokens=16)
+    spec = SystemSpec(name=name, kind=kind, batch=batch, task="humor", threads=THREADS, max_new_tokens=16)
     row = run_system(spec, budget_s=2 * BUDGET_S)
     assert row.per_item_ms > 0
 
