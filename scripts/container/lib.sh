@@ -38,7 +38,7 @@ ensure_tools() {
     [[ "$(id -u)" == 0 ]] || die "missing ${missing[*]}: run as root or install them first"
     log "installing ${missing[*]} uidmap fuse-overlayfs with apt-get"
     apt-get update -q >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q \
       "${missing[@]}" uidmap fuse-overlayfs ca-certificates >&2
   fi
 }
