@@ -476,15 +476,18 @@ class OpenAIBackend:
                 self.stats["requests"] += 1
                 resp = await client.chat.completions.create(**call)
             except openai.APITimeoutError as exc:
-                raise _ItemError(f"timeout after {self.timeout:g}s ({self.max_retries} client retries)",
+                raise _ItemError(f"timed out after {self.timeout:g} s and {self.max_retries} client retries",
                                  "timeout") from exc
             except openai.APIConnectionError as exc:
-                raise _ItemError(f"connection error: {self._scrub(str(exc))} "
-                                 f"({self.max_retries} client retries)", "connection") from exc
+                cause = exc.__cause__
+                detail = (str(cause) or type(cause).__name__) if cause is not None else str(exc)
+                raise _ItemError(f"connection failed ({self._scrub(detail)}) after {self.max_retries} client "
+                                 "retries", "connection") from exc
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 text = self._scrub(getattr(exc, "message", "") or str(exc))
-                if status == 400 and "logprob" in text.lower() and self._logprobs_ok and self.mode == "auto":
+                refused_logprobs = status in (400, 422) and "logprob" in text.lower()
+                if refused_logprobs and self._logprobs_ok and self.mode == "auto":
                     self._logprobs_ok = False  # this model refuses logprobs: answer mode from now on
                     kwargs.pop("logprobs", None)
                     kwargs.pop("top_logprobs", None)

@@ -2,7 +2,8 @@
 
 It listens on 127.0.0.1 and forwards each request to an upstream server on 127.0.0.1, except that on a
 seeded random fraction of requests it answers 429 (with Retry-After: 0) or 500, stalls past the client's
-timeout, or drops the connection in the middle of the request. One request per connection
+timeout, or drops the connection in the middle of the request; with `outage_after=N` the upstream
+"goes down" after N forwarded requests (500 for everything after). One request per connection
 (`Connection: close`), so every request is a fresh, independent draw.
 
     with FaultProxy(upstream_port, fault_rate=0.3, seed=0, delay=5.0) as proxy:
@@ -27,7 +28,7 @@ class FaultProxy:
 
     def __init__(self, upstream_port: int, *, fault_rate: float = 0.3, seed: int = 0, delay: float = 5.0,
                  faults: tuple[str, ...] = FAULTS, upstream_host: str = "127.0.0.1",
-                 lifetime: float = 900.0) -> None:
+                 outage_after: int | None = None, lifetime: float = 900.0) -> None:
         if upstream_host not in _LOOPBACK:
             raise ValueError(f"fault proxy forwards to loopback only, not {upstream_host!r}")
         unknown = set(faults) - set(FAULTS)
@@ -37,6 +38,7 @@ class FaultProxy:
         self.fault_rate = fault_rate
         self.delay = delay
         self.faults = faults
+        self.outage_after = outage_after  # after this many forwarded requests, answer 500 to everything
         self.lifetime = lifetime  # the proxy shuts itself down after this many seconds
         self.counts: Counter[str] = Counter()  # "ok" and each fault, per request
         self.port = 0
@@ -89,6 +91,9 @@ class FaultProxy:
     def _draw(self) -> str:
         """The fate of the next request: "ok" or one of the faults (seeded, thread-safe)."""
         with self._lock:
+            if self.outage_after is not None and self.counts["ok"] >= self.outage_after:
+                self.counts["outage"] += 1
+                return "500"
             fate = self._rng.choice(self.faults) if self._rng.random() < self.fault_rate else "ok"
             self.counts[fate] += 1
             return fate

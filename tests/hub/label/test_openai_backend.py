@@ -217,7 +217,6 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-@pytest.mark.slow
 def test_cli_twice_through_fault_proxy(llama_server, shared_data: Path, fault_proxy_cls, tmp_path: Path,
                                        secret: str) -> None:
     """Two runs through the fault proxy: one row per item each time; the second retries only the failures."""
@@ -225,21 +224,23 @@ def test_cli_twice_through_fault_proxy(llama_server, shared_data: Path, fault_pr
     data = shared_data / "mrf" / "test.csv"
     out = tmp_path / "labels.jsonl"
     common = ["--data", str(data), "--task", "misinfo", "--out", str(out), "--backend", "openai",
-              "--model", "smollm2", "--limit", str(n), "--shots", "2", "--concurrency", "1", "--timeout", "8",
-              "--no-progress"]
-    # run 1: heavy faults, no client retries (the backend's and the runner's retry rounds still run)
-    with fault_proxy_cls(llama_server.port, fault_rate=0.6, seed=11, delay=9.0) as proxy:
+              "--model", "smollm2", "--limit", str(n), "--shots", "2", "--concurrency", "1",
+              "--timeout", "12", "--no-progress"]
+    # run 1: 30% faults (no stalls: each costs a whole timeout, test_fault_proxy_... covers them), then an
+    # outage after 6 forwarded requests, so that some items fail after all retries
+    with fault_proxy_cls(llama_server.port, fault_rate=0.3, seed=11, faults=("429", "500", "drop"),
+                         outage_after=6) as proxy:
         first = run_cli(*common, "--base-url", proxy.url + "/v1", "--max-retries", "0", key=secret)
-    assert first.returncode == 0, first.stderr
+    assert first.returncode == 0, (dict(proxy.counts), first.stderr[-2000:])
     rows1 = read_rows(out)
     assert len(rows1) == n and len({r["id"] for r in rows1}) == n
     failed1 = {r["id"] for r in rows1 if r["error"]}
     assert failed1 and len(failed1) < n, (dict(proxy.counts), [r["error"] for r in rows1])
     assert all("\n" not in r["error"] for r in rows1 if r["error"])
     # run 2: ordinary faults; finished items are skipped, failed ones retried
-    with fault_proxy_cls(llama_server.port, fault_rate=0.3, seed=12, delay=9.0) as proxy2:
+    with fault_proxy_cls(llama_server.port, fault_rate=0.3, seed=12, delay=13.0) as proxy2:
         second = run_cli(*common, "--base-url", proxy2.url + "/v1", "--max-retries", "1", key=secret)
-    assert second.returncode == 0, second.stderr
+    assert second.returncode == 0, (dict(proxy2.counts), second.stderr[-2000:])
     assert f"skipped {n - len(failed1)}" in second.stdout
     rows2 = read_rows(out)
     assert [r["id"] for r in rows2] == [r["id"] for r in rows1]  # exactly one row per item, same order
