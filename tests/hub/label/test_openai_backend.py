@@ -97,7 +97,8 @@ def test_logprobs_distribution_on_mrf(llama_server, mrf_direct, secret: str, cap
     prompts = mrf_direct[0][:8]
     be = backend(llama_server.base_url)
     out = be.label_batch(prompts, MRF)  # (the key is set now: it must not leak)
-    assert [(s.probs, s.raw) for s in out] == [(s.probs, s.raw) for s in mrf_direct[1][:8]]  # deterministic
+    for s, d in zip(out, mrf_direct[1]):  # temperature 0: the same answers (up to KV-reuse float noise)
+        assert s.raw == d.raw and s.probs == pytest.approx(d.probs, abs=1e-4)
     prompts, out = mrf_direct
     assert [s.item_id for s in out] == [p.item_id for p in prompts]
     for s in out:
