@@ -32,7 +32,7 @@ class Calibrator:
         return self._refs[key]
 
     def apply(self, scored: Scored, fields: Mapping[str, str] | None = None) -> Scored:
-        """`scored` with its probabilities divided by the reference and renormalized (answers are unchanged)."""
+        """`scored` with probabilities divided by the reference, renormalized (answers unchanged)."""
         if not scored.probs or scored.prob_source == "answer":
             return scored
         ref = self.reference(fields)

@@ -1,8 +1,8 @@
-"""In-process labeling with a Hugging Face causal LM: constrained scoring of every label's full token sequence.
+"""In-process labeling with a Hugging Face causal LM: constrained scoring of full label token sequences.
 
 Any Hugging Face id, local folder or GGUF file (converted once to a safetensors cache). The label scores are
-the summed log-probabilities of each label's tokens after the prompt, normalized over the labels; the prompt is
-run once and its KV cache is reused for all label continuations.
+the summed log-probabilities of each label's tokens after the prompt, normalized over the labels; the
+prompt is run once and its KV cache is reused for all label continuations.
 """
 
 from __future__ import annotations
@@ -246,7 +246,7 @@ class HFBackend:
         return len(self.encode_context(self.context(prompt)))
 
     def _continuations(self, space: LabelSpace, prefix: str) -> list[_Cont]:
-        """Every label form as token ids, after `prefix` (nothing after a chat turn start, a space otherwise)."""
+        """Every label form as token ids after `prefix` (empty after a chat turn start, else a space)."""
         conts = []
         for i, name in enumerate(space.names):
             for form in space.forms(name):
@@ -315,7 +315,7 @@ class HFBackend:
         return out
 
     def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:
-        """Left-padded input ids, attention mask and position ids (positions start at 0 on the first token)."""
+        """Left-padded input ids, attention mask and position ids (0 at each first real token)."""
         torch = self._torch
         width = max(len(s) for s in seqs)
         ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)

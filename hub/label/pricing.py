@@ -25,7 +25,7 @@ PRICES: dict[str, tuple[float, float]] = {
 
 
 def price(model: str) -> tuple[float, float] | None:
-    """(input, output) USD per 1M tokens for `model` (dated snapshots like gpt-4o-2024-08-06 match), or None."""
+    """(input, output) USD per 1M tokens for `model` (dated snapshots match too), or None."""
     if model in PRICES:
         return PRICES[model]
     for name in sorted(PRICES, key=len, reverse=True):

@@ -48,7 +48,7 @@ def select_shots(examples: Sequence[Example], task: Task, k: int, *, shuffle_see
 
 def examples_from_file(path: str | Path, task: Task, *, text_col: str = "text", label_col: str = "label"
                        ) -> list[Example]:
-    """Labeled few-shot examples from a data file (CSV/JSONL/Parquet with text, label and the task's fields)."""
+    """Labeled few-shot examples from a data file (text, label and the task's fields)."""
     from llm2edge.records import iter_records
 
     out = []
@@ -61,7 +61,7 @@ def examples_from_file(path: str | Path, task: Task, *, text_col: str = "text", 
 
 @dataclass(frozen=True)
 class PromptBuilder:
-    """Renders one task (with its chosen shots and CoT switch) into Prompts; its hash identifies the prompt."""
+    """Renders a task (with its chosen shots and CoT switch) into Prompts; its hash names the prompt."""
 
     task: Task
     shots: tuple[Example, ...] = ()
@@ -135,7 +135,8 @@ class PromptBuilder:
         material = {
             "render": RENDER_VERSION, "version": self.task.version, "task": self.task.name,
             "system": self.system_message(), "item": placeholder, "cot": self.cot,
-            "shots": [[self.user_message(ex.text, ex.fields), self.shot_answer(ex.label)] for ex in self.shots],
+            "shots": [[self.user_message(ex.text, ex.fields), self.shot_answer(ex.label)]
+                      for ex in self.shots],
             "labels": [[name, list(self.task.space.forms(name))] for name in self.task.label_names],
         }
         blob = json.dumps(material, sort_keys=True, ensure_ascii=False)

@@ -118,7 +118,8 @@ class LabelSummary:
         dist = ", ".join(f"{k} {v}" for k, v in sorted(self.distribution.items(), key=lambda kv: -kv[1]))
         lines = [f"labeled {self.labeled}, failed {self.failed}, skipped {self.skipped} (already done) "
                  f"of {self.total} items in {self.seconds:.1f} s ({self.items_per_s:.2f} items/s)",
-                 f"labels: {dist or 'none'}", f"written: {self.out}" + (f" and {self.csv}" if self.csv else "")]
+                 f"labels: {dist or 'none'}",
+                 f"written: {self.out}" + (f" and {self.csv}" if self.csv else "")]
         return "\n".join(lines)
 
 
@@ -216,7 +217,8 @@ def _row(rec: Record, key: str, scored: Scored, *, backend: str, model: str, tas
          ) -> dict[str, Any]:
     """One labels row for an item and its backend answer."""
     row: dict[str, Any] = {"id": rec.id, "key": key, "text": rec.text, "label": None, "probs": None,
-                           "confidence": None, "margin_logprob": None, "prob_source": None, "backend": backend,
+                           "confidence": None, "margin_logprob": None, "prob_source": None,
+                           "backend": backend,
                            "model": model, "task": task.name, "prompt_hash": prompt_hash, "raw": scored.raw,
                            "error": scored.error, "source": "llm", "fields": dict(rec.fields)}
     if scored.error is None:
@@ -240,7 +242,8 @@ def _dry_run(config: LabelConfig, builder: PromptBuilder, task: Task, todo: Sequ
     prompts = [builder.render(r.id, r.text, r.fields) for r in todo]
     counter = getattr(backend, "count_tokens", None)
     label_chars = max(len(f) for name in task.label_names for f in task.space.forms(name))
-    out_tokens = len(todo) * (max(1, math.ceil(label_chars / 4)) + (config.max_new_tokens if config.cot else 0))
+    per_item = max(1, math.ceil(label_chars / 4)) + (config.max_new_tokens if config.cot else 0)
+    out_tokens = len(todo) * per_item
     if counter is not None and config.backend == "hf":
         tokens, estimated = sum(counter(p) for p in prompts), False
     else:
@@ -267,7 +270,7 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def label_file(config: LabelConfig) -> LabelSummary:
-    """Label every item of `config.data` (skipping finished ones) and write `config.out`; see the module doc."""
+    """Label every item of `config.data` (skipping finished ones) into `config.out`; see the module doc."""
     _check(config)
     t0 = time.perf_counter()
     dist = _Dist()
@@ -310,10 +313,12 @@ def label_file(config: LabelConfig) -> LabelSummary:
     shard = [i for i in todo_idx if i % dist.world == dist.rank]
 
     if config.dry_run:
-        summary_dry = _dry_run(config, builder, task, [records[i] for i in todo_idx], len(records), backend, model)
+        summary_dry = _dry_run(config, builder, task, [records[i] for i in todo_idx], len(records), backend,
+                               model)
         if backend is not None:
             backend.close()
-        return LabelSummary(out=out, total=len(records), labeled=0, failed=0, skipped=skipped, distribution={},
+        return LabelSummary(out=out, total=len(records), labeled=0, failed=0, skipped=skipped,
+                            distribution={},
                             seconds=time.perf_counter() - t0, items_per_s=0.0, dry_run=summary_dry,
                             rank=dist.rank, world_size=dist.world)
     assert backend is not None
@@ -350,9 +355,11 @@ def label_file(config: LabelConfig) -> LabelSummary:
                     except Llm2EdgeError as exc:
                         if labeled == 0:
                             raise  # nothing works: a configuration problem, not a flaky item
-                        scored = [Scored(item_id=keys[i], error=f"{type(exc).__name__}: {exc}") for i in batch]
+                        scored = [Scored(item_id=keys[i], error=f"{type(exc).__name__}: {exc}")
+                                  for i in batch]
                     except Exception as exc:  # a bad batch must not end a long run
-                        scored = [Scored(item_id=keys[i], error=f"{type(exc).__name__}: {exc}") for i in batch]
+                        scored = [Scored(item_id=keys[i], error=f"{type(exc).__name__}: {exc}")
+                                  for i in batch]
                     if len(scored) != len(batch):
                         raise BackendError(f"backend returned {len(scored)} answers for {len(batch)} prompts")
                     for i, s in zip(batch, scored):

@@ -1,8 +1,8 @@
 """The labels file: append-only, resumable JSONL, one row per item, keyed by what produced the label.
 
-Rows are appended and flushed as items finish. A rerun skips keys that have a row without `error`; readers take
-the LAST row per key. At the end of a run the file is compacted atomically to one row per input item, in input
-order. A torn last line (kill -9 during a write) is repaired before appending.
+Rows are appended and flushed as items finish. A rerun skips keys that have a row without `error`; readers
+take the LAST row per key. At the end of a run the file is compacted atomically to one row per input item,
+in input order. A torn last line (kill -9 during a write) is repaired before appending.
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ ROW_KEYS = ("id", "key", "text", "label", "probs", "confidence", "margin_logprob
 def item_key(text: str, fields: Mapping[str, str], *, task: str, prompt_hash: str, model: str, backend: str,
              shots: int = 0, cot: bool = False, calibrate: bool = False) -> str:
     """A hash of everything that determines an item's label (24 hex digits)."""
-    blob = json.dumps([text, sorted(fields.items()), task, prompt_hash, model, backend, shots, cot, calibrate],
-                      ensure_ascii=False)
+    parts = [text, sorted(fields.items()), task, prompt_hash, model, backend, shots, cot, calibrate]
+    blob = json.dumps(parts, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
 
 
@@ -114,7 +114,7 @@ def latest_by_key(paths: Iterable[str | Path]) -> dict[str, dict[str, Any]]:
 
 def read_labels(path: str | Path) -> list[dict[str, Any]]:
     """The current label per key: the last row per key, in order of last write (a finished, compacted
-    file holds one row per input item, so repeated texts appear once here: read it with read_jsonl for rows)."""
+    file holds one row per input item, so repeated texts appear once here: use read_jsonl for rows)."""
     return list(latest_by_key([path]).values())
 
 
@@ -171,7 +171,8 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, labels: Seque
         for f in (row.get("fields") or {}):
             if f not in field_names:
                 field_names.append(f)
-    cols = ["id", "text", *field_names, "label", "confidence", "margin_logprob", *[f"p_{lab}" for lab in labels],
+    cols = ["id", "text", *field_names, "label", "confidence", "margin_logprob",
+            *[f"p_{lab}" for lab in labels],
             "prob_source", "backend", "model", "task", "prompt_hash", "source", "error", "raw", "key"]
     p = Path(path)
     tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")

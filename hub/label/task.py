@@ -200,7 +200,8 @@ def task_from_dict(data: dict[str, Any], source: str = "<task>") -> Task:
             raise TaskError(f"{where}: must be a table with text and label")
         extra = sorted(set(raw) - {"text", "label", *fields})
         if extra:
-            raise TaskError(f"{where}: unknown key(s) {', '.join(extra)} (fields are {', '.join(fields) or 'none'})")
+            raise TaskError(f"{where}: unknown key(s) {', '.join(extra)} "
+                            f"(fields are {', '.join(fields) or 'none'})")
         text = _text(raw, "text", where)
         label = _text(raw, "label", where)
         task.check_label(label, where)

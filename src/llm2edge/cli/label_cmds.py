@@ -1,4 +1,4 @@
-"""`llm2edge label`: label a data file with an LLM (in-process Hugging Face model or OpenAI-compatible server)."""
+"""`llm2edge label`: label a data file with an LLM (in-process HF model or OpenAI-compatible server)."""
 
 from __future__ import annotations
 
@@ -12,23 +12,27 @@ from llm2edge.cli import app
 @app.command("label")
 def label(
     data: Path = typer.Option(..., "--data", help="Items to label: CSV, JSONL, Parquet or TXT."),
-    task: str = typer.Option(..., "--task", help="Task name (stance, misinfo, ideology, humor) or a .toml/.yaml file."),
+    task: str = typer.Option(..., "--task", help="Shipped task name (stance, misinfo, "
+                      "ideology, humor) or a .toml/.yaml file."),
     out: Path = typer.Option(..., "--out", help="Labels file (.jsonl, append-only, resumable)."),
-    backend: str = typer.Option("hf", "--backend", help="hf (in-process) or openai (any OpenAI-compatible server)."),
+    backend: str = typer.Option("hf", "--backend", help="hf (in-process) or openai "
+                         "(any OpenAI-compatible server)."),
     model: str = typer.Option(None, "--model", help="hf: HF id, folder or .gguf (default: embedded SmolLM2); "
                                                     "openai: model name."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (default: OpenAI)."),
     shots: int = typer.Option(0, "--shots", help="Few-shot examples in the prompt."),
     examples: Path = typer.Option(None, "--examples", help="Labeled file to take the shots from "
                                                            "(default: the task's examples)."),
-    cot: bool = typer.Option(False, "--cot", help="Generate reasoning first, then score the labels after it."),
-    calibrate: bool = typer.Option(False, "--calibrate", help="Contextual calibration on content-free inputs."),
+    cot: bool = typer.Option(False, "--cot", help="Reason first, then score the labels."),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Contextual calibration (content-free)."),
     limit: int = typer.Option(None, "--limit", help="Label only the first N items."),
     batch_size: int = typer.Option(16, "--batch-size", help="Items per backend call."),
     text_col: str = typer.Option("text", "--text-col", help="Column with the text."),
-    id_col: str = typer.Option(None, "--id-col", help="Column with unique ids (default: row number + text hash)."),
-    fmt: str = typer.Option("jsonl", "--format", help="jsonl, or csv to also write a CSV with p_<label> columns."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print items, prompt tokens and cost; label nothing."),
+    id_col: str = typer.Option(None, "--id-col", help="Column with unique ids "
+                        "(default: row number + text hash)."),
+    fmt: str = typer.Option("jsonl", "--format", help="jsonl, or csv to also write a CSV "
+                     "with p_<label> columns."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print items, tokens, cost; label nothing."),
     concurrency: int = typer.Option(8, "--concurrency", help="openai: requests in flight."),
     timeout: float = typer.Option(60.0, "--timeout", help="openai: seconds per request."),
     max_retries: int = typer.Option(2, "--max-retries", help="openai: client retries per request."),
@@ -50,8 +54,8 @@ def label(
 
     summary = label_file(LabelConfig(
         data=data, task=task, out=out, backend=backend, model=model, base_url=base_url, shots=shots,
-        examples=examples, cot=cot, calibrate=calibrate, limit=limit, batch_size=batch_size, text_col=text_col,
-        id_col=id_col, fmt=fmt, dry_run=dry_run, concurrency=concurrency, timeout=timeout,
+        examples=examples, cot=cot, calibrate=calibrate, limit=limit, batch_size=batch_size,
+        text_col=text_col, id_col=id_col, fmt=fmt, dry_run=dry_run, concurrency=concurrency, timeout=timeout,
         max_retries=max_retries, threads=threads, dtype=dtype, device=device, max_new_tokens=max_new_tokens,
         progress=progress))
     if summary.rank == 0:

@@ -65,8 +65,8 @@ def _check_rows(rows: list[dict], data: Path, labels: tuple[str, ...]) -> None:
 
 def test_label_then_rerun_skips_everything(tmp_path: Path, jokes: Path) -> None:
     out = tmp_path / "labels.jsonl"
-    res = _cli("--data", str(jokes), "--task", "humor", "--out", str(out), "--threads", "1", "--batch-size", "4",
-               "--format", "csv", "--no-progress")
+    res = _cli("--data", str(jokes), "--task", "humor", "--out", str(out), "--threads", "1",
+               "--batch-size", "4", "--format", "csv", "--no-progress")
     assert res.returncode == 0, res.stderr
     assert "labeled 8, failed 0, skipped 0" in res.stdout
     rows = read_labels(out)
@@ -77,7 +77,8 @@ def test_label_then_rerun_skips_everything(tmp_path: Path, jokes: Path) -> None:
     assert [r["id"] for r in flat] == [r["id"] for r in rows]
     assert all(math.isclose(float(r["p_funny"]) + float(r["p_not_funny"]), 1.0, abs_tol=1e-6) for r in flat)
     before = out.read_bytes()
-    again = _cli("--data", str(jokes), "--task", "humor", "--out", str(out), "--threads", "1", "--no-progress")
+    again = _cli("--data", str(jokes), "--task", "humor", "--out", str(out), "--threads", "1",
+                 "--no-progress")
     assert again.returncode == 0, again.stderr
     assert "labeled 0, failed 0, skipped 8" in again.stdout
     assert out.read_bytes() == before
@@ -178,13 +179,15 @@ def test_accelerate_two_processes_merge_in_input_order(tmp_path: Path, jokes: Pa
     if accelerate is None:
         pytest.skip("accelerate's launcher is not installed")
     data = _csv(tmp_path / "16.csv", [{"text": r.text} for r in read_records(jokes)] * 2)  # 16 rows, 8 dupes
-    data = _csv(tmp_path / "16.csv", [{"id": f"i{i}", "text": r.text} for i, r in enumerate(read_records(data))])
+    data = _csv(tmp_path / "16.csv",
+                [{"id": f"i{i}", "text": r.text} for i, r in enumerate(read_records(data))])
     out = tmp_path / "labels.jsonl"
     with socket.socket() as sock:  # a free port: other accelerate jobs on this machine may hold the default
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     res = subprocess.run([accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
-                          "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no",
+                          "--main_process_port", str(port), "--mixed_precision", "no",
+                          "--dynamo_backend", "no",
                           "-m", "llm2edge", "label",
                           "--data", str(data), "--id-col", "id", "--task", "humor", "--out", str(out),
                           "--no-progress"], env=ENV, capture_output=True, text=True, timeout=900)
@@ -194,8 +197,8 @@ def test_accelerate_two_processes_merge_in_input_order(tmp_path: Path, jokes: Pa
     rows = read_jsonl(out)  # one row per input item; the 8 repeated texts share their key and label
     assert [r["id"] for r in rows] == [f"i{i}" for i in range(16)]
     assert rows[:8] == [{**r, "id": f"i{i}"} for i, r in enumerate(rows[8:])]
-    single = label_file(LabelConfig(data=data, id_col="id", task="humor", out=tmp_path / "one.jsonl", threads=1,
-                                    progress=False))
+    single = label_file(LabelConfig(data=data, id_col="id", task="humor", out=tmp_path / "one.jsonl",
+                                    threads=1, progress=False))
     assert single.labeled == 8
     for a, b in zip(rows, read_jsonl(tmp_path / "one.jsonl"), strict=True):
         assert a["id"] == b["id"] and a["label"] == b["label"]
@@ -206,8 +209,8 @@ def test_accelerate_two_processes_merge_in_input_order(tmp_path: Path, jokes: Pa
 def test_label_100_rows_of_mrf(tmp_path: Path, shared_data: Path) -> None:
     out = tmp_path / "mrf.jsonl"
     data = shared_data / "mrf" / "test.csv"
-    res = _cli("--data", str(data), "--task", "misinfo", "--out", str(out), "--limit", "100", "--threads", "1",
-               "--no-progress", timeout=1800)
+    res = _cli("--data", str(data), "--task", "misinfo", "--out", str(out), "--limit", "100",
+               "--threads", "1", "--no-progress", timeout=1800)
     assert res.returncode == 0, res.stderr
     rows = read_labels(out)
     assert len(rows) == 100

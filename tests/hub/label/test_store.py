@@ -20,7 +20,8 @@ from llm2edge.hub.label.store import (
 
 
 def _row(key: str, label: str | None, error: str | None = None) -> dict:
-    return {"id": key, "key": key, "text": key, "label": label, "probs": {"a": 0.7, "b": 0.3} if label else None,
+    return {"id": key, "key": key, "text": key, "label": label,
+            "probs": {"a": 0.7, "b": 0.3} if label else None,
             "error": error, "fields": {"target": "t"}}
 
 
