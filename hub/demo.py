@@ -161,12 +161,17 @@ def prepare_split(src: Path, dst: Path, n: int | None, seed: int) -> list[tuple[
     return rows
 
 
-def _llm_report(labels_path: Path, rows: list[tuple[str, str, str]], names: list[str]) -> Report:
-    """LLM labels vs gold on `rows` (an item without a label counts as wrong)."""
+def _llm_labels(labels_path: Path, rows: list[tuple[str, str, str]]) -> list[str]:
+    """The LLM's label of each row (NO_LABEL where it failed)."""
     from llm2edge.records import read_jsonl
 
     by_id = {str(r.get("id")): r.get("label") for r in read_jsonl(labels_path) if not r.get("error")}
-    pred = [str(by_id.get(i) or NO_LABEL) for i, _, _ in rows]
+    return [str(by_id.get(i) or NO_LABEL) for i, _, _ in rows]
+
+
+def _llm_report(labels_path: Path, rows: list[tuple[str, str, str]], names: list[str]) -> Report:
+    """LLM labels vs gold on `rows` (an item without a label counts as wrong)."""
+    pred = _llm_labels(labels_path, rows)
     return classification_report([g for _, _, g in rows], pred, [*names, NO_LABEL] if NO_LABEL in pred
                                  else names)
 
@@ -356,6 +361,9 @@ def render_report(res: DemoResult, meta: dict[str, Any]) -> str:
         "- Speed-up: not measured (see bench in report.json).",
         f"- LLM label accuracy on the training split: {f(res.llm_train.accuracy)} "
         f"(weighted F1 {f(res.llm_train.weighted_f1)}, n={res.llm_train.n}).",
+        f"- The edge model agrees with the LLM's labels on {meta['edge_llm_agreement']:.1%} of the test "
+        "items (it learns its teacher; the LLM's test labels are "
+        + ", ".join(f"{share:.0%} {name}" for name, share in meta["llm_label_share"].items()) + ").",
         f"- Bundle: `{meta['bundle']}` ({res.bundle_mb:.1f} MB); predictions: `{meta['predictions']}`.",
         f"- Wall time: {res.seconds:.0f} s"
         + (f" (reused: {', '.join(res.reused)})" if res.reused else "") + ".",
@@ -446,6 +454,9 @@ def run_demo(config: DemoConfig) -> DemoResult:
     llm_test = _llm_report(out / "labels" / "test.jsonl", test_rows, names)
     llm_train = _llm_report(out / "labels" / "train.jsonl", train_rows, names)
     majority = max(names, key=lambda n: sum(1 for g in gold if g == n))
+    llm_pred = _llm_labels(out / "labels" / "test.jsonl", test_rows)
+    agreement = sum(a == b for a, b in zip(pred, llm_pred)) / len(pred)
+    share = {n: sum(1 for x in llm_pred if x == n) / len(llm_pred) for n in names}
     n_used = sum(1 for line in train_labels.read_text(encoding="utf-8").splitlines() if line.strip())
     res = DemoResult(out=out, report=out / "report.md", llm_test=llm_test, edge_test=edge_report,
                      llm_train=llm_train, llm_ms=bench["LLM scoring b1"].get("per_item_ms"),
@@ -457,7 +468,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
             "curation": cur.get("curation", ""), "n_train_used": n_used,
             "quantization": clf.info.quantization,
             "bundle": str(out / "bundle"), "predictions": str(pred_path), "majority": majority,
-            "majority_acc": sum(1 for g in gold if g == majority) / len(gold)}
+            "majority_acc": sum(1 for g in gold if g == majority) / len(gold),
+            "edge_llm_agreement": agreement, "llm_label_share": share}
     res.report.write_text(render_report(res, meta), encoding="utf-8")
     (out / "report.json").write_text(json.dumps({
         "meta": meta, "seconds": round(res.seconds, 1), "stages": res.stages, "reused": res.reused,

@@ -64,6 +64,7 @@ def demo(
     calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
                                    help="Contextual calibration of the LLM's label scores."),
     curate: str = typer.Option("drop", "--curate", help="cleanlab on the LLM labels: drop, flag or none."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Student training epochs (default 2)."),
 ) -> None:
     """The whole pipeline on an example: LLM labels -> curate -> train -> int8 bundle -> edge; a report."""
     from llm2edge.extras import require
@@ -74,4 +75,4 @@ def demo(
 
     run_demo(DemoConfig(out=out, dataset=dataset, task=task, quick=quick, threads=threads,
                         train_items=train_items, test_items=test_items, shots=shots, calibrate=calibrate,
-                        curate=curate))
+                        curate=curate, epochs=epochs))
