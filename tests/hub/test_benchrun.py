@@ -148,3 +148,33 @@ def test_bench_on_base_install(tiny: Path, tmp_path: Path) -> None:
     assert "| edge fp32 b1 |" in md
     assert "torch eager: torch is not installed" in md and "LLM (hf): torch is not installed" in md
     assert "matplotlib is not installed" in proc.stderr or (out / "speed.png").is_file()
+
+
+def _gates():
+    spec = importlib.util.spec_from_file_location("_bench_gates", REPO / "bench" / "gates.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ci_json(path: Path, per_item: dict[str, tuple[float, int]]) -> Path:
+    benches = [{"stats": {"median": ms * n / 1000}, "extra_info": {"system": name, "per_call": n}}
+               for name, (ms, n) in per_item.items()]
+    path.write_text(json.dumps({"benchmarks": benches}), encoding="utf-8")
+    return path
+
+
+def test_gates_pass_and_fail_on_ratios(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gates = _gates()
+    good = _ci_json(tmp_path / "good.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (2.5, 256),
+                                             "edge fp32 b1": (6.0, 1), "torch eager b1": (15.0, 1)})
+    assert gates.per_item_ms(good)["edge int8 b32 stream"] == pytest.approx(2.5)
+    assert gates.main([str(good)]) == 0
+    bad = _ci_json(tmp_path / "bad.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (3.5, 256),
+                                           "edge fp32 b1": (2.0, 1)})
+    assert gates.main([str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3  # one line per violated gate: batching, int8, torch missing
+    assert any("torch eager b1 not measured" in line for line in err)
+    assert gates.main([str(tmp_path / "missing.json")]) == 2
