@@ -42,7 +42,7 @@ class DemoConfig:
     dataset: str | Path | None = None  # folder with train.csv and test.csv (text,label)
     task: str = "humor"
     quick: bool = False
-    threads: int | None = None  # labeling/training threads (default: available CPUs)
+    threads: int | None = None  # labeling/training threads (default 1: see run_demo)
     train_items: int | None = None  # default: 400 sampled from train.csv (quick: 40)
     test_items: int | None = None  # default: 200 sampled from test.csv (quick: 24)
     shots: int = 0
@@ -404,7 +404,7 @@ def _print_table(res: DemoResult, meta: dict[str, Any]) -> None:
 
 def run_demo(config: DemoConfig) -> DemoResult:
     """Run (or resume) the whole demo into config.out and write report.md / report.json."""
-    from llm2edge.edge import Classifier, available_cpus
+    from llm2edge.edge import Classifier
     from llm2edge.hub.label.task import load_task
     from llm2edge.hub.models import default_llm_gguf
 
@@ -415,7 +415,9 @@ def run_demo(config: DemoConfig) -> DemoResult:
     task = load_task(config.task)
     names = list(task.label_names)
     n_train, n_test, epochs, budget = config.sizes()
-    threads = config.threads or available_cpus()
+    # One thread unless asked: on a busy 2-core machine two torch threads ran 13-26x slower than one
+    # (MEASURED.md), and the demo must finish in minutes anywhere; on a quiet machine 2 threads gain ~1.5x.
+    threads = config.threads or 1
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     log = _Log(7, config.progress)

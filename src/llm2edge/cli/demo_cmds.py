@@ -57,7 +57,9 @@ def demo(
                                              "default: the shipped example."),
     task: str = typer.Option("humor", "--task", help="Labeling task (name or file) matching the dataset."),
     quick: bool = typer.Option(False, "--quick", help="A tiny run (~40 items) to check the pipeline."),
-    threads: int | None = typer.Option(None, "--threads", help="CPU threads (default: available CPUs)."),
+    threads: int | None = typer.Option(None, "--threads",
+                                       help="Torch threads for labeling and training (default 1: safe on a "
+                                            "busy machine; 2+ is faster on an idle one)."),
     train_items: int | None = typer.Option(None, "--train-items", help="Train items to label (default 400)."),
     test_items: int | None = typer.Option(None, "--test-items", help="Test items to score (default 200)."),
     shots: int = typer.Option(0, "--shots", help="Few-shot examples from the task in each LLM prompt."),
