@@ -6,6 +6,7 @@ Each stage's command lives in its own module and imports its stage lazily, insid
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 
@@ -35,15 +36,9 @@ def _root(
 
 def _register() -> None:
     """Import the command modules; each one adds its commands to `app`."""
-    from llm2edge.cli import (  # noqa: F401
-        curate_cmds,
-        demo_cmds,
-        edge_cmds,
-        export_cmds,
-        hub_cmds,
-        label_cmds,
-    )
-
+    # In pipeline order: help lists the commands in the order they were registered.
+    for name in ("label_cmds", "curate_cmds", "hub_cmds", "export_cmds", "edge_cmds", "demo_cmds"):
+        importlib.import_module(f"llm2edge.cli.{name}")
 
 _register()
 
