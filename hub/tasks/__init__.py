@@ -1,0 +1,1 @@
+"""Task files shipped with llm2edge (package data: *.toml)."""
