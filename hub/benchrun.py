@@ -22,12 +22,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llm2edge.errors import BackendError, DataError
+from llm2edge.hub.label.server import MODEL_ALIAS, llama_server, server_available
 
 #: What a worker can run.
 KINDS = ("noop", "edge", "torch", "ortmodel", "llm-score", "llm-generate", "llm-server")
@@ -201,7 +202,7 @@ def _llm_runner(spec: SystemSpec) -> Callable[[list[str]], Any]:
     if spec.kind == "llm-server":
         from llm2edge.hub.label.openai_backend import OpenAIBackend
 
-        server = OpenAIBackend(model=spec.model or "smollm2", base_url=spec.url, concurrency=1)
+        server = OpenAIBackend(model=spec.model or MODEL_ALIAS, base_url=spec.url, concurrency=1)
         return lambda batch: server.label_batch(prompts(batch), space)
     from llm2edge.hub.label.hf_backend import HFBackend
 
@@ -439,75 +440,6 @@ def cuda_unavailable(kind: str) -> str | None:
     return None if torch.cuda.is_available() else "no CUDA device visible to torch"
 
 
-# --------------------------------------------------------------------------------------------- server
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def server_available() -> str | None:
-    """None when llama_cpp.server can be started here, else the reason why not."""
-    if importlib.util.find_spec("llama_cpp") is None:
-        return "llama_cpp is not installed (scripts/setup.sh --with-server installs llama-cpp-python[server])"
-    try:
-        import llama_cpp.server  # noqa: F401
-    except ImportError as exc:
-        return f"llama_cpp.server cannot be imported ({exc})"
-    return None
-
-
-@contextlib.contextmanager
-def llama_server(gguf: str | Path | None = None, *, threads: int = 1, log: str | Path | None = None,
-                 timeout: float = 120.0) -> Iterator[str]:
-    """Serve a GGUF (default: the embedded SmolLM2) with llama.cpp on 127.0.0.1; yields the /v1 base URL."""
-    import urllib.error
-    import urllib.request
-
-    reason = server_available()
-    if reason:
-        raise BackendError(reason)
-    if gguf is None:
-        from llm2edge.hub.models import default_llm_gguf
-
-        gguf = default_llm_gguf()
-    port = _free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", "smollm2",
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads),
-           "--n_threads_batch", str(threads), "--chat_format", "chatml", "--verbose", "False"]
-    log_path = Path(log) if log else Path(tempfile.mkstemp(prefix="llama-server-", suffix=".log")[1])
-    with open(log_path, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=worker_env(threads))
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                tail = log_path.read_text(errors="replace").strip().splitlines()[-1:]
-                raise BackendError(f"llama.cpp server exited with {proc.returncode}: {' '.join(tail)}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
-                    break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise BackendError(f"llama.cpp server not ready after {timeout:.0f} s (log: {log_path})")
-            time.sleep(0.2)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 # --------------------------------------------------------------------------------------------- report
 
 
@@ -683,7 +615,7 @@ def bench_systems(config: BenchConfig, info: Any) -> tuple[list[SystemSpec], lis
             skipped.append(("LLM via server", reason))
         else:
             specs.append(SystemSpec(name="LLM via server b1", kind="llm-server", url=config.server_url,
-                                    **{**llm, "model": config.model if config.server_url else "smollm2"}))
+                                    **{**llm, "model": config.model if config.server_url else MODEL_ALIAS}))
     elif config.llm != "none":
         raise BackendError(f"--llm must be hf, server or none, not '{config.llm}'")
     return specs, skipped
