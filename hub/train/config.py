@@ -12,6 +12,8 @@ from llm2edge.errors import TrainError
 
 #: The JSONL field that holds a soft label distribution {label: p} (the labels.jsonl contract).
 PROBS_FIELD = "probs"
+#: Accepted values of TrainConfig.class_weight.
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclass(kw_only=True)
@@ -39,6 +41,7 @@ class TrainConfig:
     head_epochs: int = 100  # epochs of head training with freeze_encoder (seconds, not minutes)
     head_lr: float = 1e-3
     soft_labels: bool = False  # targets from the `probs` field ({label: p}) instead of the label column
+    class_weight: str = "none"  # "balanced": weight class c by n / (k * n_c) in the loss (sklearn's rule)
     threads: int | None = None  # torch threads per process; None: available CPUs / local processes
     labels: list[str] | None = None  # label order; None: sorted unique training labels
     resume: bool = True
@@ -58,6 +61,9 @@ class TrainConfig:
             raise TrainError(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
         if not 0 <= self.val_fraction < 1:
             raise TrainError(f"val_fraction must be in [0, 1) (got {self.val_fraction})")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise TrainError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)} "
+                             f"(got '{self.class_weight}')")
         if self.threads is not None and self.threads < 1:
             raise TrainError(f"threads must be at least 1 (got {self.threads})")
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
@@ -73,6 +79,8 @@ def fingerprint(config: TrainConfig, *, model: str, data_sha256: str, num_proces
             "warmup_ratio", "max_grad_norm", "seed", "val_fraction", "val_max_rows", "freeze_encoder",
             "head_epochs", "head_lr", "soft_labels", "labels", "grad_accum")
     payload: dict[str, Any] = {k: getattr(config, k) for k in keys}
+    if config.class_weight != "none":  # only when set: checkpoints made before the option still match
+        payload["class_weight"] = config.class_weight
     payload.update(model=model, data_sha256=data_sha256, num_processes=num_processes)
     blob = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
     return hashlib.sha256(blob).hexdigest()[:16]

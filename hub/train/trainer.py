@@ -117,6 +117,27 @@ def _targets(examples: Sequence[Example], labels: Sequence[str], soft: bool) -> 
     return target
 
 
+def class_weights(targets: torch.Tensor, num_labels: int, mode: str) -> torch.Tensor | None:
+    """Per-class loss weights: None for "none"; "balanced" is sklearn's n / (k * n_c).
+
+    n_c counts the hard targets of class c, or sums the soft targets' mass on c; a class absent from the
+    training targets gets weight 1 (it never appears as a target, so its weight has no effect).
+    """
+    if mode == "none":
+        return None
+    if mode != "balanced":
+        raise TrainError(f"class_weight must be none or balanced (got '{mode}')")
+    if targets.dim() == 1:
+        counts = torch.bincount(targets, minlength=num_labels).to(torch.float64)
+    else:
+        counts = targets.to(torch.float64).sum(0)
+    n = counts.sum()
+    weights = torch.ones(num_labels, dtype=torch.float64)
+    present = counts > 0
+    weights[present] = n / (num_labels * counts[present])
+    return weights.to(torch.float32)
+
+
 def _tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[dict[str, list[int]]]:
     """Tokenize without padding (batches pad themselves), truncating to max_length."""
     enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
@@ -197,7 +218,8 @@ def _head(model: Any) -> Any:
 
 
 def _freeze_and_train_head(model: Any, feats: list[dict[str, list[int]]], targets: torch.Tensor,
-                           config: TrainConfig, pad_id: int, device: Any, main: bool) -> int:
+                           config: TrainConfig, pad_id: int, device: Any, main: bool,
+                           weight: torch.Tensor | None = None) -> int:
     """Cache the encoder's output at the head's input once, then train only the head; returns steps."""
     from tqdm.auto import tqdm
 
@@ -239,7 +261,7 @@ def _freeze_and_train_head(model: Any, feats: list[dict[str, list[int]]], target
         perm = torch.randperm(len(x), generator=g)
         for start in range(0, len(x), config.batch_size):
             idx = perm[start:start + config.batch_size].to(device)
-            loss = F.cross_entropy(head(x[idx]), y[idx])
+            loss = F.cross_entropy(head(x[idx]), y[idx], weight=weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -325,13 +347,15 @@ def train(config: TrainConfig) -> TrainResult:
     lengths = [len(f["input_ids"]) for f in feats]
     targets = _targets(train_ex, labels, config.soft_labels)
     device = accelerator.device
+    weights = class_weights(targets, len(labels), config.class_weight)
+    weight = None if weights is None else weights.to(device)
 
     start_epoch = 0
     t0 = time.perf_counter()
     processed = 0
     if config.freeze_encoder:
         model.to(device)
-        _freeze_and_train_head(model, feats, targets, config, pad_id, device, main)
+        _freeze_and_train_head(model, feats, targets, config, pad_id, device, main, weight)
         processed = len(train_ex) * config.head_epochs
         unwrapped = model
     else:
@@ -368,7 +392,7 @@ def train(config: TrainConfig) -> TrainResult:
                 sync = contextlib.nullcontext() if stepping else accelerator.no_sync(model)
                 with sync:
                     logits = model(**batch).logits
-                    loss = F.cross_entropy(logits.float(), targets[idx].to(device)) / group
+                    loss = F.cross_entropy(logits.float(), targets[idx].to(device), weight=weight) / group
                     accelerator.backward(loss)
                 if stepping:
                     if config.max_grad_norm > 0:
@@ -404,7 +428,10 @@ def train(config: TrainConfig) -> TrainResult:
             "labels": labels, "max_length": config.max_length, "seed": config.seed,
             "source_model": model_name, "data": str(config.data), "data_sha256": data_hash,
             "text_col": config.text_col, "label_col": config.label_col, "soft_labels": config.soft_labels,
-            "freeze_encoder": config.freeze_encoder, "epochs": config.epochs, "batch_size": config.batch_size,
+            "freeze_encoder": config.freeze_encoder, "class_weight": config.class_weight,
+            "class_weights": None if weights is None else
+            {label: round(float(w), 6) for label, w in zip(labels, weights.tolist())},
+            "epochs": config.epochs, "batch_size": config.batch_size,
             "lr": config.lr, "num_processes": world, "threads": threads, "train_rows": len(train_ex),
             "validation_rows": len(val_ex), "seconds": round(seconds, 3),
             "examples_per_second": round(processed / seconds, 3) if seconds > 0 else None,

@@ -157,6 +157,8 @@ def test_crash_then_resume_matches_uninterrupted_run(reference, tiny, tmp_path):
     assert again.resumed_from_epoch == 2
     with pytest.raises(TrainError, match="--no-resume"):
         train(TrainConfig(data=tiny["train"], out=out, **{**TINY, "lr": 3e-4}))
+    with pytest.raises(TrainError, match="--no-resume"):
+        train(TrainConfig(data=tiny["train"], out=out, class_weight="balanced", **TINY))
 
 
 def test_soft_labels_are_the_targets(tiny, tmp_path):
@@ -209,6 +211,53 @@ def test_freeze_encoder_trains_only_the_head(tiny, tmp_path):
     assert not (result.out / "checkpoints").exists()
 
 
+def _skewed(path: Path, n_major: int, n_minor: int) -> list[dict[str, str]]:
+    """n_major 'funny' rows then n_minor 'not_funny' rows of a CSV."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    funny = [{"text": r["text"], "label": r["label"]} for r in rows if r["label"] == "funny"]
+    other = [{"text": r["text"], "label": r["label"]} for r in rows if r["label"] != "funny"]
+    return funny[:n_major] + other[:n_minor]
+
+
+def test_balanced_class_weights_counter_skewed_labels(example_dir, tmp_path):
+    """90/10 labels: balanced weights make the head predict the minority class more often than without."""
+    rows = _skewed(example_dir / "train.csv", 36, 4)
+    data = _write_csv(tmp_path / "skewed.csv", rows)
+    torch.set_num_threads(1)
+    cfg = {**TINY, "freeze_encoder": True, "head_epochs": 100, "val_fraction": 0}
+    plain = train(TrainConfig(data=data, out=tmp_path / "plain", **cfg))
+    weighted = train(TrainConfig(data=data, out=tmp_path / "balanced", class_weight="balanced", **cfg))
+
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from llm2edge.hub.train import predict_indices
+
+    def minority_predictions(folder: Path) -> int:
+        model = AutoModelForSequenceClassification.from_pretrained(folder)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        pred = predict_indices(model, tokenizer, [r["text"] for r in rows], max_length=32, batch_size=16)
+        return sum(1 for i in pred if model.config.id2label[i] == "not_funny")
+
+    assert minority_predictions(weighted.out) > minority_predictions(plain.out)
+    meta = json.loads((weighted.out / "train_meta.json").read_text())
+    assert meta["class_weight"] == "balanced"
+    assert meta["class_weights"] == pytest.approx({"funny": 40 / (2 * 36), "not_funny": 40 / (2 * 4)})
+    meta_plain = json.loads((plain.out / "train_meta.json").read_text())
+    assert meta_plain["class_weight"] == "none" and meta_plain["class_weights"] is None
+    assert meta["config_hash"] != meta_plain["config_hash"]
+
+
+def test_class_weights_from_hard_and_soft_targets():
+    from llm2edge.hub.train.trainer import class_weights
+
+    hard = torch.tensor([0, 0, 0, 1])
+    assert class_weights(hard, 3, "none") is None
+    assert class_weights(hard, 3, "balanced").tolist() == pytest.approx([4 / 9, 4 / 3, 1.0])  # absent: 1
+    soft = torch.tensor([[0.9, 0.1], [0.7, 0.3], [0.8, 0.2], [0.6, 0.4]])  # mass 3.0 vs 1.0
+    assert class_weights(soft, 2, "balanced").tolist() == pytest.approx([4 / 6, 4 / 2])
+
+
 def test_data_errors_name_file_and_row(tiny, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("text,label\nfine,funny\nalso fine,not_funny\nno label here,\n", encoding="utf-8")
@@ -228,6 +277,8 @@ def test_data_errors_name_file_and_row(tiny, tmp_path):
         train(TrainConfig(data=soft, out=tmp_path / "m", soft_labels=True, **TINY))
     with pytest.raises(TrainError, match="epochs must be at least 1"):
         train(TrainConfig(data=tiny["small"], out=tmp_path / "m", **{**TINY, "epochs": 0}))
+    with pytest.raises(TrainError, match="class_weight must be one of none, balanced"):
+        train(TrainConfig(data=tiny["small"], out=tmp_path / "m", class_weight="inverse", **TINY))
 
 
 def test_cli_errors_are_one_line(tiny, tmp_path, capsys):

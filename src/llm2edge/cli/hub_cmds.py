@@ -27,6 +27,9 @@ def train(
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder",
                                         help="Train only the classification head on frozen embeddings."),
     soft: bool = typer.Option(False, "--soft", help="Train on the 'probs' distributions of labels.jsonl."),
+    class_weight: str = typer.Option("none", "--class-weight",
+                                     help="Loss weights per class: none, or balanced (n / (k * n_c), "
+                                          "against skewed labels)."),
     threads: int | None = typer.Option(None, "--threads", help="Torch threads (default: available CPUs)."),
     no_resume: bool = typer.Option(False, "--no-resume",
                                    help="Discard OUT/checkpoints (last epoch kept) and start over."),
@@ -42,8 +45,8 @@ def train(
     result = run_training(TrainConfig(
         data=data, out=out, eval_data=eval_data, text_col=text_col, label_col=label_col, model=model,
         epochs=epochs, max_length=max_length, batch_size=batch_size, lr=lr, seed=seed,
-        freeze_encoder=freeze_encoder, soft_labels=soft, threads=threads, resume=not no_resume,
-        grad_accum=grad_accum))
+        freeze_encoder=freeze_encoder, soft_labels=soft, class_weight=class_weight, threads=threads,
+        resume=not no_resume, grad_accum=grad_accum))
     if not result.main_process:
         return
     if result.metrics is not None:
