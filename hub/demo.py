@@ -49,6 +49,7 @@ class DemoConfig:
     calibrate: bool = True
     curate: str = "drop"  # drop | flag | none
     epochs: int | None = None  # default 2 (quick: head-only training on frozen embeddings)
+    class_weight: str = "balanced"  # student loss weights: the LLM's labels are skewed (e.g. 80% funny)
     max_length: int = 64
     bench_budget_s: float | None = None  # timed seconds per system (default 3, quick 0.5)
     seed: int = 0
@@ -267,9 +268,10 @@ def _train(data: Path, test_csv: Path, out: Path, names: list[str], config: Demo
     """Fine-tune the embedded MiniLM on the (curated) LLM labels; reused when the inputs are unchanged."""
     freeze = config.quick
     settings = {"data": _file_hash(data), "epochs": epochs, "max_length": config.max_length, "labels": names,
-                "seed": config.seed, "freeze": freeze}
+                "seed": config.seed, "freeze": freeze, "class_weight": config.class_weight}
     key = _hash(settings)
     how = "head only, frozen encoder" if freeze else f"{epochs} epoch(s), max_length {config.max_length}"
+    how += f", class weights {config.class_weight}"
     log.start("train", f"training the MiniLM-L6 student on the LLM labels ({how})")
     if _stamp_ok(out, key) and (out / "model.safetensors").is_file():
         log.done("inputs unchanged", reused=True)
@@ -280,6 +282,7 @@ def _train(data: Path, test_csv: Path, out: Path, names: list[str], config: Demo
         shutil.rmtree(out)
     result = train(TrainConfig(data=data, out=out, epochs=epochs, max_length=config.max_length,
                                seed=config.seed, threads=threads, labels=names, freeze_encoder=freeze,
+                               class_weight=config.class_weight,
                                progress=config.progress, resume=False))
     _write_stamp(out, key, **settings, seconds=round(result.seconds, 1))
     log.done(f"{result.examples_per_second:.1f} examples/s")
@@ -343,7 +346,10 @@ def render_report(res: DemoResult, meta: dict[str, Any]) -> str:
         f"# llm2edge demo: {meta['dataset_name']} ({' / '.join(meta['labels'])})", "",
         f"Task `{meta['task']}`; LLM {meta['llm']} (constrained scoring, {meta['shots']}-shot"
         f"{', contextual calibration' if meta['calibrate'] else ''}); student all-MiniLM-L6-v2 trained on "
-        f"{meta['n_train_used']} LLM labels ({meta['curation']}); test split: {res.edge_test.n} items, "
+        f"{meta['n_train_used']} LLM labels ({meta['curation']}; "
+        + ("balanced class weights in the loss, against the LLM's skew" if meta["class_weight"] == "balanced"
+           else "no class weights")
+        + f"); test split: {res.edge_test.n} items, "
         "scored against gold.", "",
         "| model | accuracy | weighted F1 | macro F1 | ms/item | items/s | size |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -411,6 +417,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
     t0 = time.perf_counter()
     if config.curate not in ("drop", "flag", "none"):
         raise DataError(f"--curate must be drop, flag or none, not '{config.curate}'")
+    if config.class_weight not in ("none", "balanced"):
+        raise DataError(f"--class-weight must be none or balanced, not '{config.class_weight}'")
     dataset = _resolve_dataset(config.dataset)
     task = load_task(config.task)
     names = list(task.label_names)
@@ -467,7 +475,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     gguf = default_llm_gguf()
     meta = {"dataset_name": dataset.name, "labels": names, "task": task.name, "llm": gguf.stem,
             "llm_mb": gguf.stat().st_size / 1e6, "shots": config.shots, "calibrate": config.calibrate,
-            "curation": cur.get("curation", ""), "n_train_used": n_used,
+            "curation": cur.get("curation", ""), "n_train_used": n_used, "class_weight": config.class_weight,
             "quantization": clf.info.quantization,
             "bundle": str(out / "bundle"), "predictions": str(pred_path), "majority": majority,
             "majority_acc": sum(1 for g in gold if g == majority) / len(gold),

@@ -67,6 +67,9 @@ def demo(
                                    help="Contextual calibration of the LLM's label scores."),
     curate: str = typer.Option("drop", "--curate", help="cleanlab on the LLM labels: drop, flag or none."),
     epochs: int | None = typer.Option(None, "--epochs", help="Student training epochs (default 2)."),
+    class_weight: str = typer.Option("balanced", "--class-weight",
+                                     help="Student loss weights per class: balanced (against the LLM's "
+                                          "skewed labels) or none."),
 ) -> None:
     """The whole pipeline on an example: LLM labels -> curate -> train -> int8 bundle -> edge; a report."""
     from llm2edge.extras import require
@@ -77,4 +80,4 @@ def demo(
 
     run_demo(DemoConfig(out=out, dataset=dataset, task=task, quick=quick, threads=threads,
                         train_items=train_items, test_items=test_items, shots=shots, calibrate=calibrate,
-                        curate=curate, epochs=epochs))
+                        curate=curate, epochs=epochs, class_weight=class_weight))
