@@ -67,6 +67,7 @@ def demo(
                                    help="Contextual calibration of the LLM's label scores."),
     curate: str = typer.Option("drop", "--curate", help="cleanlab on the LLM labels: drop, flag or none."),
     epochs: int | None = typer.Option(None, "--epochs", help="Student training epochs (default 2)."),
+    lr: float = typer.Option(3e-4, "--lr", help="Student learning rate."),
     class_weight: str = typer.Option("balanced", "--class-weight",
                                      help="Student loss weights per class: balanced (against the LLM's "
                                           "skewed labels) or none."),
@@ -80,4 +81,4 @@ def demo(
 
     run_demo(DemoConfig(out=out, dataset=dataset, task=task, quick=quick, threads=threads,
                         train_items=train_items, test_items=test_items, shots=shots, calibrate=calibrate,
-                        curate=curate, epochs=epochs, class_weight=class_weight))
+                        curate=curate, epochs=epochs, class_weight=class_weight, lr=lr))
