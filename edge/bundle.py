@@ -78,15 +78,20 @@ def _config_labels(folder: Path) -> list[str]:
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{cfg_path}: cannot read ({exc})") from None
-    id2label = cfg.get("id2label") if isinstance(cfg, dict) else None
+    return labels_from_config(cfg, cfg_path)
+
+
+def labels_from_config(config: object, source: Path, error: type[Exception] = BundleError) -> list[str]:
+    """The labels of a Hugging Face config's id2label in id order; `error` names `source` if malformed."""
+    id2label = config.get("id2label") if isinstance(config, dict) else None
     if not isinstance(id2label, dict) or not id2label:
-        raise BundleError(f"{cfg_path}: no id2label mapping")
+        raise error(f"{source}: no id2label mapping")
     try:
         by_id = {int(k): str(v) for k, v in id2label.items()}
     except (TypeError, ValueError):
-        raise BundleError(f"{cfg_path}: id2label keys must be integers") from None
+        raise error(f"{source}: id2label keys must be integers") from None
     if sorted(by_id) != list(range(len(by_id))):
-        raise BundleError(f"{cfg_path}: id2label ids must be 0..{len(by_id) - 1}")
+        raise error(f"{source}: id2label ids must be 0..{len(by_id) - 1}")
     return [by_id[i] for i in range(len(by_id))]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llm2edge.edge.bundle import labels_from_config
 from llm2edge.errors import DataError, ExportError
 
 DEFAULT_MAX_LENGTH = 128
@@ -51,18 +52,10 @@ def check_model_dir(path: str | Path) -> ModelDir:
     if not any((folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json")):
         raise ExportError(f"{folder}: no model.safetensors (only safetensors weights are loaded)")
     config = _read_json(cfg_path)
-    id2label = config.get("id2label")
-    if not isinstance(id2label, dict) or not id2label:
-        raise ExportError(f"{cfg_path}: no id2label mapping")
-    try:
-        by_id = {int(k): str(v) for k, v in id2label.items()}
-    except (TypeError, ValueError):
-        raise ExportError(f"{cfg_path}: id2label keys must be integers") from None
-    if sorted(by_id) != list(range(len(by_id))):
-        raise ExportError(f"{cfg_path}: id2label ids must be 0..{len(by_id) - 1}")
+    labels = labels_from_config(config, cfg_path, ExportError)
     meta_path = folder / TRAIN_META_NAME
     meta = _read_json(meta_path) if meta_path.is_file() else {}
-    return ModelDir(path=folder, config=config, labels=[by_id[i] for i in range(len(by_id))], train_meta=meta)
+    return ModelDir(path=folder, config=config, labels=labels, train_meta=meta)
 
 
 def resolve_max_length(model: ModelDir, requested: int | None) -> int:
