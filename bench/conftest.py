@@ -1,7 +1,7 @@
 """bench/: per-item latency of the edge runtime against torch eager, optimum's ORTModel and the LLM labeler.
 
 How it measures (see bench/RESULTS.md for why): every system runs in its own worker process
-(`llm2edge.hub.benchrun.Worker`: one runtime per process, the same thread count for all,
+(`llm2edge.pipeline.benchrun.Worker`: one runtime per process, the same thread count for all,
 LLM2EDGE_BENCH_THREADS, default 1); pytest-benchmark times the pipe round trip of each call
 (`noop` shows the pipe's own cost). Texts: a fixed sample (seed 0) of the shipped example's test split,
 mixed lengths. The bundle is built once by the real pipeline (train --freeze-encoder on the example's train
@@ -25,8 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from llm2edge.hub import benchrun
-from llm2edge.hub.benchrun import SpeedRow, SystemSpec
+from llm2edge.pipeline import benchrun
+from llm2edge.pipeline.benchrun import SpeedRow, SystemSpec
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "reddit_humor"

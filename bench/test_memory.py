@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from llm2edge.hub import benchrun
-from llm2edge.hub.benchrun import SystemSpec
+from llm2edge.pipeline import benchrun
+from llm2edge.pipeline.benchrun import SystemSpec
 
 THREADS = int(os.environ.get("LLM2EDGE_BENCH_THREADS", "1"))
 N = 100

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from llm2edge.hub.benchrun import STREAM_CHUNK, SystemSpec, cuda_unavailable
+from llm2edge.pipeline.benchrun import STREAM_CHUNK, SystemSpec, cuda_unavailable
 
 THREADS = int(os.environ.get("LLM2EDGE_BENCH_THREADS", "1"))
 BUDGET_S = float(os.environ.get("LLM2EDGE_BENCH_BUDGET", "3"))

@@ -68,7 +68,7 @@ def test_wheel_contains_every_module_and_py_typed(repo, tmp_path):
         expected |= {f"{prefix}/{p.name}" for p in folder.glob("*.py")}
     assert not sorted(expected - names), "modules missing from the wheel"
     assert "llm2edge/py.typed" in names  # PEP 561: covers every subpackage (edge, export, hub)
-    assert {"llm2edge/edge/classifier.py", "llm2edge/edge/bundle.py", "llm2edge/cli/edge_cmds.py"} <= names
+    assert {"llm2edge/edge/classifier.py", "llm2edge/edge/bundle.py", "llm2edge/cli/predict.py"} <= names
     assert not [n for n in names if n.split("/")[0] in ("edge", "export", "hub", "src")], "top-level leak"
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "llm2edge = llm2edge.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

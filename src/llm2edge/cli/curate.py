@@ -1,22 +1,15 @@
-"""CLI commands of curation: curate, sample-experts, merge-experts, soft-labels, experiment."""
+"""`llm2edge curate`, `sample-experts`, `merge-experts`, `soft-labels`: curation of LLM labels."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 
-from llm2edge.cli import app
+from llm2edge.console import say
 from llm2edge.extras import require
 
 
-def _say(message: str) -> None:
-    """One line of summary on stderr (stdout stays free for machine output)."""
-    print(message, file=sys.stderr)
-
-
-@app.command("curate")
 def curate_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
     out: Path = typer.Option(..., "--out", help="Output folder: labels.jsonl, report.md, report.json."),
@@ -41,11 +34,10 @@ def curate_cmd(
     result = curate(CurateConfig(labels=labels, out=out, method=method, probs=probs, action=action,
                                  folds=folds, model=model, max_length=max_length, batch_size=batch_size,
                                  filter_by=filter_by, threads=threads, seed=seed, top=top))
-    _say(f"curate: {result.n_flagged} of {result.n_rows} rows flagged; wrote {result.n_written} rows to "
+    say(f"curate: {result.n_flagged} of {result.n_rows} rows flagged; wrote {result.n_written} rows to "
          f"{result.out / 'labels.jsonl'} (report: {result.out / 'report.md'})")
 
 
-@app.command("sample-experts")
 def sample_experts_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
     out: Path = typer.Option(..., "--out", help="Output folder for review.csv, label_studio.json, ..."),
@@ -64,10 +56,9 @@ def sample_experts_cmd(
     result = sample_experts(SampleConfig(labels=labels, out=out, fraction=fraction, strategy=strategy,
                                          stratify=stratify, by=by, seed=seed))
     per = ", ".join(f"{k}={v}" for k, v in result.per_label.items())
-    _say(f"sample-experts: {result.n_sampled} of {result.n_rows} items ({per}) -> {result.out}")
+    say(f"sample-experts: {result.n_sampled} of {result.n_rows} items ({per}) -> {result.out}")
 
 
-@app.command("merge-experts")
 def merge_experts_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
     reviewed: Path = typer.Option(..., "--reviewed", help="Annotated review.csv, a Label Studio JSON export, "
@@ -88,11 +79,10 @@ def merge_experts_cmd(
                                        gold_id_col=gold_id_col, gold_label_col=gold_label_col,
                                        gold_text_col=gold_text_col))
     sim = f", {result.n_simulated} simulated from gold" if simulate_from else ""
-    _say(f"merge-experts: {result.n_expert} expert labels ({result.n_changed} changed the LLM label{sim}) of "
+    say(f"merge-experts: {result.n_expert} expert labels ({result.n_changed} changed the LLM label{sim}) of "
          f"{result.n_reviewed} reviewed; wrote {result.n_rows} rows to {result.out}")
 
 
-@app.command("soft-labels")
 def soft_labels_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl (LLM or merged)."),
     out: Path = typer.Option(..., "--out", help="labels.jsonl with normalized `probs` to write."),
@@ -107,18 +97,12 @@ def soft_labels_cmd(
     data = load_labels(labels)
     rows = build_soft_labels(data.rows, smoothing, data.labels, temperature=temperature)
     write_rows(out, rows)
-    _say(f"soft-labels: wrote {len(rows)} rows to {out} (skipped {data.skipped_error} rows with an error)")
+    say(f"soft-labels: wrote {len(rows)} rows to {out} (skipped {data.skipped_error} rows with an error)")
 
 
-@app.command("experiment")
-def experiment_cmd(
-    config: Path = typer.Option(..., "--config", help="Experiment TOML (see experiments/)."),
-    out: Path = typer.Option(..., "--out", help="Output folder: labels, runs, results.csv/md/png."),
-    quick: bool = typer.Option(False, "--quick", help="Use the config's [quick] overrides (small, for CI)."),
-) -> None:
-    """Run a grid of datasets x labeler x curation intervention x student; write the results table."""
-    require("hub")
-    from llm2edge.hub.experiment.runner import run_experiment
-
-    result = run_experiment(config, out, quick=quick)
-    _say(f"experiment: {result.n_runs} runs ({result.n_cached} cached) -> {result.out / 'results.md'}")
+def register(app: typer.Typer) -> None:
+    """Add this module's command(s) to `app`."""
+    app.command("curate")(curate_cmd)
+    app.command("sample-experts")(sample_experts_cmd)
+    app.command("merge-experts")(merge_experts_cmd)
+    app.command("soft-labels")(soft_labels_cmd)

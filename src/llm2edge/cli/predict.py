@@ -1,11 +1,7 @@
-"""CLI commands of the edge stage (registered on import): `predict` and `evaluate`.
-
-Both work on a base install: they import onnxruntime/tokenizers/numpy only, never torch or transformers.
-"""
+"""`llm2edge predict`: classify texts with an edge bundle (base install: onnxruntime, tokenizers, numpy)."""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -13,13 +9,8 @@ from pathlib import Path
 
 import typer
 
-from llm2edge.cli import app
+from llm2edge.console import warn
 from llm2edge.errors import DataError
-
-
-def _warn(message: str) -> None:
-    """One warning line on stderr."""
-    print(f"llm2edge: warning: {message}", file=sys.stderr)
 
 
 def _detect_id_col(path: str, fmt: str | None, text_col: str) -> str | None:
@@ -47,7 +38,6 @@ class _Progress:
         print(file=sys.stderr, flush=True)
 
 
-@app.command("predict")
 def predict(
     texts: list[str] | None = typer.Argument(None, help="Texts to classify (else --input or stdin)."),
     bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle folder made by `llm2edge export`."),
@@ -117,9 +107,9 @@ def predict(
         if bar is not None:
             bar.close()
     if summary.truncated:
-        _warn(f"{summary.truncated} text(s) truncated to max_length={clf.max_length} tokens")
+        warn(f"{summary.truncated} text(s) truncated to max_length={clf.max_length} tokens")
     if summary.empty:
-        _warn(f"{summary.empty} empty text(s) classified")
+        warn(f"{summary.empty} empty text(s) classified")
     if show:
         resumed = f" (resumed after {summary.skipped:,})" if summary.skipped else ""
         rate = summary.rows / max(summary.seconds, 1e-9)
@@ -127,24 +117,6 @@ def predict(
               file=sys.stderr)
 
 
-@app.command("evaluate")
-def evaluate(
-    pred: Path = typer.Option(..., "--pred", help="Predictions (e.g. `llm2edge predict` output)."),
-    gold: Path = typer.Option(..., "--gold", help="Gold labels (csv, jsonl, parquet)."),
-    id_col: str = typer.Option("id", "--id-col", help="Id column used to join the two files."),
-    pred_col: str = typer.Option("label", "--pred-col", help="Label column of --pred."),
-    gold_col: str = typer.Option("label", "--gold-col", help="Label column of --gold."),
-    text_col: str = typer.Option("text", "--text-col",
-                                 help="Gold text column: gives the ids `predict` made for id-less rows."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-) -> None:
-    """Score predictions against gold labels: accuracy, macro/weighted F1, per class, confusion."""
-    from llm2edge.edge.evaluate import evaluate_files
-
-    report, how = evaluate_files(pred, gold, id_col=id_col, pred_col=pred_col, gold_col=gold_col,
-                                 text_col=text_col)
-    if as_json:
-        print(json.dumps({**report.to_dict(), "joined_by": how}, indent=2))
-    else:
-        print(f"(rows joined by {how})")
-        print(report.table())
+def register(app: typer.Typer) -> None:
+    """Add this module's command(s) to `app`."""
+    app.command("predict")(predict)

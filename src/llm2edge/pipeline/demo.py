@@ -23,12 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from llm2edge.errors import DataError, Llm2EdgeError
-from llm2edge.hub.benchrun import fmt_ms
 from llm2edge.metrics import Report, classification_report
+from llm2edge.pipeline.benchrun import fmt_ms
 from llm2edge.records import read_records
 
 #: The example shipped in the repository (MIT): examples/reddit_humor/{train,test}.csv.
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "reddit_humor"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "reddit_humor"
 STAMP = "demo-stamp.json"
 EXPORT_STAMP = "bundle-stamp.json"  # next to the bundle: the bundle folder holds only checksummed files
 NO_LABEL = "<no label>"
@@ -309,7 +309,7 @@ def _export(model: Path, out: Path, config: DemoConfig, threads: int, log: _Log)
 
 def _bench(bundle: Path, config: DemoConfig, budget: float, log: _Log) -> dict[str, Any]:
     """Per-item latency (1 thread each, batch 1) of the edge bundle and of the LLM's constrained scoring."""
-    from llm2edge.hub.benchrun import SystemSpec, measure, sample_texts
+    from llm2edge.pipeline.benchrun import SystemSpec, measure, sample_texts
 
     log.start("bench", "timing edge vs LLM per item (1 thread each, batch 1, own process each)")
     texts = sample_texts(bundle.parent / "data" / "test.csv", n=64, seed=config.seed)

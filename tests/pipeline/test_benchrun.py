@@ -1,4 +1,4 @@
-"""llm2edge.hub.benchrun: text sampling, worker processes, rows and tables, and `llm2edge bench` (edge rows).
+"""llm2edge.pipeline.benchrun: text sampling, workers, rows and tables, and `llm2edge bench` (edge rows).
 
 No timing is asserted here (speed is measured in bench/); these tests check the machinery on a tiny real
 ONNX bundle (built by tests/edge/conftest.py's builder, loaded by path so nothing is duplicated).
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from llm2edge.errors import BackendError, DataError
-from llm2edge.hub import benchrun
-from llm2edge.hub.benchrun import BenchConfig, SpeedRow, SystemSpec, Worker
+from llm2edge.pipeline import benchrun
+from llm2edge.pipeline.benchrun import BenchConfig, SpeedRow, SystemSpec, Worker
 
 REPO = Path(__file__).resolve().parents[2]
 

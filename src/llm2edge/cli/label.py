@@ -6,10 +6,7 @@ from pathlib import Path
 
 import typer
 
-from llm2edge.cli import app
 
-
-@app.command("label")
 def label(
     data: Path = typer.Option(..., "--data", help="Items to label: CSV, JSONL, Parquet or TXT."),
     task: str = typer.Option(..., "--task", help="Shipped task name (stance, misinfo, "
@@ -60,3 +57,8 @@ def label(
         progress=progress))
     if summary.rank == 0:
         typer.echo(summary.text())
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's command(s) to `app`."""
+    app.command("label")(label)

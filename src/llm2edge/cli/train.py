@@ -1,4 +1,4 @@
-"""CLI commands of the hub stage (registered on import): `train`."""
+"""`llm2edge train`: fine-tune a student classifier on labels."""
 
 from __future__ import annotations
 
@@ -7,10 +7,7 @@ from pathlib import Path
 
 import typer
 
-from llm2edge.cli import app
 
-
-@app.command("train")
 def train(
     data: Path = typer.Option(..., "--data", "-d", help="Training data (csv, jsonl, parquet)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (Hugging Face layout)."),
@@ -54,3 +51,8 @@ def train(
     resumed = f", resumed after epoch {result.resumed_from_epoch}" if result.resumed_from_epoch else ""
     print(f"llm2edge: trained {', '.join(result.labels)} in {result.seconds:.1f} s "
           f"({result.examples_per_second:.1f} examples/s{resumed}) -> {result.out}", file=sys.stderr)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's command(s) to `app`."""
+    app.command("train")(train)

@@ -36,7 +36,8 @@ from llm2edge.errors import DataError, TaskError
 from llm2edge.hub.curate.experts import apply_expert_labels, select_experts
 from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels, write_json, write_rows
 from llm2edge.hub.curate.soft import build_soft_labels
-from llm2edge.hub.experiment.config import (
+from llm2edge.metrics import classification_report
+from llm2edge.pipeline.experiment.config import (
     DatasetSpec,
     ExperimentConfig,
     LabelerSpec,
@@ -44,8 +45,7 @@ from llm2edge.hub.experiment.config import (
     load_config,
     parse_intervention,
 )
-from llm2edge.hub.experiment.report import results_markdown, results_plot, write_csv
-from llm2edge.metrics import classification_report
+from llm2edge.pipeline.experiment.report import results_markdown, results_plot, write_csv
 from llm2edge.records import iter_records
 
 

@@ -1,4 +1,4 @@
-"""CLI commands of the export stage (registered on import): `export`."""
+"""`llm2edge export`: a trained model to an edge bundle (ONNX, int8, validated, checksummed)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,7 @@ from pathlib import Path
 
 import typer
 
-from llm2edge.cli import app
 
-
-@app.command("export")
 def export(
     model: Path = typer.Option(..., "--model", "-m", help="Model folder made by `llm2edge train`."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write (replaced if it is a bundle)."),
@@ -40,3 +37,8 @@ def export(
         text_col=text_col, label_col=label_col, threads=threads,
     ))
     typer.echo(result.table())
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's command(s) to `app`."""
+    app.command("export")(export)

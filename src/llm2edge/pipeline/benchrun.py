@@ -1,7 +1,8 @@
 """Per-item latency of an edge bundle against torch eager, optimum's ORTModel and the labeling LLM.
 
-Every system runs in its own worker process (`python -m llm2edge.hub.benchrun SPEC TEXTS`): one runtime per
-process, its thread count fixed (OMP/MKL variables, torch and onnxruntime settings), nothing else competing
+Every system runs in its own worker process (`python -m llm2edge.pipeline.benchrun SPEC TEXTS`): one
+runtime per process, its thread count fixed (OMP/MKL variables, torch and onnxruntime settings),
+nothing else competing
 for the pool. The parent sends "run K" over a pipe and times the round trip; the pipe costs ~0.05 ms, shown by
 the `noop` system. `llm2edge bench` (run_bench below) and the pytest-benchmark suite in bench/ both drive
 these workers, so both measure the same thing.
@@ -322,7 +323,7 @@ class Worker:
         self._log = log_dir / f"worker-{self.spec.name.replace(' ', '_').replace('/', '_')}.log"
         with open(self._log, "w", encoding="utf-8") as log:
             self._proc = subprocess.Popen(
-                [sys.executable, "-m", "llm2edge.hub.benchrun", self.spec.to_json(), str(texts_file)],
+                [sys.executable, "-m", "llm2edge.pipeline.benchrun", self.spec.to_json(), str(texts_file)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, text=True, bufsize=1,
                 env=worker_env(self.spec.threads))
         reply = self._read()

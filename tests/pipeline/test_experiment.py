@@ -9,9 +9,9 @@ import pytest
 
 from llm2edge.errors import TaskError
 from llm2edge.hub.curate.rows import load_labels
-from llm2edge.hub.experiment.config import load_config, parse_intervention
-from llm2edge.hub.experiment.report import COLUMNS, results_markdown, results_plot, write_csv
-from llm2edge.hub.experiment.runner import prepare_split, student_text, training_rows
+from llm2edge.pipeline.experiment.config import load_config, parse_intervention
+from llm2edge.pipeline.experiment.report import COLUMNS, results_markdown, results_plot, write_csv
+from llm2edge.pipeline.experiment.runner import prepare_split, student_text, training_rows
 
 
 def test_shipped_configs_parse(repo, shared_data):

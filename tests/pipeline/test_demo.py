@@ -61,7 +61,7 @@ def test_demo_quick_end_to_end_and_rerun(tmp_path: Path) -> None:
 
 def test_demo_rejects_a_dataset_without_splits(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
-    from llm2edge.hub.demo import DemoConfig, run_demo
+    from llm2edge.pipeline.demo import DemoConfig, run_demo
 
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "train.csv").write_text("text,label\na,funny\n", encoding="utf-8")
@@ -71,7 +71,7 @@ def test_demo_rejects_a_dataset_without_splits(tmp_path: Path) -> None:
 
 def test_demo_rejects_labels_outside_the_task(tmp_path: Path) -> None:
     pytest.importorskip("transformers")
-    from llm2edge.hub.demo import DemoConfig, run_demo
+    from llm2edge.pipeline.demo import DemoConfig, run_demo
 
     data = tmp_path / "d"
     data.mkdir()

@@ -1,0 +1,36 @@
+"""Builds the `llm2edge` typer app from an explicit list of command modules, in pipeline order.
+
+Each module in COMMAND_MODULES defines its command(s) and a `register(app)` function; nothing registers
+itself on import and no module keeps mutable state.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+#: The command modules, in the order `llm2edge --help` lists them (pipeline order).
+COMMAND_MODULES = ("label", "curate", "train", "export", "predict", "evaluate", "bench", "demo", "experiment")
+
+
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """llm2edge: label with an LLM, curate, train a student, export to ONNX, classify at the edge."""
+
+
+def build_app() -> typer.Typer:
+    """A new typer app with every command of COMMAND_MODULES registered."""
+    app = typer.Typer(
+        name="llm2edge",
+        help="Turn an LLM's labels into a small, fast classifier that runs anywhere.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"llm2edge.cli.{name}").register(app)
+    return app

@@ -1,0 +1,28 @@
+"""`llm2edge experiment`: a grid of datasets x labeler x curation intervention x student."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from llm2edge.console import say
+from llm2edge.extras import require
+
+
+def experiment_cmd(
+    config: Path = typer.Option(..., "--config", help="Experiment TOML (see experiments/)."),
+    out: Path = typer.Option(..., "--out", help="Output folder: labels, runs, results.csv/md/png."),
+    quick: bool = typer.Option(False, "--quick", help="Use the config's [quick] overrides (small, for CI)."),
+) -> None:
+    """Run a grid of datasets x labeler x curation intervention x student; write the results table."""
+    require("hub")
+    from llm2edge.pipeline.experiment.runner import run_experiment
+
+    result = run_experiment(config, out, quick=quick)
+    say(f"experiment: {result.n_runs} runs ({result.n_cached} cached) -> {result.out / 'results.md'}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's command(s) to `app`."""
+    app.command("experiment")(experiment_cmd)
