@@ -7,7 +7,6 @@ validation, versions, created}`. Every file in the folder except the manifest is
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,24 +15,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from llm2edge.errors import BundleError
+from llm2edge.hashing import sha256_file
 
 MANIFEST_SCHEMA = 1
 MANIFEST_NAME = "manifest.json"
 #: Files every bundle must hold (and list in its manifest).
 REQUIRED_FILES = ("model.onnx", "tokenizer.json", "config.json")
 QUANTIZATIONS = ("int8", "none")
-
-_CHUNK = 1 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    """The hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        while block := handle.read(_CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 @dataclass(frozen=True)
 class BundleInfo:
