@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -11,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llm2edge.errors import TaskError
+from llm2edge.hashing import digest
 from llm2edge.hub.label.backend import Prompt
 from llm2edge.hub.label.task import Example, Task
 
@@ -139,8 +138,7 @@ class PromptBuilder:
                       for ex in self.shots],
             "labels": [[name, list(self.task.space.forms(name))] for name in self.task.label_names],
         }
-        blob = json.dumps(material, sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+        return digest(material, ensure_ascii=False)
 
 
 def plain_text(messages: Sequence[Mapping[str, str]]) -> str:

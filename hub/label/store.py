@@ -8,7 +8,6 @@ in input order. A torn last line (kill -9 during a write) is repaired before app
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from llm2edge.errors import DataError
+from llm2edge.hashing import digest
 
 #: The columns of a labels row, in order.
 ROW_KEYS = ("id", "key", "text", "label", "probs", "confidence", "margin_logprob", "prob_source", "backend",
@@ -27,8 +27,7 @@ def item_key(text: str, fields: Mapping[str, str], *, task: str, prompt_hash: st
              shots: int = 0, cot: bool = False, calibrate: bool = False) -> str:
     """A hash of everything that determines an item's label (24 hex digits)."""
     parts = [text, sorted(fields.items()), task, prompt_hash, model, backend, shots, cot, calibrate]
-    blob = json.dumps(parts, ensure_ascii=False)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:24]
+    return digest(parts, length=24, ensure_ascii=False)
 
 
 def margins(probs: Mapping[str, float], logprobs: Mapping[str, float] | None = None

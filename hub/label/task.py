@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llm2edge.errors import TaskError
+from llm2edge.hashing import digest
 from llm2edge.hub.label.backend import LabelSpace
 
 if sys.version_info >= (3, 11):
@@ -82,8 +81,7 @@ class Task:
     @property
     def prompt_hash(self) -> str:
         """sha256 of the task's template material and version (first 16 hex digits)."""
-        blob = json.dumps(self.material(), sort_keys=True, ensure_ascii=False)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+        return digest(self.material(), ensure_ascii=False)
 
     def check_label(self, label: str, where: str) -> None:
         """Raise TaskError if `label` is not one of the task's labels; `where` names the place."""

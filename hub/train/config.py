@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from llm2edge.errors import TrainError
+from llm2edge.hashing import digest
 
 #: The JSONL field that holds a soft label distribution {label: p} (the labels.jsonl contract).
 PROBS_FIELD = "probs"
@@ -82,8 +81,7 @@ def fingerprint(config: TrainConfig, *, model: str, data_sha256: str, num_proces
     if config.class_weight != "none":  # only when set: checkpoints made before the option still match
         payload["class_weight"] = config.class_weight
     payload.update(model=model, data_sha256=data_sha256, num_processes=num_processes)
-    blob = json.dumps(payload, sort_keys=True, default=str).encode("utf-8")
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return digest(payload)
 
 
 @dataclass(frozen=True)
