@@ -19,6 +19,9 @@ echo "== setup took $(( $(date +%s) - t0 )) s"
 echo "== ruff"
 .venv/bin/ruff check .
 
+echo "== import contracts (layers; the edge imports no torch)"
+bash scripts/lint-imports.sh
+
 echo "== tests"
 .venv/bin/python -m pytest tests -q -p no:cacheprovider --durations=15
 
