@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import random
@@ -24,15 +23,6 @@ class Example:
     label: str  # the hard label (for soft rows: the label column, else the most probable label)
     probs: dict[str, float] | None = None  # normalized soft target (soft_labels only)
     where: str = ""  # "file:line", for error messages
-
-
-def file_sha256(path: str | Path) -> str:
-    """The SHA-256 of a file's bytes (identifies the training data in checkpoints and train_meta.json)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_hard(path: str | Path, *, text_col: str, label_col: str, id_col: str | None = None) -> list[Example]:

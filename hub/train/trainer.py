@@ -27,12 +27,12 @@ import torch
 import torch.nn.functional as F
 
 from llm2edge.errors import TrainError
+from llm2edge.hashing import sha256_file
 from llm2edge.hub.models import default_student, load_pretrained, resolve_model
 from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
 from llm2edge.hub.train.data import (
     Example,
     check_labels,
-    file_sha256,
     label_order,
     read_hard,
     read_soft,
@@ -306,7 +306,7 @@ def train(config: TrainConfig) -> TrainResult:
         check_labels(eval_examples, labels, "eval")
     train_ex, val_ex = split_validation(examples, fraction=config.val_fraction,
                                         max_rows=config.val_max_rows, seed=config.seed)
-    data_hash = file_sha256(config.data)
+    data_hash = sha256_file(config.data)
     model_name = resolve_model(config.model, default_student, error=TrainError)
     key = fingerprint(config, model=model_name, data_sha256=data_hash, num_processes=world)
 
