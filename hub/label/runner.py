@@ -18,6 +18,7 @@ from typing import Any
 
 from llm2edge.errors import BackendError, DataError, Llm2EdgeError
 from llm2edge.hub.label.backend import Backend, Prompt, Scored
+from llm2edge.hub.label.config import BACKENDS, OUT_FORMATS, LabelConfig
 from llm2edge.hub.label.prompts import PromptBuilder, examples_from_file
 from llm2edge.hub.label.store import (
     LabelWriter,
@@ -30,40 +31,6 @@ from llm2edge.hub.label.store import (
 )
 from llm2edge.hub.label.task import Task, load_task
 from llm2edge.records import Record, chunked, read_records
-
-BACKENDS = ("hf", "openai")
-OUT_FORMATS = ("jsonl", "csv")
-
-
-@dataclass(kw_only=True)
-class LabelConfig:
-    """Everything `llm2edge label` needs (see the CLI for what each option means)."""
-
-    data: str | Path
-    task: str | Path
-    out: str | Path
-    backend: str = "hf"
-    model: str | None = None  # hf: id, folder or GGUF (default: embedded SmolLM2); openai: model name
-    base_url: str | None = None
-    shots: int = 0
-    examples: str | Path | None = None  # labeled file to take the shots from (default: the task's examples)
-    cot: bool = False
-    calibrate: bool = False
-    limit: int | None = None
-    batch_size: int = 16
-    text_col: str = "text"
-    id_col: str | None = None
-    fmt: str = "jsonl"
-    dry_run: bool = False
-    concurrency: int = 8
-    timeout: float = 60.0
-    max_retries: int = 2
-    retry_failed: int = 1  # extra passes over items that failed in this run
-    threads: int | None = None
-    dtype: str = "auto"
-    device: str | None = None
-    max_new_tokens: int = 128
-    progress: bool = True
 
 
 @dataclass(frozen=True)
