@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 
 from llm2edge.errors import BackendError
+from llm2edge.hub.label.answers import match_answer
 from llm2edge.hub.label.backend import LabelSpace, Prompt
-from llm2edge.hub.label.openai_backend import OpenAIBackend, _Token, label_logprobs, match_answer
+from llm2edge.hub.label.openai_backend import OpenAIBackend
 
 pytestmark = pytest.mark.server
 
 MRF = LabelSpace(names=("misinfo", "real"))
-TOPICS = LabelSpace(names=("sports", "politics", "science"))  # SmolLM2: s+ports, pol+itics
 
 
 def mrf_rows(shared_data: Path, n: int) -> list[dict[str, str]]:
@@ -64,32 +64,6 @@ def assert_distribution(probs: dict[str, float] | None, space: LabelSpace) -> No
     assert probs is not None and set(probs) == set(space.names)
     assert all(0.0 <= p <= 1.0 for p in probs.values())
     assert math.isclose(sum(probs.values()), 1.0, abs_tol=1e-9)
-
-
-# -- pure helpers (real token lists are checked against the server below) -----------------------------
-def test_split_label_merged_along_generated_path() -> None:
-    toks = [_Token(" s", -0.2, {" s": -0.2, " Politics": -2.0, "Science": -3.0, "The": -1.0}),
-            _Token("ports", -0.1, {"ports": -0.1, "port": -2.5})]
-    lps = label_logprobs(toks, 0, TOPICS)
-    assert lps is not None
-    assert lps["sports"] == pytest.approx(-0.3)  # " s" + "ports" (case, spaces stripped)
-    assert lps["politics"] == pytest.approx(-2.0) and lps["science"] == pytest.approx(-3.0)
-
-
-def test_variants_add_and_missing_labels_get_the_floor() -> None:
-    toks = [_Token("real", -0.5, {"real": -0.5, "Real": -1.5, '"real': -3.0, "fake": -4.0})]
-    lps = label_logprobs(toks, 0, MRF)
-    assert lps is not None
-    assert lps["real"] == pytest.approx(math.log(math.exp(-0.5) + math.exp(-1.5) + math.exp(-3.0)))
-    assert lps["misinfo"] == pytest.approx(-4.0)  # absent: lowest logprob shown (an upper bound)
-    assert label_logprobs([_Token("The", -0.1, {"The": -0.1, "A": -2.0})], 0, MRF) is None
-
-
-def test_match_answer_forms() -> None:
-    assert match_answer('{"label": "misinfo"}', MRF) == "misinfo"
-    assert match_answer("Reasoning...\nAnswer: Real.", MRF) == "real"
-    assert match_answer(" **MISINFO**", MRF) == "misinfo"
-    assert match_answer("I cannot tell", MRF) is None
 
 
 # -- real server ----------------------------------------------------------------------------------------
