@@ -1,7 +1,7 @@
 """bench/: per-item latency of the edge runtime against torch eager, optimum's ORTModel and the LLM labeler.
 
 How it measures (see bench/RESULTS.md for why): every system runs in its own worker process
-(`llm2edge.pipeline.benchrun.Worker`: one runtime per process, the same thread count for all,
+(`llm2edge.pipeline.bench.worker.Worker`: one runtime per process, the same thread count for all,
 LLM2EDGE_BENCH_THREADS, default 1); pytest-benchmark times the pipe round trip of each call
 (`noop` shows the pipe's own cost). Texts: a fixed sample (seed 0) of the shipped example's test split,
 mixed lengths. The bundle is built once by the real pipeline (train --freeze-encoder on the example's train
@@ -25,8 +25,11 @@ from pathlib import Path
 
 import pytest
 
-from llm2edge.pipeline import benchrun
-from llm2edge.pipeline.benchrun import SpeedRow, SystemSpec
+from llm2edge.pipeline.bench.report import REFERENCE, plot_speed, ratio_sentences, speed_table
+from llm2edge.pipeline.bench.spec import SpeedRow, SystemSpec
+from llm2edge.pipeline.bench.texts import sample_texts
+from llm2edge.pipeline.bench.timing import plan_rounds, speed_row
+from llm2edge.pipeline.bench.worker import Worker
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "reddit_humor"
@@ -113,18 +116,20 @@ def bench_models() -> BenchModels:
 def bench_texts() -> list[str]:
     """The fixed, mixed-length text sample every system classifies (same order for all)."""
     path = os.environ.get("LLM2EDGE_BENCH_TEXTS") or EXAMPLE / "test.csv"
-    return benchrun.sample_texts(path, n=N_TEXTS, seed=0)
+    return sample_texts(path, n=N_TEXTS, seed=0)
 
 
 @pytest.fixture(scope="session")
 def llm_server_url() -> Iterator[str]:
     """A llama.cpp OpenAI-compatible server with the embedded SmolLM2 (skips when llama_cpp is missing)."""
-    reason = benchrun.server_available()
+    from llm2edge.hub.label.server import llama_server, server_available
+
+    reason = server_available()
     if reason:
         SKIPPED.append(("LLM via server b1", reason))
         pytest.skip(reason)
     OUT.mkdir(parents=True, exist_ok=True)
-    with benchrun.llama_server(threads=THREADS, log=OUT / "llama-server.log") as url:
+    with llama_server(threads=THREADS, log=OUT / "llama-server.log") as url:
         yield url
 
 
@@ -140,14 +145,14 @@ def run_system(benchmark, bench_texts: list[str]) -> Callable[..., SpeedRow]:  #
 
     def run(spec: SystemSpec, *, budget_s: float = BUDGET_S, warmup: int = 2) -> SpeedRow:
         OUT.mkdir(parents=True, exist_ok=True)
-        with benchrun.Worker(spec, bench_texts, log_dir=OUT / "logs") as worker:
+        with Worker(spec, bench_texts, log_dir=OUT / "logs") as worker:
             for _ in range(warmup):
                 worker.run()
             probe = worker.run()
             per_pass = worker.batches
-            rounds = benchrun.plan_rounds(probe, budget_s=budget_s,
-                                          min_rounds=10 if spec.per_call == 1 else min(5, 2 * per_pass),
-                                          max_rounds=max(2 * per_pass, 5))
+            rounds = plan_rounds(probe, budget_s=budget_s,
+                                 min_rounds=10 if spec.per_call == 1 else min(5, 2 * per_pass),
+                                 max_rounds=max(2 * per_pass, 5))
             benchmark.extra_info.update({"system": spec.name, "kind": spec.kind, "batch": spec.batch,
                                          "per_call": spec.per_call, "threads": spec.threads,
                                          "device": spec.device, "load_s": round(worker.load_s or 0, 3)})
@@ -156,7 +161,7 @@ def run_system(benchmark, bench_texts: list[str]) -> Callable[..., SpeedRow]:  #
         benchmark.extra_info["rss_mb"] = round(rss, 1)
         stats = getattr(benchmark, "stats", None)
         data = list(stats.stats.data) if stats is not None else [probe]
-        row = benchrun.speed_row(spec, data, load_s=worker.load_s, rss_mb=rss)
+        row = speed_row(spec, data, load_s=worker.load_s, rss_mb=rss)
         benchmark.extra_info["per_item_ms"] = row.per_item_ms
         RESULTS.append(row)
         return row
@@ -164,7 +169,7 @@ def run_system(benchmark, bench_texts: list[str]) -> Callable[..., SpeedRow]:  #
     return run
 
 
-def _summary(reference: str = benchrun.REFERENCE) -> tuple[str, dict]:
+def _summary(reference: str = REFERENCE) -> tuple[str, dict]:
     """The session's markdown summary and its JSON twin."""
     rows = sorted(RESULTS, key=lambda r: r.per_item_ms)
     ref = next((r for r in rows if r.system == reference), None)
@@ -172,8 +177,8 @@ def _summary(reference: str = benchrun.REFERENCE) -> tuple[str, dict]:
     lines = ["# llm2edge bench summary", "",
              f"threads per system: {THREADS}; load average at the end: {load}; texts: {N_TEXTS} sampled "
              "(seed 0) from the example's test split; per item = median call / texts per call.", "",
-             benchrun.speed_table(rows, reference=reference), ""]
-    lines += [f"- {s}" for s in benchrun.ratio_sentences(rows, reference=reference)]
+             speed_table(rows, reference=reference), ""]
+    lines += [f"- {s}" for s in ratio_sentences(rows, reference=reference)]
     if MEMORY:
         lines += ["", "| fresh process: load + classify 100 texts | peak RSS MiB | wall s |",
                   "|---|---:|---:|"]
@@ -207,7 +212,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     (OUT / "summary.md").write_text(text, encoding="utf-8")
     (OUT / "summary.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     if RESULTS:
-        benchrun.plot_speed(RESULTS, OUT / "summary.png", title="Latency per item (bench/)")
+        plot_speed(RESULTS, OUT / "summary.png", title="Latency per item (bench/)")
     terminalreporter.write_sep("=", "llm2edge bench summary")
     terminalreporter.write_line(text)
     terminalreporter.write_line(f"wrote {OUT / 'summary.md'}, {OUT / 'summary.json'}")

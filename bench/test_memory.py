@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from llm2edge.pipeline import benchrun
-from llm2edge.pipeline.benchrun import SystemSpec
+from llm2edge.pipeline.bench.spec import SystemSpec
+from llm2edge.pipeline.bench.timing import fresh_peak_rss
 
 THREADS = int(os.environ.get("LLM2EDGE_BENCH_THREADS", "1"))
 N = 100
@@ -30,7 +30,7 @@ def test_fresh_process(benchmark, bench_models: Any, bench_texts: list[str], mem
     peaks: list[float] = []
 
     def fresh() -> None:
-        rss, _ = benchrun.fresh_peak_rss(spec, bench_texts[:N])
+        rss, _ = fresh_peak_rss(spec, bench_texts[:N])
         peaks.append(rss)
 
     benchmark.pedantic(fresh, rounds=2, iterations=1, warmup_rounds=0)

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
-from llm2edge.pipeline.benchrun import STREAM_CHUNK, SystemSpec, cuda_unavailable
+from llm2edge.pipeline.bench.run import STREAM_CHUNK
+from llm2edge.pipeline.bench.runners import cuda_unavailable
+from llm2edge.pipeline.bench.spec import SystemSpec
 
 THREADS = int(os.environ.get("LLM2EDGE_BENCH_THREADS", "1"))
 BUDGET_S = float(os.environ.get("LLM2EDGE_BENCH_BUDGET", "3"))

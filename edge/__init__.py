@@ -17,6 +17,7 @@ from llm2edge.edge.bundle import (
     write_manifest,
 )
 from llm2edge.edge.classifier import Classifier
+from llm2edge.edge.session import session_options
 from llm2edge.edge.threads import available_cpus
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "Classifier",
     "available_cpus",
     "read_bundle",
+    "session_options",
     "sha256_file",
     "write_manifest",
 ]

@@ -11,6 +11,7 @@ import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 from llm2edge.edge.bundle import BundleInfo, read_bundle
+from llm2edge.edge.session import session_options
 from llm2edge.edge.threads import available_cpus
 from llm2edge.errors import BundleError, MissingExtraError
 
@@ -112,15 +113,10 @@ class Classifier:
         n_threads = available_cpus() if threads is None else int(threads)
         if n_threads < 1:
             raise BundleError(f"threads must be >= 1, got {n_threads}")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = n_threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
         wanted = resolve_providers(providers)
         try:
-            session = ort.InferenceSession(str(info.model_path), sess_options=opts, providers=wanted)
+            session = ort.InferenceSession(str(info.model_path), sess_options=session_options(n_threads),
+                                           providers=wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BundleError(f"{info.model_path}: onnxruntime cannot load the model ({exc})") from None
         missing = [_provider_name(p) for p in wanted[:1] if _provider_name(p) not in session.get_providers()]

@@ -1,8 +1,8 @@
 """A local OpenAI-compatible server: llama.cpp (`python -m llama_cpp.server`) serving a GGUF on loopback.
 
-Used by `llm2edge bench --llm server` (hub/benchrun.py), the bench/ suite and the labeling tests. The server
-comes from `llama-cpp-python[server]` (`scripts/setup.sh --with-server`); `server_available()` says why it
-cannot start here. Only the standard library is imported at the top.
+Used by `llm2edge bench --llm server` (llm2edge.pipeline.bench), the bench/ suite and the labeling tests.
+The server comes from `llama-cpp-python[server]` (`scripts/setup.sh --with-server`); `server_available()`
+says why it cannot start here. Only the standard library is imported at the top.
 """
 
 from __future__ import annotations

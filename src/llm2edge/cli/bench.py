@@ -30,7 +30,8 @@ def bench(
     budget: float = typer.Option(4.0, "--budget", help="Seconds of timed calls per system."),
 ) -> None:
     """Per-item latency of the bundle vs torch eager, optimum's ORTModel and the LLM; ratios in a table."""
-    from llm2edge.pipeline.benchrun import BenchConfig, ratio_sentences, run_bench, speed_table
+    from llm2edge.pipeline.bench.report import ratio_sentences, speed_table
+    from llm2edge.pipeline.bench.run import BenchConfig, run_bench
 
     result = run_bench(BenchConfig(
         bundle=bundle, output=output, texts=texts, text_col=text_col, llm=llm, model=model,

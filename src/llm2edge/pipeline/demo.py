@@ -23,9 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from llm2edge.errors import DataError, Llm2EdgeError
+from llm2edge.extras import require
 from llm2edge.metrics import Report, classification_report
-from llm2edge.pipeline.benchrun import fmt_ms
+from llm2edge.pipeline.bench.report import fmt_ms
 from llm2edge.records import read_records
+
+require("hub")
+require("export")
 
 #: The example shipped in the repository (MIT): examples/reddit_humor/{train,test}.csv.
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "reddit_humor"
@@ -309,7 +313,9 @@ def _export(model: Path, out: Path, config: DemoConfig, threads: int, log: _Log)
 
 def _bench(bundle: Path, config: DemoConfig, budget: float, log: _Log) -> dict[str, Any]:
     """Per-item latency (1 thread each, batch 1) of the edge bundle and of the LLM's constrained scoring."""
-    from llm2edge.pipeline.benchrun import SystemSpec, measure, sample_texts
+    from llm2edge.pipeline.bench.spec import SystemSpec
+    from llm2edge.pipeline.bench.texts import sample_texts
+    from llm2edge.pipeline.bench.timing import measure
 
     log.start("bench", "timing edge vs LLM per item (1 thread each, batch 1, own process each)")
     texts = sample_texts(bundle.parent / "data" / "test.csv", n=64, seed=config.seed)

@@ -1,0 +1,89 @@
+"""llm2edge.pipeline.bench.timing and .report: rows from call times, the table, ratios, and bench/gates.py."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from llm2edge.pipeline.bench.report import fmt_ms, ratio_sentences, speed_table, write_report
+from llm2edge.pipeline.bench.spec import SpeedRow, SystemSpec
+from llm2edge.pipeline.bench.timing import plan_rounds, speed_row
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_speed_row_uses_median_call_over_texts_per_call() -> None:
+    spec = SystemSpec(name="edge int8 b32", kind="edge", batch=32)
+    row = speed_row(spec, [0.064, 0.032, 1.0])  # median 0.064 s for 32 texts
+    assert row.per_item_ms == pytest.approx(2.0) and row.items_per_s == pytest.approx(500.0)
+    assert row.rounds == 3 and row.per_call == 32
+
+
+def test_plan_rounds_fits_the_budget_within_bounds() -> None:
+    assert plan_rounds(0.01, budget_s=1.0, min_rounds=10, max_rounds=500) == 100
+    assert plan_rounds(0.5, budget_s=1.0, min_rounds=10, max_rounds=500) == 10
+    assert plan_rounds(0.0, budget_s=1.0, min_rounds=10, max_rounds=500) == 500
+
+
+def _row(name: str, ms: float, kind: str = "edge") -> SpeedRow:
+    return SpeedRow(system=name, kind=kind, batch=1, per_item_ms=ms, items_per_s=1000 / ms, rounds=10)
+
+
+def test_table_and_ratio_sentences() -> None:
+    rows = [_row("edge int8 b1", 2.0), _row("torch eager b1", 10.0, "torch"), _row("edge int8 b32", 1.0)]
+    table = speed_table(rows)
+    assert "edge int8 b1 is N× faster" in table
+    assert "| torch eager b1 | 1 | 1 | 10 | 100.0 | — | 5× |" in table
+    assert "0.5× (faster)" in table
+    sentences = ratio_sentences(rows)
+    assert "edge int8 b1 is 5× faster per item than torch eager b1" in sentences
+    assert "edge int8 b1 is 2× slower per item than edge int8 b32" in sentences
+    assert ratio_sentences([_row("torch eager b1", 3.0)]) == []  # no reference: no ratios
+    assert (fmt_ms(2.5), fmt_ms(1234.4)) == ("2.5", "1,234")
+
+
+def test_write_report_files(tmp_path: Path) -> None:
+    rows = [_row("edge fp32 b1", 2.0), _row("torch eager b1", 9.0, "torch")]
+    result = write_report(rows, [("LLM (hf)", "why not")], tmp_path, reference="edge fp32 b1", threads=3)
+    data = json.loads(result.json.read_text(encoding="utf-8"))
+    assert data["reference"] == "edge fp32 b1" and data["machine"]["threads"] == 3
+    assert [r["system"] for r in data["rows"]] == ["edge fp32 b1", "torch eager b1"]
+    md = result.markdown.read_text(encoding="utf-8")
+    assert "Threads per system: 3" in md and "- LLM (hf): why not" in md
+    assert "edge fp32 b1 is 4.5× faster per item than torch eager b1" in md
+    if importlib.util.find_spec("matplotlib"):
+        assert result.plot is not None and result.plot.stat().st_size > 1000
+
+
+def _gates():
+    spec = importlib.util.spec_from_file_location("_bench_gates", REPO / "bench" / "gates.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _ci_json(path: Path, per_item: dict[str, tuple[float, int]]) -> Path:
+    benches = [{"stats": {"median": ms * n / 1000}, "extra_info": {"system": name, "per_call": n}}
+               for name, (ms, n) in per_item.items()]
+    path.write_text(json.dumps({"benchmarks": benches}), encoding="utf-8")
+    return path
+
+
+def test_gates_pass_and_fail_on_ratios(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gates = _gates()
+    good = _ci_json(tmp_path / "good.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (2.5, 256),
+                                             "edge fp32 b1": (6.0, 1), "torch eager b1": (15.0, 1)})
+    assert gates.per_item_ms(good)["edge int8 b32 stream"] == pytest.approx(2.5)
+    assert gates.main([str(good)]) == 0
+    bad = _ci_json(tmp_path / "bad.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (3.5, 256),
+                                           "edge fp32 b1": (2.0, 1)})
+    assert gates.main([str(bad)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3  # one line per violated gate: batching, int8, torch missing
+    assert any("torch eager b1 not measured" in line for line in err)
+    assert gates.main([str(tmp_path / "missing.json")]) == 2
