@@ -18,7 +18,7 @@ from llm2edge.edge.bundle import (
 )
 from llm2edge.edge.classifier import Classifier
 from llm2edge.edge.session import session_options
-from llm2edge.edge.threads import available_cpus
+from llm2edge.edge.threads import available_cpus, resolve_threads
 
 __all__ = [
     "MANIFEST_NAME",
@@ -27,6 +27,7 @@ __all__ = [
     "Classifier",
     "available_cpus",
     "read_bundle",
+    "resolve_threads",
     "session_options",
     "sha256_file",
     "write_manifest",

@@ -1,4 +1,9 @@
-"""How many CPUs this process may really use: CPU affinity and cgroup quotas, never the host core count."""
+"""The one thread resolver: how many threads a command uses, from the CPUs this process may really use.
+
+`resolve_threads` gives every command's `--threads` the same meaning: the number asked for, else 1 per
+process under a multi-process launcher (torchrun, `accelerate launch`), else the CPUs this process may use
+(its CPU affinity and cgroup quota, never the host's core count).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,11 @@ import math
 import os
 from pathlib import Path
 
+from llm2edge.checks import check_threads
+
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
+#: Environment variables a multi-process launcher sets: processes on this machine, then in the whole job.
+LAUNCHER_ENV = ("LOCAL_WORLD_SIZE", "WORLD_SIZE")
 
 
 def _read(path: Path) -> str | None:
@@ -94,3 +103,22 @@ def available_cpus() -> int:
     if limit is not None:
         count = min(count, max(1, math.ceil(limit)))
     return max(1, count)
+
+
+def launcher_processes() -> int:
+    """Processes a launcher (torchrun, `accelerate launch`) runs on this machine: LOCAL_WORLD_SIZE, else
+    WORLD_SIZE, else 1."""
+    for name in LAUNCHER_ENV:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    return 1
+
+
+def resolve_threads(threads: int | None = None) -> int:
+    """The threads a command uses: `threads` if given (an integer >= 1, else ConfigError), else 1 per process
+    under a multi-process launcher, else `available_cpus()`."""
+    check_threads(threads)
+    if threads is not None:
+        return int(threads)
+    return 1 if launcher_processes() > 1 else available_cpus()

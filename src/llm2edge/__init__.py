@@ -6,6 +6,7 @@ The top-level import is light on purpose: it pulls in neither the edge runtime n
 from llm2edge.errors import (
     BackendError,
     BundleError,
+    ConfigError,
     DataError,
     ExportError,
     Llm2EdgeError,
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendError",
     "BundleError",
+    "ConfigError",
     "DataError",
     "ExportError",
     "Llm2EdgeError",

@@ -7,6 +7,10 @@ class Llm2EdgeError(Exception):
     """Base of every error llm2edge raises on purpose."""
 
 
+class ConfigError(Llm2EdgeError, ValueError):
+    """An argument or config value is out of range or not one of the accepted choices."""
+
+
 class DataError(Llm2EdgeError):
     """A data file is missing, unreadable, not UTF-8, lacks a column, or holds a bad row."""
 

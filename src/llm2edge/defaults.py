@@ -1,0 +1,132 @@
+"""Every default value of llm2edge, named once (httpx `_config.py` style).
+
+The library's config dataclasses and function signatures and the CLI's options all read these names, so a
+default is typed in one place; `tests/cli/test_defaults.py` fails where a CLI option's default differs
+from the library's. Only `None` ("not given: decide at run time") and `False` (a flag that is off) are
+written as literals elsewhere. Range checks of these values live in `llm2edge.checks`.
+"""
+
+from __future__ import annotations
+
+# ---------------------------------------------------------------------------------------- shared by stages
+#: Column holding the text in every data file (label, train, export validation, predict, bench).
+TEXT_COL = "text"
+#: Column holding the gold or LLM label (train, export validation, merge-experts' gold file, evaluate).
+LABEL_COL = "label"
+#: Column that joins predictions with gold labels in `evaluate`.
+ID_COL = "id"
+#: Tokens per text the student reads, everywhere a student encoder runs: train (then train_meta.json and
+#: the bundle's manifest), curate's cross-validation embeddings, demo, experiment. 64 covers the shipped
+#: tasks' short texts (tweets, headlines, jokes); training cost grows with it (MEASURED.md: len 64).
+MAX_LENGTH = 64
+#: No max_length may exceed this (a typo guard; the model's own position limit applies on top).
+MAX_LENGTH_LIMIT = 32_768
+#: The smallest max_length: a BERT-style input needs at least its [CLS] and [SEP] tokens.
+MAX_LENGTH_MIN = 2
+#: Seed of samples, folds and splits (curate, sample-experts, bench, demo, experiment).
+SEED = 0
+#: Show progress bars / lines on stderr.
+PROGRESS = True
+
+# ------------------------------------------------------------------------------------------------- label
+#: Labeling backend: "hf" (in-process Hugging Face model) or "openai" (any OpenAI-compatible server).
+LABEL_BACKEND = "hf"
+#: Few-shot examples in each prompt.
+SHOTS = 0
+#: Items per backend call.
+LABEL_BATCH_SIZE = 16
+#: Output format of `label`: "jsonl", or "csv" to also write a CSV copy.
+LABEL_FORMAT = "jsonl"
+#: openai backend: requests in flight.
+LABEL_CONCURRENCY = 8
+#: openai backend: seconds per request.
+LABEL_TIMEOUT_S = 60.0
+#: openai backend: client retries per request.
+LABEL_MAX_RETRIES = 2
+#: Extra passes over the items that failed in a run.
+LABEL_RETRY_FAILED = 1
+#: hf backend: torch dtype ("auto", "float32", "bfloat16", "float16").
+LABEL_DTYPE = "auto"
+#: hf backend with chain of thought: the longest reasoning, in tokens.
+MAX_NEW_TOKENS = 128
+
+# ------------------------------------------------------------------------------------------------ curate
+#: Curation method of `curate`.
+CURATE_METHOD = "cleanlab"
+#: Source of cleanlab's out-of-sample probabilities: "crossval" (student embeddings) or "llm".
+CURATE_PROBS = "crossval"
+#: What `curate` does with flagged rows: "flag" (add label_issue) or "drop".
+CURATE_ACTION = "flag"
+#: Cross-validation folds for crossval probabilities.
+CURATE_FOLDS = 5
+#: cleanlab's find_label_issues filter.
+CURATE_FILTER_BY = "prune_by_noise_rate"
+#: Flagged examples listed in curate's report.
+CURATE_TOP = 20
+#: Texts per batch when the student encoder embeds texts (curate's crossval features).
+EMBED_BATCH_SIZE = 32
+#: Share of the items `sample-experts` sends to experts.
+EXPERT_FRACTION = 0.1
+#: Which items `sample-experts` picks: "confidence" (least confident) or "random".
+EXPERT_STRATEGY = "confidence"
+#: The confidence score of `sample-experts`: "confidence" (top1 - top2 probability) or "margin".
+EXPERT_BY = "confidence"
+#: Label smoothing of expert (one-hot) rows in `soft-labels`.
+SOFT_SMOOTHING = 0.0
+#: Temperature of the LLM's probabilities in `soft-labels` (<1 sharpens, >1 flattens).
+SOFT_TEMPERATURE = 1.0
+
+# ------------------------------------------------------------------------------------------------- train
+#: Passes over the training data.
+TRAIN_EPOCHS = 3
+#: Examples per batch (per process).
+TRAIN_BATCH_SIZE = 32
+#: Peak learning rate; measured on MiniLM-L6, 540 rows x 3 epochs: 1e-4 beat 5e-5 on 3 of 3 seeds.
+TRAIN_LR = 1e-4
+#: Seed of initialization, shuffling and the validation slice.
+TRAIN_SEED = 42
+#: Loss weights per class: "none", or "balanced" (n / (k * n_c), sklearn's rule).
+CLASS_WEIGHT = "none"
+#: Batches per optimizer step.
+GRAD_ACCUM = 1
+
+# ------------------------------------------------------------------------------------------------ export
+#: Weight format of the shipped model: "int8" or "none" (fp32).
+QUANTIZE = "int8"
+#: int8 must agree with torch on at least this share of the validation texts, else fp32 ships.
+MIN_AGREEMENT = 0.99
+#: Validation rows export reads at most (the first ones).
+MAX_VALIDATION = 2000
+
+# --------------------------------------------------------------------------------------- predict (edge)
+#: Texts per model call.
+PREDICT_BATCH_SIZE = 32
+#: Rows read, classified and written at a time by `predict`.
+CHUNK_SIZE = 2048
+#: onnxruntime execution provider.
+PROVIDER = "cpu"
+
+# ------------------------------------------------------------------------------------------------- bench
+#: Folder of `bench`'s speed.md, speed.json and speed.png.
+BENCH_OUTPUT = "bench-out"
+#: LLM rows of `bench`: "hf", "server" or "none".
+BENCH_LLM = "hf"
+#: Texts sampled from --texts.
+BENCH_N_TEXTS = 256
+#: Seconds of timed calls per system.
+BENCH_BUDGET_S = 4.0
+
+# -------------------------------------------------------------------------------------------------- demo
+#: Folder for every stage's output of `demo`.
+DEMO_OUT = "llm2edge-demo"
+#: Labeling task of the shipped example.
+DEMO_TASK = "humor"
+#: cleanlab in the demo: "drop", "flag" or "none".
+DEMO_CURATE = "drop"
+#: The demo's student learning rate: ~22 optimizer steps on 400 items; at 1e-4 the student stayed on the
+#: LLM's majority label (0.500 -> 0.570 accuracy at 3e-4).
+DEMO_LR = 3e-4
+#: The demo's student loss weights: the LLM's labels of the example are skewed (about 80% one class).
+DEMO_CLASS_WEIGHT = "balanced"
+#: Contextual calibration of the LLM's label scores in the demo.
+DEMO_CALIBRATE = True
