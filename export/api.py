@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from llm2edge.console import say, warn
 from llm2edge.errors import ExportError
 from llm2edge.export.bundle import (
     MODEL_NAME,
@@ -42,13 +42,13 @@ PROBE_TEXTS = (
 def _say(config: ExportConfig, message: str) -> None:
     """A progress line on stderr (when verbose)."""
     if config.verbose:
-        print(f"export: {message}", file=sys.stderr, flush=True)
+        say(f"export: {message}")
 
 
 def _warn(message: str, warnings: list[str]) -> None:
     """One warning line on stderr, also kept for the result."""
     warnings.append(message)
-    print(f"llm2edge: warning: {message}", file=sys.stderr, flush=True)
+    warn(message)
 
 
 def _check_config(config: ExportConfig) -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from llm2edge.console import say
 from llm2edge.errors import TrainError
 from llm2edge.hashing import sha256_file
 from llm2edge.hub.models import default_student, load_pretrained, resolve_model
@@ -376,8 +377,7 @@ def train(config: TrainConfig) -> TrainResult:
             accelerator.load_state(str(last[0]))
             start_epoch = int(last[1]["epoch"])
             if main:
-                print(f"llm2edge: resuming from {last[0]} (epoch {start_epoch} of {config.epochs} done)",
-                      file=sys.stderr)
+                say(f"llm2edge: resuming from {last[0]} (epoch {start_epoch} of {config.epochs} done)")
         for epoch in range(start_epoch, config.epochs):
             set_seed(config.seed + 1 + epoch)  # dropout RNG per epoch: a resumed run draws the same masks
             mine = _shard(_epoch_batches(lengths, config.batch_size, config.seed, epoch), rank, world)

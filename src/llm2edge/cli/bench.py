@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
+
+from llm2edge.console import say
 
 
 def bench(
@@ -42,9 +43,9 @@ def bench(
     for line in ratio_sentences(result.rows, reference=reference):
         print(f"- {line}")
     for name, why in result.skipped:
-        print(f"llm2edge bench: skipped {name}: {why}", file=sys.stderr)
+        say(f"llm2edge bench: skipped {name}: {why}")
     wrote = [str(result.markdown), str(result.json)] + ([str(result.plot)] if result.plot else [])
-    print(f"llm2edge bench: wrote {', '.join(wrote)}", file=sys.stderr)
+    say(f"llm2edge bench: wrote {', '.join(wrote)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from llm2edge.console import warn
+from llm2edge.console import say, warn
 from llm2edge.errors import DataError
 
 
@@ -113,8 +113,7 @@ def predict(
     if show:
         resumed = f" (resumed after {summary.skipped:,})" if summary.skipped else ""
         rate = summary.rows / max(summary.seconds, 1e-9)
-        print(f"llm2edge: {summary.rows:,} rows in {summary.seconds:.1f} s ({rate:,.0f} rows/s){resumed}",
-              file=sys.stderr)
+        say(f"llm2edge: {summary.rows:,} rows in {summary.seconds:.1f} s ({rate:,.0f} rows/s){resumed}")
 
 
 def register(app: typer.Typer) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
+
+from llm2edge.console import say
 
 
 def train(
@@ -49,8 +50,8 @@ def train(
     if result.metrics is not None:
         print(metrics_table(result.metrics))
     resumed = f", resumed after epoch {result.resumed_from_epoch}" if result.resumed_from_epoch else ""
-    print(f"llm2edge: trained {', '.join(result.labels)} in {result.seconds:.1f} s "
-          f"({result.examples_per_second:.1f} examples/s{resumed}) -> {result.out}", file=sys.stderr)
+    say(f"llm2edge: trained {', '.join(result.labels)} in {result.seconds:.1f} s "
+        f"({result.examples_per_second:.1f} examples/s{resumed}) -> {result.out}")
 
 
 def register(app: typer.Typer) -> None:
