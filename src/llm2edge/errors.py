@@ -36,12 +36,14 @@ class ExportError(Llm2EdgeError):
 
 
 class MissingExtraError(Llm2EdgeError):
-    """A command needs an optional extra that is not installed."""
+    """A subpackage or command needs an optional extra that is not installed.
+
+    `module` names what is missing: a package of the extra (`torch`) or a runtime feature of it.
+    """
 
     def __init__(self, extra: str, module: str) -> None:
         self.extra = extra
         self.module = module
         super().__init__(
-            f"this command needs the '{extra}' extra (module '{module}' is missing): "
-            f"pip install 'llm2edge[{extra}]'"
+            f"this needs the '{extra}' extra ({module} is not installed): pip install 'llm2edge[{extra}]'"
         )

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import llm2edge
-from llm2edge import errors, extras
+from llm2edge import errors
 from llm2edge.cli import main
 from llm2edge.errors import Llm2EdgeError, MissingExtraError
 
@@ -30,22 +30,11 @@ def test_every_error_is_an_llm2edge_error():
 
 
 def test_missing_extra_error_message():
-    err = MissingExtraError("export", "optimum.onnxruntime")
-    assert (err.extra, err.module) == ("export", "optimum.onnxruntime")
-    assert str(err) == ("this command needs the 'export' extra (module 'optimum.onnxruntime' is missing): "
+    err = MissingExtraError("export", "torch")
+    assert (err.extra, err.module) == ("export", "torch")
+    assert str(err) == ("this needs the 'export' extra (torch is not installed): "
                         "pip install 'llm2edge[export]'")
     assert "\n" not in str(err)
-
-
-def test_require_reports_the_first_missing_module(monkeypatch):
-    monkeypatch.setitem(extras.EXTRA_MODULES, "hub", ("json", "no_such_module_llm2edge", "other_missing"))
-    with pytest.raises(MissingExtraError, match=r"module 'no_such_module_llm2edge'.*llm2edge\[hub\]"):
-        extras.require("hub")
-    monkeypatch.setitem(extras.EXTRA_MODULES, "curate", ("no_such_module_llm2edge",))
-    with pytest.raises(MissingExtraError, match=r"llm2edge\[hub\]"):  # curate is part of the hub extra
-        extras.require("curate")
-    monkeypatch.setitem(extras.EXTRA_MODULES, "hub", ("json", "csv"))
-    extras.require("hub")
 
 
 def test_unknown_command_exits_2(capsys):

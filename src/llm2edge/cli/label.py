@@ -44,9 +44,7 @@ def label(
     """Label a data file with an LLM: label probabilities per item, resumable, one row per item."""
     from llm2edge.extras import require
 
-    require("hub")
-    if backend == "openai":
-        require("openai")
+    require("hub")  # openai is part of the hub extra
     from llm2edge.hub.label.runner import LabelConfig, label_file
 
     summary = label_file(LabelConfig(
