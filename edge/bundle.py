@@ -17,11 +17,15 @@ from typing import Any
 from llm2edge.errors import BundleError
 from llm2edge.hashing import sha256_file
 
+#: The manifest format version a bundle declares (`schema`); the runtime refuses others.
 MANIFEST_SCHEMA = 1
+#: The bundle's manifest file: labels, max_length, file checksums, validation, versions.
 MANIFEST_NAME = "manifest.json"
 #: Files every bundle must hold (and list in its manifest).
 REQUIRED_FILES = ("model.onnx", "tokenizer.json", "config.json")
 QUANTIZATIONS = ("int8", "none")
+#: Kinds of student a bundle holds (`student` in the manifest; bundles without the field are transformers).
+STUDENTS = ("transformer", "static")
 
 @dataclass(frozen=True)
 class BundleInfo:
@@ -36,6 +40,16 @@ class BundleInfo:
     versions: dict[str, Any] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     created: str = ""
+    #: "transformer" (fine-tuned encoder) or "static" (token-embedding table); see STUDENTS.
+    student: str = "transformer"
+    #: What `llm2edge calibrate` wrote: threshold (None when no threshold met the target), target, curve...
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def defer_threshold(self) -> float | None:
+        """The calibrated top-probability threshold below which predictions are deferred, or None."""
+        value = self.calibration.get("threshold")
+        return None if value is None else float(value)
 
     @property
     def model_path(self) -> Path:
@@ -101,8 +115,13 @@ def write_manifest(
     quantization: str,
     validation: Mapping[str, Any] | None = None,
     versions: Mapping[str, Any] | None = None,
+    student: str = "transformer",
+    calibration: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Hash every file in the bundle folder, write manifest.json, and return the manifest dict."""
+    """Hash every file in the bundle folder, write manifest.json, and return the manifest dict.
+
+    `calibration` (from `llm2edge calibrate`) is written only when given.
+    """
     folder = Path(path)
     if not folder.is_dir():
         raise BundleError(f"{folder}: bundle folder not found")
@@ -117,6 +136,10 @@ def write_manifest(
         raise BundleError(f"{folder / MANIFEST_NAME}: max_length must be an integer >= 2, got {max_length!r}")
     if quantization not in QUANTIZATIONS:
         raise BundleError(f"{folder / MANIFEST_NAME}: quantization must be one of {QUANTIZATIONS}")
+    if student not in STUDENTS:
+        raise BundleError(f"{folder / MANIFEST_NAME}: student must be one of {STUDENTS}, got {student!r}")
+    if calibration is not None:
+        _check_calibration(dict(calibration), str(folder / MANIFEST_NAME))
     from llm2edge import __version__
 
     manifest: dict[str, Any] = {
@@ -126,14 +149,29 @@ def write_manifest(
         "files": {name: sha256_file(folder / name) for name in _bundle_files(folder)},
         "source_model": str(source_model),
         "quantization": quantization,
+        "student": student,
         "validation": dict(validation or {}),
         "versions": {"llm2edge": __version__, **dict(versions or {})},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if calibration is not None:
+        manifest["calibration"] = dict(calibration)
     tmp = folder / (MANIFEST_NAME + ".tmp")
     tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(folder / MANIFEST_NAME)
     return manifest
+
+
+def _check_calibration(calibration: object, where: str) -> dict[str, Any]:
+    """A calibration block whose threshold is None or a probability in [0, 1], or a BundleError."""
+    if not isinstance(calibration, dict):
+        raise BundleError(f"{where}: 'calibration' must be an object")
+    threshold = calibration.get("threshold")
+    if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                  or not 0 <= threshold <= 1):
+        raise BundleError(f"{where}: calibration threshold must be a probability in [0, 1], "
+                          f"got {threshold!r}")
+    return calibration
 
 
 def _safe_name(name: object, where: str) -> str:
@@ -187,6 +225,10 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
                           f"the manifest's labels {labels}")
     validation = manifest.get("validation") or {}
     versions = manifest.get("versions") or {}
+    student = manifest.get("student", "transformer")
+    if student not in STUDENTS:
+        raise BundleError(f"{mpath}: unknown student {student!r} (this llm2edge knows {', '.join(STUDENTS)})")
+    calibration = _check_calibration(manifest.get("calibration") or {}, str(mpath))
     return BundleInfo(
         path=folder,
         labels=labels,
@@ -197,4 +239,6 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
         versions=dict(versions) if isinstance(versions, dict) else {},
         files={str(k): str(v) for k, v in files.items()},
         created=str(manifest.get("created", "")),
+        student=student,
+        calibration=calibration,
     )

@@ -12,6 +12,7 @@ from typing import Any
 from llm2edge.errors import DataError
 from llm2edge.records import read_jsonl
 
+#: One labels.jsonl row as a dict (id, text, label, probs, confidence, source, ...).
 Row = dict[str, Any]
 
 
