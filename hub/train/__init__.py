@@ -4,7 +4,11 @@ Needs the `hub` extra: importing this package without it raises MissingExtraErro
 
 - `config`: TrainConfig (documented, validated settings), TrainResult and the resume fingerprint.
 - `data`: reading hard or soft labels, the label order, the held-back validation slice.
-- `trainer`: `train` (the accelerate loop, checkpoints, metrics.json) and prediction helpers.
+- `trainer`: `train` (the accelerate loop: data, model, epochs, outputs and train_meta.json).
+- `batches`: tokenizing, length-grouped batches, sharding, padding, targets and class weights.
+- `checkpoints`: epoch checkpoints (find the newest complete one, save, prune).
+- `head`: `--freeze-encoder` (cache encoder features once, train only the head).
+- `evaluation`: `predict_indices`, the classification report and `metrics_table`.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from llm2edge.extras import require
 require("hub")
 
 from llm2edge.hub.train.config import TrainConfig, TrainResult  # noqa: E402
-from llm2edge.hub.train.trainer import metrics_table, predict_indices, train  # noqa: E402
+from llm2edge.hub.train.evaluation import metrics_table, predict_indices  # noqa: E402
+from llm2edge.hub.train.trainer import train  # noqa: E402
 
 __all__ = ["TrainConfig", "TrainResult", "metrics_table", "predict_indices", "train"]

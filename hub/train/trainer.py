@@ -8,6 +8,9 @@ Layout of OUT after a run:
   checkpoints/epoch-N/                              the LAST epoch's accelerate state only (older ones are
                                                     deleted as soon as a newer one is complete); rerunning the
                                                     same command finds it and does no training again.
+
+Batching lives in `batches`, checkpoints in `checkpoints`, head-only training (--freeze-encoder) in `head`,
+predictions and the report in `evaluation`.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ from llm2edge.console import say
 from llm2edge.errors import TrainError
 from llm2edge.hashing import sha256_file
 from llm2edge.hub.models import default_student, load_pretrained, resolve_model
+from llm2edge.hub.train.batches import class_weights, collate, epoch_batches, shard, target_tensor, tokenize
+from llm2edge.hub.train.checkpoints import CHECKPOINTS, last_checkpoint, save_checkpoint, write_json
 from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
 from llm2edge.hub.train.data import (
     Example,
@@ -40,14 +44,8 @@ from llm2edge.hub.train.data import (
     split_validation,
     write_validation,
 )
-from llm2edge.metrics import classification_report
-
-CHECKPOINTS = "checkpoints"
-CHECKPOINT_JSON = "checkpoint.json"
-MEGABATCH = 50  # length grouping: sort by length inside windows of MEGABATCH batches
-
-
-# ---------------------------------------------------------------- helpers
+from llm2edge.hub.train.evaluation import report_dict
+from llm2edge.hub.train.head import train_head
 
 
 def _default_threads(local_processes: int) -> int:
@@ -67,210 +65,6 @@ def _distributed_without_accelerator() -> bool:
         return False
     xpu = getattr(torch, "xpu", None)
     return not torch.cuda.is_available() and not (xpu is not None and xpu.is_available())
-
-
-def _epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
-    """This epoch's batches: a seeded shuffle, sorted by length within windows, batch order shuffled."""
-    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
-    order = torch.randperm(len(lengths), generator=g).tolist()
-    window = batch_size * MEGABATCH
-    batches: list[list[int]] = []
-    for start in range(0, len(order), window):
-        chunk = sorted(order[start:start + window], key=lambda i: -lengths[i])
-        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
-    perm = torch.randperm(len(batches), generator=g).tolist()
-    return [batches[i] for i in perm]
-
-
-def _shard(batches: list[list[int]], rank: int, world: int) -> list[list[int]]:
-    """This process's batches; the list is padded by wrapping around so every process steps equally."""
-    if world == 1:
-        return batches
-    total = math.ceil(len(batches) / world) * world
-    padded = [batches[i % len(batches)] for i in range(total)]
-    return padded[rank::world]
-
-
-def _collate(features: Sequence[dict[str, list[int]]], pad_id: int, left: bool = False
-             ) -> dict[str, torch.Tensor]:
-    """Pad a batch of tokenized items to its longest one (dynamic padding)."""
-    width = max(len(f["input_ids"]) for f in features)
-    out: dict[str, torch.Tensor] = {}
-    for key in features[0]:
-        fill = pad_id if key == "input_ids" else 0
-        rows = []
-        for f in features:
-            gap = [fill] * (width - len(f[key]))
-            rows.append(gap + f[key] if left else f[key] + gap)
-        out[key] = torch.tensor(rows, dtype=torch.long)
-    return out
-
-
-def _targets(examples: Sequence[Example], labels: Sequence[str], soft: bool) -> torch.Tensor:
-    """Class indices (hard) or a [n, k] probability matrix (soft) in `labels` order."""
-    index = {label: i for i, label in enumerate(labels)}
-    if not soft:
-        return torch.tensor([index[ex.label] for ex in examples], dtype=torch.long)
-    target = torch.zeros(len(examples), len(labels), dtype=torch.float32)
-    for row, ex in enumerate(examples):
-        for label, p in (ex.probs or {ex.label: 1.0}).items():
-            target[row, index[label]] = p
-    return target
-
-
-def class_weights(targets: torch.Tensor, num_labels: int, mode: str) -> torch.Tensor | None:
-    """Per-class loss weights: None for "none"; "balanced" is sklearn's n / (k * n_c).
-
-    n_c counts the hard targets of class c, or sums the soft targets' mass on c; a class absent from the
-    training targets gets weight 1 (it never appears as a target, so its weight has no effect).
-    """
-    if mode == "none":
-        return None
-    if mode != "balanced":
-        raise TrainError(f"class_weight must be none or balanced (got '{mode}')")
-    if targets.dim() == 1:
-        counts = torch.bincount(targets, minlength=num_labels).to(torch.float64)
-    else:
-        counts = targets.to(torch.float64).sum(0)
-    n = counts.sum()
-    weights = torch.ones(num_labels, dtype=torch.float64)
-    present = counts > 0
-    weights[present] = n / (num_labels * counts[present])
-    return weights.to(torch.float32)
-
-
-def _tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[dict[str, list[int]]]:
-    """Tokenize without padding (batches pad themselves), truncating to max_length."""
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=False)
-    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
-    return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
-
-
-@torch.no_grad()
-def predict_indices(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int,
-                    device: Any = "cpu") -> list[int]:
-    """The model's predicted class index per text (batched by length, in input order)."""
-    model.eval()
-    feats = _tokenize(tokenizer, texts, max_length)
-    order = sorted(range(len(texts)), key=lambda i: len(feats[i]["input_ids"]))
-    pred = [0] * len(texts)
-    pad_id = tokenizer.pad_token_id or 0
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        batch = {k: v.to(device) for k, v in _collate([feats[i] for i in idx], pad_id).items()}
-        for i, p in zip(idx, model(**batch).logits.argmax(-1).tolist()):
-            pred[i] = p
-    return pred
-
-
-def _report(model: Any, tokenizer: Any, examples: Sequence[Example], labels: Sequence[str],
-            config: TrainConfig, device: Any) -> dict[str, Any]:
-    """The classification report of `model` on `examples` as a dict (Report.to_dict())."""
-    idx = predict_indices(model, tokenizer, [ex.text for ex in examples], max_length=config.max_length,
-                          batch_size=max(config.batch_size, 32), device=device)
-    report = classification_report([ex.label for ex in examples], [labels[i] for i in idx], labels)
-    return report.to_dict()
-
-
-def metrics_table(metrics: dict[str, Any]) -> str:
-    """The terminal table of a metrics.json dict."""
-    from llm2edge.metrics import ClassReport, Report
-
-    fields = {k: metrics[k] for k in ("labels", "n", "accuracy", "macro_f1", "weighted_f1", "confusion")}
-    per_class = [ClassReport(**c) for c in metrics["per_class"]]
-    return Report(per_class=per_class, **fields).table()
-
-
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    """Write JSON atomically (temp file + rename), so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _last_checkpoint(root: Path) -> tuple[Path, dict[str, Any]] | None:
-    """The newest complete checkpoint (its folder has checkpoint.json) under `root`, or None."""
-    found: list[tuple[int, Path, dict[str, Any]]] = []
-    if root.is_dir():
-        for sub in root.glob("epoch-*"):
-            meta = sub / CHECKPOINT_JSON
-            if meta.is_file():
-                try:
-                    info = json.loads(meta.read_text(encoding="utf-8"))
-                    found.append((int(info["epoch"]), sub, info))
-                except (ValueError, KeyError, TypeError):
-                    continue
-    if not found:
-        return None
-    epoch, sub, info = max(found, key=lambda t: t[0])
-    return sub, info
-
-
-def _head(model: Any) -> Any:
-    """The classification head module of a *ForSequenceClassification model (for --freeze-encoder)."""
-    for name in ("classifier", "score", "logits_proj"):
-        module = getattr(model, name, None)
-        if isinstance(module, torch.nn.Module):
-            return module
-    raise TrainError(f"--freeze-encoder does not know the classification head of {type(model).__name__}")
-
-
-# ---------------------------------------------------------------- training
-
-
-def _freeze_and_train_head(model: Any, feats: list[dict[str, list[int]]], targets: torch.Tensor,
-                           config: TrainConfig, pad_id: int, device: Any, main: bool,
-                           weight: torch.Tensor | None = None) -> int:
-    """Cache the encoder's output at the head's input once, then train only the head; returns steps."""
-    from tqdm.auto import tqdm
-
-    head = _head(model)
-    cached: list[torch.Tensor] = []
-
-    def grab(_module: Any, args: tuple[Any, ...]) -> None:
-        x = args[0].detach()
-        cached.append(x[:, :1] if x.dim() == 3 else x)  # 3-D heads (RoBERTa-style) read the first token
-
-    model.eval()
-    hook = head.register_forward_pre_hook(grab)
-    order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))
-    try:
-        with torch.no_grad():
-            bar = tqdm(total=len(order), desc="encoding", disable=not (main and config.progress),
-                       file=sys.stderr, unit="ex")
-            for start in range(0, len(order), 64):
-                idx = order[start:start + 64]
-                batch = {k: v.to(device) for k, v in _collate([feats[i] for i in idx], pad_id).items()}
-                model(**batch)
-                bar.update(len(idx))
-            bar.close()
-    finally:
-        hook.remove()
-    x = torch.cat(cached)[torch.argsort(torch.tensor(order))]
-    y = targets.to(device)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    for p in head.parameters():
-        p.requires_grad_(True)
-    head.train()
-    optimizer = torch.optim.AdamW(head.parameters(), lr=config.head_lr, weight_decay=config.weight_decay)
-    g = torch.Generator().manual_seed(config.seed)
-    steps = 0
-    bar = tqdm(range(config.head_epochs), desc="head", disable=not (main and config.progress),
-               file=sys.stderr, unit="epoch")
-    for _ in bar:
-        perm = torch.randperm(len(x), generator=g)
-        for start in range(0, len(x), config.batch_size):
-            idx = perm[start:start + config.batch_size].to(device)
-            loss = F.cross_entropy(head(x[idx]), y[idx], weight=weight)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            steps += 1
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-    for p in model.parameters():
-        p.requires_grad_(True)
-    return steps
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -318,7 +112,7 @@ def train(config: TrainConfig) -> TrainResult:
         if not config.resume and root.exists():
             shutil.rmtree(root)
     accelerator.wait_for_everyone()
-    last = _last_checkpoint(root) if config.resume and not config.freeze_encoder else None
+    last = last_checkpoint(root) if config.resume and not config.freeze_encoder else None
     if last is not None and last[1].get("config_hash") != key:
         raise TrainError(f"{root} holds checkpoints of a different run (other data or settings); "
                          "pass --no-resume to start over, or choose a new --out")
@@ -344,11 +138,11 @@ def train(config: TrainConfig) -> TrainResult:
         pad_id = tokenizer.pad_token_id
     model.config.pad_token_id = pad_id
     left = tokenizer.padding_side == "left"
-    feats = _tokenize(tokenizer, [ex.text for ex in train_ex], config.max_length)
+    feats = tokenize(tokenizer, [ex.text for ex in train_ex], config.max_length)
     lengths = [len(f["input_ids"]) for f in feats]
-    targets = _targets(train_ex, labels, config.soft_labels)
+    y = target_tensor(train_ex, labels, config.soft_labels)
     device = accelerator.device
-    weights = class_weights(targets, len(labels), config.class_weight)
+    weights = class_weights(y, len(labels), config.class_weight)
     weight = None if weights is None else weights.to(device)
 
     start_epoch = 0
@@ -356,7 +150,7 @@ def train(config: TrainConfig) -> TrainResult:
     processed = 0
     if config.freeze_encoder:
         model.to(device)
-        _freeze_and_train_head(model, feats, targets, config, pad_id, device, main, weight)
+        train_head(model, feats, y, config, pad_id, device, main, weight)
         processed = len(train_ex) * config.head_epochs
         unwrapped = model
     else:
@@ -366,8 +160,8 @@ def train(config: TrainConfig) -> TrainResult:
         groups = [{"params": decay, "weight_decay": config.weight_decay},
                   {"params": no_decay, "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW(groups, lr=config.lr)
-        first = _epoch_batches(lengths, config.batch_size, config.seed, 0)
-        batches_per_proc = len(_shard(first, rank, world))
+        first = epoch_batches(lengths, config.batch_size, config.seed, 0)
+        batches_per_proc = len(shard(first, rank, world))
         steps_per_epoch = math.ceil(batches_per_proc / config.grad_accum)
         total_steps = steps_per_epoch * config.epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps),
@@ -380,7 +174,7 @@ def train(config: TrainConfig) -> TrainResult:
                 say(f"llm2edge: resuming from {last[0]} (epoch {start_epoch} of {config.epochs} done)")
         for epoch in range(start_epoch, config.epochs):
             set_seed(config.seed + 1 + epoch)  # dropout RNG per epoch: a resumed run draws the same masks
-            mine = _shard(_epoch_batches(lengths, config.batch_size, config.seed, epoch), rank, world)
+            mine = shard(epoch_batches(lengths, config.batch_size, config.seed, epoch), rank, world)
             model.train()
             bar = tqdm(total=len(mine), desc=f"epoch {epoch + 1}/{config.epochs}", file=sys.stderr,
                        disable=not (main and config.progress), unit="batch")
@@ -388,11 +182,11 @@ def train(config: TrainConfig) -> TrainResult:
                 group_start = (i // config.grad_accum) * config.grad_accum
                 group = min(config.grad_accum, len(mine) - group_start)
                 stepping = i == group_start + group - 1
-                batch = {k: v.to(device) for k, v in _collate([feats[j] for j in idx], pad_id, left).items()}
+                batch = {k: v.to(device) for k, v in collate([feats[j] for j in idx], pad_id, left).items()}
                 sync = contextlib.nullcontext() if stepping else accelerator.no_sync(model)
                 with sync:
                     logits = model(**batch).logits
-                    loss = F.cross_entropy(logits.float(), targets[idx].to(device), weight=weight) / group
+                    loss = F.cross_entropy(logits.float(), y[idx].to(device), weight=weight) / group
                     accelerator.backward(loss)
                 if stepping:
                     if config.max_grad_norm > 0:
@@ -405,7 +199,7 @@ def train(config: TrainConfig) -> TrainResult:
                 bar.set_postfix(loss=f"{loss.item() * group:.4f}")
             bar.close()
             accelerator.wait_for_everyone()
-            _save_checkpoint(accelerator, root, epoch + 1, key)
+            save_checkpoint(accelerator, root, epoch + 1, key)
         unwrapped = accelerator.unwrap_model(model)
     seconds = time.perf_counter() - t0
 
@@ -419,12 +213,12 @@ def train(config: TrainConfig) -> TrainResult:
             tokenizer.backend_tokenizer.enable_truncation(config.max_length)
         tokenizer.save_pretrained(out)
         write_validation(out / "validation.csv", val_ex)
-        val_metrics = _report(unwrapped, tokenizer, val_ex, labels, config, device) if val_ex else None
+        val_metrics = report_dict(unwrapped, tokenizer, val_ex, labels, config, device) if val_ex else None
         if eval_examples is not None:
             metrics = {"split": "eval", "data": str(config.eval_data),
-                       **_report(unwrapped, tokenizer, eval_examples, labels, config, device)}
-            _write_json(out / "metrics.json", metrics)
-        _write_json(out / "train_meta.json", {
+                       **report_dict(unwrapped, tokenizer, eval_examples, labels, config, device)}
+            write_json(out / "metrics.json", metrics)
+        write_json(out / "train_meta.json", {
             "labels": labels, "max_length": config.max_length, "seed": config.seed,
             "source_model": model_name, "data": str(config.data), "data_sha256": data_hash,
             "text_col": config.text_col, "label_col": config.label_col, "soft_labels": config.soft_labels,
@@ -447,17 +241,3 @@ def train(config: TrainConfig) -> TrainResult:
                        resumed_from_epoch=start_epoch, main_process=main)
 
 
-def _save_checkpoint(accelerator: Any, root: Path, epoch: int, key: str) -> None:
-    """Save the accelerate state of `epoch` (model as safetensors), mark it complete, drop older ones."""
-    target = root / f"epoch-{epoch}"
-    if accelerator.is_main_process and target.exists():
-        shutil.rmtree(target)  # a torn checkpoint of a crashed run
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(target), safe_serialization=True)
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        _write_json(target / CHECKPOINT_JSON, {"epoch": epoch, "config_hash": key})
-        for old in root.glob("epoch-*"):
-            if old != target:
-                shutil.rmtree(old, ignore_errors=True)
-    accelerator.wait_for_everyone()

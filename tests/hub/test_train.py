@@ -249,7 +249,7 @@ def test_balanced_class_weights_counter_skewed_labels(example_dir, tmp_path):
 
 
 def test_class_weights_from_hard_and_soft_targets():
-    from llm2edge.hub.train.trainer import class_weights
+    from llm2edge.hub.train.batches import class_weights
 
     hard = torch.tensor([0, 0, 0, 1])
     assert class_weights(hard, 3, "none") is None
