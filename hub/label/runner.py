@@ -218,10 +218,8 @@ def _dry_run(config: LabelConfig, builder: PromptBuilder, task: Task, todo: Sequ
 
 def _progress(total: int, enabled: bool) -> Any:
     """A tqdm bar on stderr (items/s and ETA), or a stand-in with the same methods."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        enabled = False
+    from tqdm.auto import tqdm
+
     if not enabled:
         class _Null:
             def update(self, n: int = 1) -> None: ...
