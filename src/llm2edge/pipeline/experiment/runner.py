@@ -19,11 +19,9 @@ Expert labels are simulated from the gold labels of the sampled train items, as 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import random
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -32,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from llm2edge.console import say
 from llm2edge.errors import DataError, TaskError
+from llm2edge.hashing import digest
 from llm2edge.hub.curate.experts import apply_expert_labels, select_experts
 from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels, write_json, write_rows
 from llm2edge.hub.curate.soft import build_soft_labels
@@ -61,12 +61,7 @@ class ExperimentResult:
 
 def _log(message: str) -> None:
     """A progress line on stderr."""
-    print(f"experiment: {message}", file=sys.stderr, flush=True)
-
-
-def _hash(obj: Any) -> str:
-    """A short, stable hash of a JSON-able object."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:16]
+    say(f"experiment: {message}")
 
 
 # ------------------------------------------------------------------ data
@@ -155,7 +150,7 @@ def _embeddings(dataset: DatasetSpec, rows: Sequence[Row], student: StudentSpec,
     from llm2edge.hub.curate.embed import embed_texts
 
     texts = [student_text(r, dataset) for r in rows]
-    key = _hash({"texts": texts, "model": student.model, "max_length": student.max_length})
+    key = digest({"texts": texts, "model": student.model, "max_length": student.max_length})
     base = out / "embeddings" / f"{dataset.name}-{student.name}"
     meta = base.with_suffix(".json")
     if meta.is_file() and json.loads(meta.read_text())["key"] == key:
@@ -302,11 +297,11 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
                 for intervention in config.interventions:
                     steps = parse_intervention(intervention)
                     run_dir = out / "runs" / dataset.name / labeler.name / student.name / intervention
-                    key = _hash({"dataset": asdict(dataset), "labeler": asdict(labeler),
-                                 "student": asdict(student), "curate": asdict(config.curate),
-                                 "intervention": intervention, "seed": config.seed,
-                                 "evaluate": config.evaluate, "quantize": config.quantize,
-                                 "train_labels": _hash(train_labels.rows)})
+                    key = digest({"dataset": asdict(dataset), "labeler": asdict(labeler),
+                                  "student": asdict(student), "curate": asdict(config.curate),
+                                  "intervention": intervention, "seed": config.seed,
+                                  "evaluate": config.evaluate, "quantize": config.quantize,
+                                  "train_labels": digest(train_labels.rows)})
                     result_path = run_dir / "result.json"
                     if result_path.is_file():
                         cached = json.loads(result_path.read_text(encoding="utf-8"))
