@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from llm2edge.hub.label.backend import LabelSpace
+from llm2edge.hub.label.backend import LabelSpace, logsumexp
 
 #: Characters stripped before an answer token is matched against a label.
 _LEAD = " \t\r\n\"'`*:{[(<"
@@ -32,12 +32,6 @@ class Token:
     def alts(self) -> dict[str, float]:
         """The top alternatives and the generated token itself (a constrained answer may lie outside)."""
         return {**self.top, self.text: self.logprob}
-
-
-def _logsumexp(values: Sequence[float]) -> float:
-    """log(sum(exp(v))) without overflow."""
-    top = max(values)
-    return top + math.log(sum(math.exp(v - top) for v in values))
 
 
 def label_forms(space: LabelSpace, label: str) -> tuple[str, ...]:
@@ -89,7 +83,7 @@ def _path_logprob(tokens: Sequence[Token], k: int, rest: str, acc: float) -> flo
         elif alt == tok.text:
             paths.append(_path_logprob(tokens, k + 1, rest[len(alt):], acc + lp))
     paths = [p for p in paths if p > -math.inf]
-    return _logsumexp(paths) if paths else -math.inf
+    return logsumexp(paths) if paths else -math.inf
 
 
 def label_logprobs(tokens: Sequence[Token], start: int, space: LabelSpace) -> dict[str, float] | None:
@@ -132,16 +126,10 @@ def label_logprobs(tokens: Sequence[Token], start: int, space: LabelSpace) -> di
                 per_alt[alt] = best
                 informative = informative or alt in ranked
         if per_alt:
-            found[label] = _logsumexp(list(per_alt.values()))
+            found[label] = logsumexp(list(per_alt.values()))
     if not found or not informative:
         return None
     return {label: found.get(label, floor) for label in space.names}
-
-
-def normalize(logprobs: dict[str, float]) -> dict[str, float]:
-    """Softmax of per-label log-scores: a distribution summing to 1."""
-    total = _logsumexp(list(logprobs.values()))
-    return {label: math.exp(lp - total) for label, lp in logprobs.items()}
 
 
 def answer_offset(content: str, cot: bool) -> int | None:

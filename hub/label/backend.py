@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 #: Where a label distribution came from.
 PROB_SOURCES = ("scores", "logprobs", "answer")
+
+
+def logsumexp(values: Sequence[float]) -> float:
+    """log(sum(exp(v))) without overflow."""
+    top = max(values)
+    return top + math.log(sum(math.exp(v - top) for v in values))
+
+
+def normalize(logprobs: Mapping[str, float]) -> dict[str, float]:
+    """Softmax of per-label log-scores: the distribution a backend reports (sums to 1)."""
+    total = logsumexp(list(logprobs.values()))
+    return {label: math.exp(lp - total) for label, lp in logprobs.items()}
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ reused for all label continuations.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from llm2edge.checks import one_of
 from llm2edge.defaults import MAX_NEW_TOKENS
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import BackendError
-from llm2edge.hub.label.backend import LabelSpace, Prompt, Scored
+from llm2edge.hub.label.backend import LabelSpace, Prompt, Scored, logsumexp, normalize
 from llm2edge.hub.label.prompts import ANSWER_CUE, plain_text
 from llm2edge.hub.models import resolve_llm
 
@@ -45,8 +44,9 @@ class HFBackend:
                  threads: int | None = None, max_new_tokens: int = MAX_NEW_TOKENS, strategy: str = "kv",
                  max_length: int | None = None, prefix_cache: bool = True,
                  micro_batch: int | None = None) -> None:
-        """`threads`: torch threads (default: `resolve_threads`); `micro_batch`: prompts per forward (default 4 on CPU, where compute grows with padded tokens,
-        else the whole batch); `prefix_cache`: reuse the KV cache of the prefix every prompt shares."""
+        """`threads`: torch threads (default: `resolve_threads`); `micro_batch`: prompts per forward
+        (default 4 on CPU, where compute grows with padded tokens, else the whole batch); `prefix_cache`:
+        reuse the KV cache of the prefix every prompt shares."""
         one_of("dtype", dtype, DTYPES)
         one_of("strategy", strategy, STRATEGIES)
         n_threads = resolve_threads(threads)
@@ -184,11 +184,8 @@ class HFBackend:
                 out.append(Scored(item_id=prompt.item_id, raw=raws[i], error=(
                     f"prompt has {len(ids[i])} tokens; the model takes at most {self.max_length}")))
                 continue
-            logp = by_index[i]
-            top = max(logp)
-            z = top + math.log(sum(math.exp(v - top) for v in logp))
-            probs = {name: math.exp(v - z) for name, v in zip(space.names, logp)}
-            out.append(Scored(item_id=prompt.item_id, probs=probs, logprobs=dict(zip(space.names, logp)),
+            logp = dict(zip(space.names, by_index[i]))
+            out.append(Scored(item_id=prompt.item_id, probs=normalize(logp), logprobs=logp,
                               prob_source="scores", raw=raws[i]))
         return out
 
@@ -208,11 +205,7 @@ class HFBackend:
             per_label: list[list[float]] = [[] for _ in range(n_labels)]
             for c, v in zip(conts, row):
                 per_label[c.label].append(v)
-            scores = []
-            for vals in per_label:
-                top = max(vals)
-                scores.append(top + math.log(sum(math.exp(v - top) for v in vals)))
-            out.append(scores)
+            out.append([logsumexp(vals) for vals in per_label])
         return out
 
     def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any, Any]:

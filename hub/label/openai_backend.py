@@ -30,10 +30,9 @@ from llm2edge.hub.label.answers import (
     label_forms,
     label_logprobs,
     match_answer,
-    normalize,
     token_at,
 )
-from llm2edge.hub.label.backend import LabelSpace, Prompt, Scored
+from llm2edge.hub.label.backend import LabelSpace, Prompt, Scored, normalize
 
 MODES = ("auto", "logprobs", "answer")
 #: Ways to constrain the answer to the label set, in the order tried on an unknown server.
