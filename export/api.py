@@ -24,7 +24,14 @@ from llm2edge.export.model_dir import check_model_dir, resolve_max_length, resol
 from llm2edge.export.onnx_export import export_onnx, load_torch_model
 from llm2edge.export.optimize import optimize_graph
 from llm2edge.export.quantize import choose_quantization, quantize_int8
-from llm2edge.export.validate import ValidationSet, accuracy, compare, load_validation, torch_logits
+from llm2edge.export.validate import (
+    ValidationSet,
+    accuracy,
+    compare,
+    edge_logits,
+    load_validation,
+    torch_logits,
+)
 
 #: ONNX fp32 must match torch this closely, or the export itself is broken (e.g. inputs bound wrongly).
 FP32_MIN_AGREEMENT = 0.995
@@ -73,13 +80,6 @@ def _candidate(folder: Path, onnx_path: Path, shared: Path, *, labels: list[str]
     write_manifest(folder, labels=labels, max_length=max_length, source_model=source_model,
                    quantization=quantization, validation={}, versions=versions)
     return folder
-
-
-def _edge_logits(bundle: Path, texts: list[str], threads: int) -> Any:
-    """Logits of a bundle through the edge runtime (the code path users run)."""
-    from llm2edge.edge.classifier import Classifier
-
-    return Classifier.load(bundle, threads=threads).predict_logits(texts)
 
 
 def export_bundle(config: ExportConfig) -> ExportResult:
@@ -152,7 +152,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
                                "probe_only": val_path is None, "fallback_reason": None,
                                "accuracy_torch": accuracy(ref, vset.gold, model_dir.labels)}
         for name, folder in bundles.items():
-            logits = _edge_logits(folder, vset.texts, config.threads)
+            logits = edge_logits(folder, vset.texts, threads=config.threads)
             agree, diff = compare(ref, logits)
             val[f"agreement_{name}"] = agree
             val[f"max_logit_diff_{name}"] = round(diff, 6)

@@ -1,4 +1,8 @@
-"""Compare torch, ONNX fp32 and ONNX int8 on the validation texts (agreement, logit difference, accuracy)."""
+"""Compare torch, ONNX fp32 and ONNX int8 on the validation texts (agreement, logit difference, accuracy).
+
+The ONNX side runs through the edge runtime itself (`edge_logits`: `Classifier.load`, with the edge's
+session recipe from `llm2edge.edge.session` and its tokenizer truncation), so what is validated is what ships.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from llm2edge.edge.classifier import Classifier
 from llm2edge.errors import DataError
 
 
@@ -52,6 +57,11 @@ def torch_logits(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length
                             return_tensors="pt")
             out[idx] = model(**enc).logits.float().numpy()
     return out
+
+
+def edge_logits(bundle: Path, texts: Sequence[str], *, threads: int) -> np.ndarray:
+    """Logits of a bundle through the edge runtime (the code path users run), float32 [n, labels]."""
+    return Classifier.load(bundle, threads=threads).predict_logits(list(texts))
 
 
 def accuracy(logits: np.ndarray, gold: Sequence[str | None], labels: Sequence[str]) -> float | None:
