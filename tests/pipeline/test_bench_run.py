@@ -31,6 +31,16 @@ def test_sample_texts_is_fixed_and_sized(example_dir: Path) -> None:
         sample_texts(None, n=0)
 
 
+def test_bench_imports_no_hub_or_torch() -> None:
+    """The runner and the worker load neither torch nor the hub: the edge rows work on a base install."""
+    code = ("import sys, llm2edge.pipeline.bench.run, llm2edge.pipeline.bench.worker; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'optimum') "
+            "or m.startswith('llm2edge.hub')))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
+
+
 def test_bench_command_edge_rows(tiny: Path, tmp_path: Path) -> None:
     """`llm2edge bench --llm none`: edge rows measured, torch rows skipped with the reason, files written."""
     out = tmp_path / "out"
