@@ -5,6 +5,8 @@ torch, transformers and openai are imported only when a backend loads its model 
 
 - `config`: LabelConfig, the documented settings of one labeling run.
 - `runner`: `label_file` (resumable, sharded under `accelerate launch`) and the backend factory.
+- `importer`: `import_labels` (labels made elsewhere, from a CSV/JSONL/Parquet label column and optional
+  probability columns, as labels.jsonl).
 - `task`: task files (TOML/YAML) and the tasks shipped in `llm2edge.hub.tasks`.
 - `prompts`: the prompt for one item (instruction, labels, few-shot examples, chain of thought).
 - `backend`, `hf_backend`, `openai_backend`: the Backend protocol and its two implementations.
@@ -21,6 +23,7 @@ require("hub")
 from llm2edge.hub.label.backend import Backend, LabelSpace, Prompt, Scored  # noqa: E402
 from llm2edge.hub.label.config import LabelConfig  # noqa: E402
 from llm2edge.hub.label.hf_backend import HFBackend  # noqa: E402
+from llm2edge.hub.label.importer import ImportConfig, ImportSummary, import_labels  # noqa: E402
 from llm2edge.hub.label.openai_backend import OpenAIBackend  # noqa: E402
 from llm2edge.hub.label.prompts import PromptBuilder  # noqa: E402
 from llm2edge.hub.label.runner import LabelSummary, label_file, make_backend  # noqa: E402
@@ -32,6 +35,8 @@ __all__ = [
     "Backend",
     "Example",
     "HFBackend",
+    "ImportConfig",
+    "ImportSummary",
     "LabelConfig",
     "LabelDef",
     "LabelSpace",
@@ -41,6 +46,7 @@ __all__ = [
     "PromptBuilder",
     "Scored",
     "Task",
+    "import_labels",
     "label_file",
     "llama_server",
     "load_task",

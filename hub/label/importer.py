@@ -1,0 +1,315 @@
+"""`llm2edge import-labels`: labels an LLM produced elsewhere (a batch job, a notebook, a spreadsheet) as a
+labels.jsonl that every later stage (curate, sample-experts, merge-experts, soft-labels, train) accepts.
+
+A bare answer becomes a one-hot distribution (`prob_source: answer`); probability columns `<prefix><label>`
+(one per label) become `probs` (`prob_source: given`), checked: finite, non-negative, summing to 1 within
+PROB_TOLERANCE (then renormalised exactly). A label is matched to the label set exactly, else
+case-insensitively, else through `--map`; an unknown label is a DataError naming file, line and value.
+Rows with an empty label are skipped and counted. Ids are kept (`id_col`) or derived as `label` derives them
+(`records.stable_id` of the row number and text), so `merge-experts --simulate-from` and `evaluate` join.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llm2edge.defaults import LABEL_COL, TEXT_COL
+from llm2edge.errors import ConfigError, DataError
+from llm2edge.hashing import digest
+from llm2edge.hub.label.store import ROW_KEYS, margins, write_atomic
+from llm2edge.records import iter_rows, naming, stable_id
+
+#: How far the probabilities of a row may sum from 1 before the row is an error (then renormalised).
+PROB_TOLERANCE = 1e-3
+#: The `backend` of imported rows (they were not produced by an llm2edge backend).
+IMPORT_BACKEND = "import"
+#: The `model` of imported rows when no model name is given.
+IMPORTED_MODEL = "imported"
+#: prob_source of a row whose only evidence is the answer (one-hot probs).
+ANSWER = "answer"
+#: prob_source of a row whose probabilities came from the file.
+GIVEN = "given"
+#: How a label was matched to the label set, in the order they are tried.
+MATCHES = ("exact", "case", "map")
+
+
+def parse_map(spec: str | None, labels: Sequence[str]) -> dict[str, str]:
+    """'A=Liberal,B=Conservative' as {answer: label}; ConfigError on a malformed pair or an unknown target."""
+    if not spec or not spec.strip():
+        return {}
+    out: dict[str, str] = {}
+    for pair in spec.split(","):
+        if not pair.strip():
+            continue
+        raw, sep, target = pair.partition("=")
+        raw, target = raw.strip(), target.strip()
+        if not sep or not raw or not target:
+            raise ConfigError(f"--map: '{pair.strip()}' is not ANSWER=LABEL "
+                              "(e.g. --map 'A=Liberal,B=Neutral')")
+        if target not in labels:
+            raise ConfigError(f"--map: '{raw}={target}': '{target}' is not one of the labels "
+                              f"{', '.join(labels)}")
+        if raw in out and out[raw] != target:
+            raise ConfigError(f"--map: '{raw}' is mapped twice ({out[raw]}, {target})")
+        out[raw] = target
+    return out
+
+
+def parse_labels(spec: str) -> tuple[str, ...]:
+    """'a,b,c' as a label tuple; ConfigError for fewer than two labels or a repeated one."""
+    labels = tuple(x.strip() for x in spec.split(",") if x.strip())
+    if len(labels) < 2:
+        raise ConfigError(f"--labels: give at least two labels separated by commas, got {spec!r}")
+    twice = sorted({x for x in labels if labels.count(x) > 1})
+    if twice:
+        raise ConfigError(f"--labels: '{twice[0]}' is given twice")
+    return labels
+
+
+@dataclass(kw_only=True)
+class ImportConfig:
+    """Everything `import-labels` needs (checked when built). Exactly one of `task` and `labels`."""
+
+    #: Data file with the LLM's labels: CSV, JSONL or Parquet.
+    data: str | Path
+    #: labels.jsonl to write (replaced atomically).
+    out: str | Path
+    #: Shipped task name or task file: its label set, name and per-item fields.
+    task: str | Path | None = None
+    #: The label set, comma-separated ("a,b,c"), when there is no task file.
+    labels: str | None = None
+    #: Column holding the LLM's label (may be absent when probability columns are given).
+    label_col: str = LABEL_COL
+    #: Column holding the text.
+    text_col: str = TEXT_COL
+    #: Column holding unique ids, kept as they are (None: row number + text hash, as `label` derives them).
+    id_col: str | None = None
+    #: Prefix of the probability columns, one per label (`p_` reads p_<label>); None: no probabilities.
+    prob_prefix: str | None = None
+    #: Answers to rename, "A=Liberal,B=Conservative" (tried after exact and case-insensitive matching).
+    map: str | None = None
+    #: The LLM that produced the labels (the rows' `model`); None: "imported".
+    model_name: str | None = None
+
+    def __post_init__(self) -> None:
+        """ConfigError on arguments that cannot work, before the data file is opened."""
+        if (self.task is None) == (self.labels is None):
+            raise ConfigError("give exactly one of --task (a task with its labels) and --labels a,b,c")
+        if self.labels is not None:
+            parse_labels(self.labels)
+        if self.prob_prefix is not None and not self.prob_prefix.strip():
+            raise ConfigError("--prob-prefix must not be empty (e.g. p_ for columns p_<label>)")
+        for name in ("label_col", "text_col"):
+            if not str(getattr(self, name)).strip():
+                raise ConfigError(f"{name} must not be empty")
+        out = Path(self.out)
+        if out.suffix.lower() not in (".jsonl", ".ndjson"):
+            raise ConfigError(f"{out}: the labels file must end in .jsonl")
+        if Path(self.data).resolve() == out.resolve():
+            raise ConfigError(f"{out}: --out must not be the --data file")
+
+
+@dataclass(frozen=True)
+class ImportSummary:
+    """What an import wrote: rows, skipped empty labels, how labels were matched, the distribution."""
+
+    out: Path
+    rows: int
+    skipped_empty: int
+    prob_source: str  # "answer" or "given"
+    matched: dict[str, int]  # exact / case / map -> rows
+    renamed: dict[str, int] = field(default_factory=dict)  # "answer -> label" -> rows (case or map)
+    distribution: dict[str, int] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The summary lines: rows written, then one line of how labels were matched (what was mapped)."""
+        dist = ", ".join(f"{k} {v}" for k, v in sorted(self.distribution.items(), key=lambda kv: -kv[1]))
+        renamed = ", ".join(f"{k} ({v})" for k, v in sorted(self.renamed.items(), key=lambda kv: -kv[1]))
+        lines = [f"imported {self.rows} rows ({self.prob_source} probabilities), skipped "
+                 f"{self.skipped_empty} with an empty label -> {self.out}",
+                 f"labels matched: {self.matched.get('exact', 0)} exactly, {self.matched.get('case', 0)} "
+                 f"ignoring case, {self.matched.get('map', 0)} through --map"
+                 + (f": {renamed}" if renamed else ""),
+                 f"labels: {dist or 'none'}"]
+        return "\n".join(lines)
+
+
+class _Matcher:
+    """Matches raw answers to the label set: exactly, then ignoring case, then through the map."""
+
+    def __init__(self, labels: Sequence[str], mapping: Mapping[str, str]) -> None:
+        self.labels = tuple(labels)
+        self.exact = set(labels)
+        folded = Counter(x.casefold() for x in labels)
+        self.case = {x.casefold(): x for x in labels if folded[x.casefold()] == 1}
+        self.mapping = dict(mapping)
+        mfold = Counter(k.casefold() for k in mapping)
+        self.map_case = {k.casefold(): v for k, v in mapping.items() if mfold[k.casefold()] == 1}
+
+    def match(self, raw: str) -> tuple[str, str] | None:
+        """(label, how) for an answer, or None when nothing matches."""
+        if raw in self.exact:
+            return raw, "exact"
+        if raw.casefold() in self.case:
+            return self.case[raw.casefold()], "case"
+        if raw in self.mapping:
+            return self.mapping[raw], "map"
+        if raw.casefold() in self.map_case:
+            return self.map_case[raw.casefold()], "map"
+        return None
+
+
+def _label_set(config: ImportConfig) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """(task name, labels, per-item fields) from the task or from --labels."""
+    if config.task is not None:
+        from llm2edge.hub.label.task import load_task
+
+        task = load_task(config.task)
+        return task.name, task.label_names, task.fields
+    return "labels", parse_labels(str(config.labels)), ()
+
+
+def _prob_columns(header: Sequence[str], prefix: str, labels: Sequence[str], path: str) -> dict[str, str]:
+    """label -> its probability column; DataError when one is missing or a prefixed column names no label."""
+    cols = {label: f"{prefix}{label}" for label in labels}
+    missing = [c for c in cols.values() if c not in header]
+    if missing:
+        raise DataError(f"{path}: missing probability column(s) {', '.join(missing)} (one {prefix}<label> "
+                        f"column per label; columns: {', '.join(header)})")
+    extra = [c for c in header if c.startswith(prefix) and c not in cols.values()]
+    if extra:
+        raise DataError(f"{path}: probability column '{extra[0]}' names no label "
+                        f"(labels: {', '.join(labels)})")
+    return cols
+
+
+def _probs(row: Mapping[str, Any], cols: Mapping[str, str], where: str) -> dict[str, float] | None:
+    """The checked, renormalised distribution of a row; None when every probability cell is empty."""
+    cells = {label: row.get(col) for label, col in cols.items()}
+    if all(v is None or (isinstance(v, str) and not v.strip()) for v in cells.values()):
+        return None
+    probs: dict[str, float] = {}
+    for label, value in cells.items():
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            p = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: probability column '{cols[label]}' holds {value!r}, not a number"
+                            ) from None
+        if not math.isfinite(p) or p < 0:
+            raise DataError(f"{where}: probability column '{cols[label]}' holds {value!r}: probabilities "
+                            "must be finite and non-negative")
+        probs[label] = p
+    total = sum(probs.values())
+    if abs(total - 1.0) > PROB_TOLERANCE:
+        raise DataError(f"{where}: the probabilities sum to {total:.6g}, not 1 (tolerance {PROB_TOLERANCE}); "
+                        f"columns {', '.join(cols.values())}")
+    return {label: p / total for label, p in probs.items()}
+
+
+def _cell(row: Mapping[str, Any], col: str, where: str) -> str:
+    """A cell as stripped text ('' when absent or null); a float, list or object is a DataError."""
+    value = row.get(col)
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise DataError(f"{where}: column '{col}' holds {type(value).__name__} {value!r}, not text")
+    return str(value).strip()
+
+
+def import_labels(config: ImportConfig) -> ImportSummary:
+    """Convert `config.data` into the labels.jsonl `config.out` (see the module doc); returns the summary."""
+    task_name, labels, task_fields = _label_set(config)
+    matcher = _Matcher(labels, parse_map(config.map, labels))
+    model = config.model_name or IMPORTED_MODEL
+    path = str(config.data)
+    rows: list[dict[str, Any]] = []
+    matched: Counter[str] = Counter()
+    renamed: Counter[str] = Counter()
+    seen_ids: dict[str, int] = {}
+    skipped = 0
+    cols: dict[str, str] | None = None
+    has_label = True
+    for n, (line, row) in enumerate(iter_rows(path, text_col=config.text_col)):
+        where = f"{path}:{line}"
+        if n == 0:
+            header = [str(c) for c in row]
+            has_label = config.label_col in header
+            need = [config.text_col, *task_fields, *([config.id_col] if config.id_col else [])]
+            if config.prob_prefix is None:
+                need.append(config.label_col)
+            missing = [c for c in need if c not in header]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(missing)} "
+                                f"(columns: {', '.join(header)})")
+            if config.prob_prefix is not None:
+                cols = _prob_columns(header, config.prob_prefix, labels, path)
+        text = row.get(config.text_col)
+        if not isinstance(text, str) or not text.strip():
+            raise DataError(f"{where}: empty text in column '{config.text_col}'")
+        rid = stable_id(n, text)  # as `label`, `evaluate` and `merge-experts --simulate-from` derive it
+        if config.id_col:
+            rid = _cell(row, config.id_col, where)
+            if not rid:
+                raise DataError(f"{where}: blank id in column '{config.id_col}'")
+            if rid in seen_ids:
+                raise DataError(f"{where}: id '{rid}' already used on line {seen_ids[rid]}: ids must be "
+                                "unique")
+            seen_ids[rid] = line
+        raw = _cell(row, config.label_col, where) if has_label else ""
+        probs = _probs(row, cols, where) if cols is not None else None
+        if not raw and probs is None:
+            skipped += 1
+            continue
+        if raw:
+            hit = matcher.match(raw)
+            if hit is None:
+                hint = f"; map it with --map '{raw}=LABEL'" if not matcher.mapping else ""
+                raise DataError(f"{where}: label '{raw}' in column '{config.label_col}' is not one of the "
+                                f"labels {', '.join(labels)}{hint}")
+            label, how = hit
+            matched[how] += 1
+            if how != "exact":
+                renamed[f"{raw} -> {label}"] += 1
+        else:
+            label = max(labels, key=lambda x: probs[x])  # type: ignore[index]  # no answer: the top label
+        fields = {}
+        for f in task_fields:
+            value = _cell(row, f, where)
+            if not value:
+                raise DataError(f"{where}: empty field '{f}'")
+            fields[f] = value
+        rows.append(_row(rid, text, label, raw, probs, labels, fields, task=task_name, model=model))
+    if not rows:
+        raise DataError(f"{path}: no labeled rows ({skipped} rows with an empty label)")
+    out = Path(config.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with naming(out):
+        write_atomic(out, rows)
+    return ImportSummary(out=out, rows=len(rows), skipped_empty=skipped,
+                         prob_source=GIVEN if cols is not None else ANSWER,
+                         matched={m: matched.get(m, 0) for m in MATCHES}, renamed=dict(renamed),
+                         distribution=dict(Counter(r["label"] for r in rows)))
+
+
+def _row(rid: str, text: str, label: str, raw: str, probs: dict[str, float] | None, labels: Sequence[str],
+         fields: dict[str, str], *, task: str, model: str) -> dict[str, Any]:
+    """One labels.jsonl row (store.ROW_KEYS) for an imported item."""
+    source = GIVEN if probs is not None else ANSWER
+    dist = probs if probs is not None else {x: float(x == label) for x in labels}
+    confidence = margin = None
+    if probs is not None:  # a bare answer says nothing about confidence: leave it unknown
+        _, confidence, margin = margins(probs)
+    key = digest([IMPORT_BACKEND, model, task, rid, text, sorted(fields.items())], length=24,
+                 ensure_ascii=False)
+    row = {"id": rid, "key": key, "text": text, "label": label, "probs": dist, "confidence": confidence,
+           "margin_logprob": margin, "prob_source": source, "backend": IMPORT_BACKEND, "model": model,
+           "task": task, "prompt_hash": None, "raw": raw or None, "error": None, "source": "llm",
+           "fields": fields}
+    return {k: row[k] for k in ROW_KEYS}
