@@ -11,6 +11,7 @@ import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 from llm2edge.edge.bundle import BundleInfo, read_bundle
+from llm2edge.edge.defer import Prediction, predictions, resolve_defer
 from llm2edge.edge.session import session_options
 from llm2edge.edge.threads import available_cpus
 from llm2edge.errors import BundleError, MissingExtraError
@@ -199,10 +200,18 @@ class Classifier:
         """Class probabilities (softmax), float32 [n, num_labels], rows sum to 1, in `labels` order."""
         return softmax(self.predict_logits(texts, batch_size=batch_size))
 
-    def predict(self, texts: Sequence[str] | str, batch_size: int = 32) -> list[str]:
-        """The most probable label of each text, in input order."""
+    def predict(self, texts: Sequence[str] | str, batch_size: int = 32,
+                defer: str | float | None = None) -> list[str] | list[Prediction]:
+        """The most probable label of each text, in input order.
+
+        With `defer` ("auto": the bundle's calibrated threshold, a probability, or "none") each item is a
+        Prediction(label, confidence, deferred), deferred when its top probability is under the threshold.
+        """
+        threshold = resolve_defer(self.info, defer) if defer is not None else None
         logits = self.predict_logits(texts, batch_size=batch_size)
         labels = self.info.labels
+        if defer is not None:
+            return predictions(softmax(logits), labels, threshold)
         return [labels[i] for i in logits.argmax(axis=1)] if len(logits) else []
 
     def __repr__(self) -> str:

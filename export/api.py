@@ -24,6 +24,7 @@ from llm2edge.export.model_dir import check_model_dir, resolve_max_length, resol
 from llm2edge.export.onnx_export import export_onnx, load_torch_model
 from llm2edge.export.optimize import optimize_graph
 from llm2edge.export.quantize import choose_quantization, quantize_int8
+from llm2edge.export.static_model import is_static_model
 from llm2edge.export.validate import (
     ValidationSet,
     accuracy,
@@ -87,6 +88,10 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     start = time.perf_counter()
     _check_config(config)
     model_dir = check_model_dir(config.model)
+    if is_static_model(model_dir.config):
+        from llm2edge.export.static import export_static
+
+        return export_static(config, model_dir)
     max_length = resolve_max_length(model_dir, config.max_length)
     val_path = resolve_validation(model_dir, config.validate)
     out = Path(config.out)

@@ -56,6 +56,10 @@ class ExportResult:
 
     def table(self) -> str:
         """A short plain-text summary: file sizes, agreements and accuracies of torch, fp32 and int8."""
+        if self.manifest.get("student") == "static":
+            from llm2edge.export.static import static_summary
+
+            return static_summary(self)
         v = self.validation
 
         def num(x: Any, fmt: str = "{:.4f}") -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llm2edge.errors import DataError
-from llm2edge.hub.train.config import PROBS_FIELD
+from llm2edge.hub.train.config import PROBS_FIELD, TrainConfig
 from llm2edge.records import iter_rows, read_records
 
 
@@ -138,3 +138,31 @@ def write_validation(path: str | Path, examples: Sequence[Example]) -> None:
         writer.writerow(["text", "label"])
         for ex in examples:
             writer.writerow([ex.text, ex.label])
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a run trains and checks on: the train and validation slices, eval rows, and the label order."""
+
+    train: list[Example]
+    validation: list[Example]
+    eval: list[Example] | None  # config.eval_data's rows, None without it
+    labels: list[str]
+
+
+def load_training_data(config: TrainConfig) -> TrainingData:
+    """Read config.data (hard or soft labels) and config.eval_data, fix the label order, split validation."""
+    if config.soft_labels:
+        examples = read_soft(config.data, text_col=config.text_col, label_col=config.label_col)
+    else:
+        examples = read_hard(config.data, text_col=config.text_col, label_col=config.label_col,
+                             id_col=config.id_col)
+    labels = label_order(examples, config.labels)
+    eval_examples: list[Example] | None = None
+    if config.eval_data is not None:
+        eval_examples = read_hard(config.eval_data, text_col=config.text_col, label_col=config.label_col,
+                                  id_col=config.id_col)
+        check_labels(eval_examples, labels, "eval")
+    train, val = split_validation(examples, fraction=config.val_fraction, max_rows=config.val_max_rows,
+                                  seed=config.seed)
+    return TrainingData(train=train, validation=val, eval=eval_examples, labels=labels)

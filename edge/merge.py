@@ -1,0 +1,109 @@
+"""Merge an edge prediction file written with deferral and the LLM's labels of the deferred items.
+
+The edge file comes from `llm2edge predict --defer ...` (CSV or JSONL with id, label, deferred); the LLM
+file from `llm2edge label` on `predict --deferred-out` (labels.jsonl or CSV with id, label; label it with
+`--id-col id` so the ids match). Deferred items take the LLM's label, the others keep the edge's label; a
+deferred item without an LLM label is an error, so the final file never holds a silent edge guess.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from llm2edge.defaults import ID_COL, LABEL_COL
+from llm2edge.edge.stream import output_format
+from llm2edge.errors import DataError
+from llm2edge.records import iter_rows
+
+#: Columns of the merged file.
+MERGED_COLUMNS = ("id", "label", "source", "edge_label", "deferred")
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no", ""}
+
+
+@dataclass(frozen=True)
+class MergeSummary:
+    """What a merge did: rows written, deferred rows, and how many of those the LLM labelled differently."""
+
+    rows: int
+    deferred: int
+    changed: int
+    out: Path
+
+    def text(self) -> str:
+        """One summary line."""
+        share = self.deferred / self.rows if self.rows else 0.0
+        return (f"merged {self.rows} rows: {self.deferred} deferred ({share:.1%}) took the LLM's label, "
+                f"{self.changed} of them differ from the edge's -> {self.out}")
+
+
+def _flag(value: object, where: str) -> bool:
+    """A deferred flag from JSON (bool) or CSV (true/false)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower() if value is not None else ""
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise DataError(f"{where}: 'deferred' must be true or false, got {value!r}")
+
+
+def read_llm_labels(path: str | Path, *, id_col: str = ID_COL, label_col: str = LABEL_COL) -> dict[str, str]:
+    """id -> label of an LLM label file; rows without a label (failed items) are left out."""
+    labels: dict[str, str] = {}
+    for n, (line, row) in enumerate(iter_rows(path, text_col=label_col)):
+        if n == 0 and id_col not in row:
+            raise DataError(f"{path}: no '{id_col}' column (label the deferred file with --id-col id)")
+        rid = row.get(id_col)
+        if rid is None or not str(rid).strip():
+            raise DataError(f"{path}:{line}: empty id in column '{id_col}'")
+        if str(rid) in labels:
+            raise DataError(f"{path}:{line}: duplicate id '{rid}'")
+        value = row.get(label_col)
+        if value is not None and str(value).strip():
+            labels[str(rid)] = str(value).strip()
+    return labels
+
+
+def merge_predictions(edge: str | Path, llm: str | Path, out: str | Path, *, fmt: str | None = None,
+                      id_col: str = ID_COL, label_col: str = LABEL_COL) -> MergeSummary:
+    """Write `out` (CSV or JSONL): every edge row, deferred ones with the LLM's label (source 'llm')."""
+    kind = output_format(out, fmt)
+    llm_labels = read_llm_labels(llm, id_col=id_col, label_col=label_col)
+    rows: list[dict[str, object]] = []
+    deferred = changed = 0
+    for n, (line, row) in enumerate(iter_rows(edge, text_col="label")):
+        where = f"{edge}:{line}"
+        if n == 0:
+            missing = [c for c in ("id", "label", "deferred") if c not in row]
+            if missing:
+                hint = " (predict it with --defer auto or --defer P)" if "deferred" in missing else ""
+                raise DataError(f"{edge}: missing column(s) {', '.join(missing)}{hint}")
+        rid, edge_label = str(row["id"]), str(row["label"])
+        is_deferred = _flag(row["deferred"], where)
+        label, source = edge_label, "edge"
+        if is_deferred:
+            if rid not in llm_labels:
+                raise DataError(f"{where}: deferred item '{rid}' has no LLM label in {llm}")
+            label, source = llm_labels[rid], "llm"
+            deferred += 1
+            changed += label != edge_label
+        rows.append({"id": rid, "label": label, "source": source, "edge_label": edge_label,
+                     "deferred": is_deferred})
+    if not rows:
+        raise DataError(f"{edge}: no rows")
+    path = Path(out)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        if kind == "csv":
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(MERGED_COLUMNS)
+            writer.writerows([[r[c] if c != "deferred" else str(r[c]).lower() for c in MERGED_COLUMNS]
+                              for r in rows])
+        else:
+            for r in rows:
+                handle.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return MergeSummary(rows=len(rows), deferred=deferred, changed=changed, out=path)
