@@ -10,10 +10,12 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
+from llm2edge.checks import at_least
+from llm2edge.defaults import PREDICT_BATCH_SIZE, PROVIDER
 from llm2edge.edge.bundle import BundleInfo, read_bundle
 from llm2edge.edge.defer import Prediction, predictions, resolve_defer
 from llm2edge.edge.session import session_options
-from llm2edge.edge.threads import available_cpus
+from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import BundleError, MissingExtraError
 
 #: Model inputs the runtime knows how to fill, in the order BERT-family models take them.
@@ -45,7 +47,7 @@ def resolve_providers(providers: Sequence[str] | None) -> list[str | tuple[str, 
     """onnxruntime providers for short or full names ('cuda', 'cuda:1', 'CUDAExecutionProvider'); CPU last."""
     available = ort.get_available_providers()
     wanted: list[str | tuple[str, dict[str, str]]] = []
-    for spec in providers or ["cpu"]:
+    for spec in providers or [PROVIDER]:
         base, _, device = spec.partition(":")
         name = PROVIDER_ALIASES.get(base.lower(), base)
         if name not in available:
@@ -101,7 +103,12 @@ class Classifier:
     @classmethod
     def load(cls, bundle: str | Path, *, threads: int | None = None,
              providers: Sequence[str] | None = None, verify: bool = True) -> Classifier:
-        """Verify the bundle (checksums), then open its tokenizer and ONNX session."""
+        """Verify the bundle (checksums), then open its tokenizer and ONNX session.
+
+        `threads`: onnxruntime intra-op threads (default: `resolve_threads`, the CPUs this process may use);
+        `providers`: execution providers by short or full name (default: cpu).
+        """
+        n_threads = resolve_threads(threads)
         info = read_bundle(bundle, verify=verify)
         try:
             tokenizer = Tokenizer.from_file(str(info.tokenizer_path))
@@ -111,9 +118,6 @@ class Classifier:
         pad_id = int(pad["pad_id"]) if pad else (tokenizer.token_to_id("[PAD]") or 0)
         tokenizer.no_padding()  # pad per batch to its longest item, not to a fixed length
         tokenizer.enable_truncation(max_length=info.max_length)
-        n_threads = available_cpus() if threads is None else int(threads)
-        if n_threads < 1:
-            raise BundleError(f"threads must be >= 1, got {n_threads}")
         wanted = resolve_providers(providers)
         try:
             session = ort.InferenceSession(str(info.model_path), sess_options=session_options(n_threads),
@@ -184,11 +188,10 @@ class Classifier:
                 out[idx] = logits
             yield out
 
-    def predict_logits(self, texts: Sequence[str] | str, batch_size: int = 32) -> np.ndarray:
+    def predict_logits(self, texts: Sequence[str] | str, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Raw logits, float32 [n, num_labels], in input order."""
         items = [texts] if isinstance(texts, str) else list(texts)
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        at_least("batch_size", batch_size)
         bad = next((i for i, t in enumerate(items) if not isinstance(t, str)), None)
         if bad is not None:
             raise TypeError(f"texts[{bad}] is {type(items[bad]).__name__}, expected str")
@@ -196,11 +199,11 @@ class Classifier:
             return np.zeros((0, len(self.info.labels)), dtype=np.float32)
         return np.concatenate(list(self._logits_windows(items, batch_size)), axis=0)
 
-    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = 32) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str] | str, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
         """Class probabilities (softmax), float32 [n, num_labels], rows sum to 1, in `labels` order."""
         return softmax(self.predict_logits(texts, batch_size=batch_size))
 
-    def predict(self, texts: Sequence[str] | str, batch_size: int = 32,
+    def predict(self, texts: Sequence[str] | str, batch_size: int = PREDICT_BATCH_SIZE,
                 defer: str | float | None = None) -> list[str] | list[Prediction]:
         """The most probable label of each text, in input order.
 

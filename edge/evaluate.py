@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm2edge.defaults import ID_COL, LABEL_COL, TEXT_COL
 from llm2edge.errors import DataError
 from llm2edge.metrics import Report, classification_report
 from llm2edge.records import iter_rows, stable_id
@@ -20,8 +21,8 @@ class LabelColumn:
     lines: list[int]
 
 
-def read_label_column(path: str | Path, *, label_col: str = "label", id_col: str = "id",
-                      text_col: str | None = "text", fmt: str | None = None) -> LabelColumn:
+def read_label_column(path: str | Path, *, label_col: str = LABEL_COL, id_col: str = ID_COL,
+                      text_col: str | None = TEXT_COL, fmt: str | None = None) -> LabelColumn:
     """Read a file's labels and ids; without an id column, ids are derived from text as `predict` does."""
     name = str(path)
     labels: list[str] = []
@@ -92,8 +93,8 @@ def align(pred: LabelColumn, gold: LabelColumn) -> tuple[list[str], list[str], s
     return gold.labels, pred.labels, "row order"
 
 
-def evaluate_files(pred: str | Path, gold: str | Path, *, id_col: str = "id", pred_col: str = "label",
-                   gold_col: str = "label", text_col: str = "text") -> tuple[Report, str]:
+def evaluate_files(pred: str | Path, gold: str | Path, *, id_col: str = ID_COL, pred_col: str = LABEL_COL,
+                   gold_col: str = LABEL_COL, text_col: str = TEXT_COL) -> tuple[Report, str]:
     """Compare a prediction file with a gold file; returns the Report and how rows were joined."""
     p = read_label_column(pred, label_col=pred_col, id_col=id_col, text_col=None)
     g = read_label_column(gold, label_col=gold_col, id_col=id_col, text_col=text_col)

@@ -18,7 +18,9 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from llm2edge.errors import DataError
+from llm2edge.checks import at_least, one_of
+from llm2edge.defaults import CHUNK_SIZE, PREDICT_BATCH_SIZE
+from llm2edge.errors import ConfigError, DataError
 from llm2edge.records import Record, chunked
 
 if TYPE_CHECKING:
@@ -42,14 +44,13 @@ class PredictSummary:
 def output_format(output: str | Path | None, fmt: str | None = None) -> str:
     """The output format from `fmt`, else from the output file's suffix, else jsonl."""
     if fmt:
-        if fmt not in OUTPUT_FORMATS:
-            raise DataError(f"unknown output format '{fmt}': use csv or jsonl")
+        one_of("format", fmt, OUTPUT_FORMATS)
         return fmt
     if output is None or str(output) == "-":
         return "jsonl"
     suffix = Path(output).suffix.lower()
     if suffix not in _SUFFIXES:
-        raise DataError(f"{output}: cannot tell the output format; use .csv, .jsonl or --format")
+        raise ConfigError(f"{output}: cannot tell the output format; use .csv, .jsonl or --format")
     return _SUFFIXES[suffix]
 
 
@@ -168,15 +169,14 @@ def predict_records(
     handle: IO[str],
     *,
     fmt: str = "jsonl",
-    batch_size: int = 32,
-    chunk_size: int = 2048,
+    batch_size: int = PREDICT_BATCH_SIZE,
+    chunk_size: int = CHUNK_SIZE,
     with_text: bool = False,
     header: bool = True,
     on_chunk: Callable[[int], None] | None = None,
 ) -> PredictSummary:
     """Classify a stream of records chunk by chunk and write one row each to `handle`, in input order."""
-    if chunk_size < 1:
-        raise DataError(f"--chunk-size must be >= 1, got {chunk_size}")
+    at_least("chunk_size", chunk_size)
     start = time.perf_counter()
     before = (classifier.counts.truncated, classifier.counts.empty)
     writer = PredictionWriter(handle, fmt, classifier.labels, with_text=with_text, header=header)
@@ -199,8 +199,8 @@ def predict_to_path(
     output: str | Path | None,
     *,
     fmt: str | None = None,
-    batch_size: int = 32,
-    chunk_size: int = 2048,
+    batch_size: int = PREDICT_BATCH_SIZE,
+    chunk_size: int = CHUNK_SIZE,
     with_text: bool = False,
     resume: bool = False,
     on_chunk: Callable[[int], None] | None = None,

@@ -15,6 +15,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO
 
+from llm2edge.defaults import TEXT_COL
 from llm2edge.errors import DataError
 
 FORMATS = ("csv", "jsonl", "parquet", "txt")
@@ -134,7 +135,7 @@ def _rows_parquet(path: str | Path, label: str) -> Iterator[tuple[int, dict[str,
             yield row, obj
 
 
-def iter_rows(path: str | Path, *, fmt: str | None = None, text_col: str = "text"
+def iter_rows(path: str | Path, *, fmt: str | None = None, text_col: str = TEXT_COL
               ) -> Iterator[tuple[int, dict[str, object]]]:
     """Yield (line or row number, raw row dict) from a data file, streaming."""
     kind = detect_format(path, fmt)
@@ -168,7 +169,7 @@ def _cell(row: dict[str, object], col: str) -> str | None:
 def iter_records(
     path: str | Path,
     *,
-    text_col: str = "text",
+    text_col: str = TEXT_COL,
     label_col: str | None = None,
     id_col: str | None = None,
     fields: Sequence[str] = (),

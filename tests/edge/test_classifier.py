@@ -9,8 +9,9 @@ import onnxruntime as ort
 import pytest
 
 import llm2edge.edge.classifier as classifier_mod
+import llm2edge.edge.threads as threads_mod
 from llm2edge.edge import Classifier
-from llm2edge.errors import BundleError, MissingExtraError
+from llm2edge.errors import BundleError, ConfigError, MissingExtraError
 
 TEXTS = [
     "I absolutely loved this film, the acting was superb.",
@@ -97,7 +98,7 @@ def test_input_forms(clf):
     assert clf.predict(t for t in ["a generator", "of texts"]) == clf.predict(["a generator", "of texts"])
     with pytest.raises(TypeError, match=r"texts\[1\] is int"):
         clf.predict(["ok", 5])
-    with pytest.raises(ValueError, match="batch_size"):
+    with pytest.raises(ConfigError, match="batch_size must be at least 1, got 0"):
         clf.predict(["ok"], batch_size=0)
 
 
@@ -107,13 +108,19 @@ def test_threads_and_session_options(tiny_bundle):
     assert (c.threads, opts.intra_op_num_threads, opts.inter_op_num_threads) == (1, 1, 1)
     assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     assert c.providers == ["CPUExecutionProvider"]
-    with pytest.raises(BundleError, match="threads"):
-        Classifier.load(tiny_bundle.path, threads=0)
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ConfigError, match="threads must be an integer >= 1"):
+            Classifier.load(tiny_bundle.path / "no-such-bundle", threads=bad)  # checked before the bundle
     assert "threads=1" in repr(c)
 
 
-def test_default_threads_follow_available_cpus(tiny_bundle, monkeypatch):
-    monkeypatch.setattr(classifier_mod, "available_cpus", lambda: 1)
+def test_default_threads_follow_the_resolver(tiny_bundle, monkeypatch):
+    monkeypatch.setattr(threads_mod, "available_cpus", lambda: 3)
+    for name in threads_mod.LAUNCHER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    c = Classifier.load(tiny_bundle.path)
+    assert c.threads == 3 == c.session.get_session_options().intra_op_num_threads
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # one of two processes under torchrun: 1 thread each
     assert Classifier.load(tiny_bundle.path).session.get_session_options().intra_op_num_threads == 1
 
 

@@ -206,7 +206,7 @@ def test_non_utf8_file_names_file_and_line(tiny_bundle, tmp_path, capsys, monkey
     (["-i", "{data}/nope.csv"], "nope.csv: no such file"),
     (["-i", "{data}/in.csv", "-o", "{data}/out.xlsx"], "cannot tell the output format"),
     (["-i", "{data}/in.csv", "some text"], "not both"),
-    (["-i", "{data}/in.csv", "--format", "xml"], "unknown output format"),
+    (["-i", "{data}/in.csv", "--format", "xml"], "format must be one of csv, jsonl, got 'xml'"),
     (["some text", "--resume"], "--resume needs --output"),
     (["-i", "{data}/in.csv", "-o", "{data}/no/such/dir/out.csv"], "output folder does not exist"),
 ])

@@ -1,4 +1,5 @@
-"""available_cpus: CPU affinity and cgroup quotas, never the host's core count."""
+"""The thread resolver: CPU affinity and cgroup quotas (never the host's core count), 1 per process under a
+multi-process launcher, an explicit count as given."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import sys
 import pytest
 
 from llm2edge.edge import threads
-from llm2edge.edge.threads import _quota_v1, _quota_v2, available_cpus
+from llm2edge.edge.threads import _quota_v1, _quota_v2, available_cpus, launcher_processes, resolve_threads
+from llm2edge.errors import ConfigError
 
 
 def test_at_least_one_and_at_most_the_affinity():
@@ -70,3 +72,34 @@ def test_cgroup_v1_layout(tmp_path, monkeypatch):
     monkeypatch.setattr(threads, "_cgroup_paths", lambda: {"cpu": "/docker/abc", "cpuacct": "/docker/abc"})
     monkeypatch.setattr(threads, "affinity_cpus", lambda: 16)
     assert available_cpus() == 2
+
+
+@pytest.fixture
+def no_launcher(monkeypatch):
+    for name in threads.LAUNCHER_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_resolve_threads_default_is_the_cpus_this_process_may_use(no_launcher):
+    assert launcher_processes() == 1
+    assert resolve_threads() == resolve_threads(None) == available_cpus()
+    no_launcher.setattr(threads, "available_cpus", lambda: 5)
+    assert resolve_threads() == 5
+
+
+def test_resolve_threads_one_per_process_under_a_launcher(no_launcher):
+    no_launcher.setattr(threads, "available_cpus", lambda: 8)
+    no_launcher.setenv("WORLD_SIZE", "4")  # torchrun / accelerate launch with 4 processes on this machine
+    assert launcher_processes() == 4 and resolve_threads() == 1
+    no_launcher.setenv("LOCAL_WORLD_SIZE", "1")  # 4 machines, one process each: this one has all its CPUs
+    assert launcher_processes() == 1 and resolve_threads() == 8
+    no_launcher.setenv("LOCAL_WORLD_SIZE", "garbage")
+    assert launcher_processes() == 4
+    assert resolve_threads(3) == 3  # an explicit count always wins
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.0, "2", True])
+def test_resolve_threads_rejects_bad_counts(bad):
+    with pytest.raises(ConfigError, match="threads must be an integer >= 1"):
+        resolve_threads(bad)

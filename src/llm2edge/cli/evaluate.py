@@ -7,16 +7,20 @@ from pathlib import Path
 
 import typer
 
+from llm2edge.cli.options import no_model_threads_option
+from llm2edge.defaults import ID_COL, LABEL_COL, TEXT_COL
+
 
 def evaluate(
     pred: Path = typer.Option(..., "--pred", help="Predictions (e.g. `llm2edge predict` output)."),
     gold: Path = typer.Option(..., "--gold", help="Gold labels (csv, jsonl, parquet)."),
-    id_col: str = typer.Option("id", "--id-col", help="Id column used to join the two files."),
-    pred_col: str = typer.Option("label", "--pred-col", help="Label column of --pred."),
-    gold_col: str = typer.Option("label", "--gold-col", help="Label column of --gold."),
-    text_col: str = typer.Option("text", "--text-col",
+    id_col: str = typer.Option(ID_COL, "--id-col", help="Id column used to join the two files."),
+    pred_col: str = typer.Option(LABEL_COL, "--pred-col", help="Label column of --pred."),
+    gold_col: str = typer.Option(LABEL_COL, "--gold-col", help="Label column of --gold."),
+    text_col: str = typer.Option(TEXT_COL, "--text-col",
                                  help="Gold text column: gives the ids `predict` made for id-less rows."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    threads: int | None = no_model_threads_option(),
 ) -> None:
     """Score predictions against gold labels: accuracy, macro/weighted F1, per class, confusion."""
     from llm2edge.edge.evaluate import evaluate_files

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import typer
 
+from llm2edge.cli.options import threads_option
 from llm2edge.console import say, warn
-from llm2edge.errors import DataError
+from llm2edge.defaults import CHUNK_SIZE, PREDICT_BATCH_SIZE, PROVIDER, TEXT_COL
+from llm2edge.errors import ConfigError, DataError
 
 
 def _detect_id_col(path: str, fmt: str | None, text_col: str) -> str | None:
@@ -46,19 +48,18 @@ def predict(
     output: str | None = typer.Option(None, "--output", "-o", help="Output file (default: stdout)."),
     fmt: str | None = typer.Option(None, "--format", "-f",
                                       help="csv or jsonl (default: from --output's suffix, else jsonl)."),
-    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
+    text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column holding the text."),
     id_col: str | None = typer.Option(None, "--id-col",
                                          help="Column holding the id (default: 'id' if the file has one, "
                                               "else row number + text hash)."),
     input_format: str | None = typer.Option(None, "--input-format",
                                                help="csv, jsonl, txt or parquet (default: from the suffix; "
                                                     "stdin: txt, one text per line)."),
-    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Texts per model call."),
-    chunk_size: int = typer.Option(2048, "--chunk-size", min=1,
+    batch_size: int = typer.Option(PREDICT_BATCH_SIZE, "--batch-size", min=1, help="Texts per model call."),
+    chunk_size: int = typer.Option(CHUNK_SIZE, "--chunk-size", min=1,
                                    help="Rows read, classified and written at a time."),
-    threads: int | None = typer.Option(None, "--threads", min=1,
-                                          help="onnxruntime threads (default: CPUs this process may use)."),
-    provider: str = typer.Option("cpu", "--provider", help="cpu, cuda or cuda:N (GPU N)."),
+    threads: int | None = threads_option("onnxruntime threads"),
+    provider: str = typer.Option(PROVIDER, "--provider", help="cpu, cuda or cuda:N (GPU N)."),
     with_text: bool = typer.Option(False, "--with-text", help="Copy each text into the output."),
     resume: bool = typer.Option(False, "--resume",
                                 help="Continue a crashed run: keep --output's complete rows, skip them."),
@@ -76,13 +77,13 @@ def predict(
     from llm2edge.records import Record, iter_records, stable_id
 
     if texts and input is not None:
-        raise DataError("give texts as arguments or --input, not both")
+        raise ConfigError("give texts as arguments or --input, not both")
     kind = output_format(output, fmt)  # fail on a bad --format before loading anything
     if resume and (output is None or output == "-"):
-        raise DataError("--resume needs --output FILE")
+        raise ConfigError("--resume needs --output FILE")
     if not texts and input is None:
         if sys.stdin.isatty():
-            raise DataError("no input: give texts as arguments, --input FILE, or pipe texts on stdin")
+            raise ConfigError("no input: give texts as arguments, --input FILE, or pipe texts on stdin")
         input = "-"
     if input is not None and input != "-" and not Path(input).is_file():
         raise DataError(f"{input}: no such file")
