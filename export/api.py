@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llm2edge.console import say, warn
+from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import ExportError
 from llm2edge.export.bundle import (
     MODEL_NAME,
@@ -19,7 +20,7 @@ from llm2edge.export.bundle import (
     write_config,
     write_tokenizer,
 )
-from llm2edge.export.config import QUANTIZE_CHOICES, ExportConfig, ExportResult
+from llm2edge.export.config import ExportConfig, ExportResult
 from llm2edge.export.model_dir import check_model_dir, resolve_max_length, resolve_validation
 from llm2edge.export.onnx_export import export_onnx, load_torch_model
 from llm2edge.export.optimize import optimize_graph
@@ -59,16 +60,6 @@ def _warn(message: str, warnings: list[str]) -> None:
     warn(message)
 
 
-def _check_config(config: ExportConfig) -> None:
-    """ExportError for option values that cannot work."""
-    if config.quantize not in QUANTIZE_CHOICES:
-        raise ExportError(f"quantize must be one of {', '.join(QUANTIZE_CHOICES)}, got '{config.quantize}'")
-    if config.min_agreement < 0:  # above 1 is allowed: it always falls back (or fails with strict)
-        raise ExportError(f"min_agreement must be >= 0, got {config.min_agreement}")
-    if config.threads < 1:
-        raise ExportError(f"threads must be >= 1, got {config.threads}")
-
-
 def _candidate(folder: Path, onnx_path: Path, shared: Path, *, labels: list[str], max_length: int,
                source_model: str, quantization: str, versions: dict[str, str]) -> Path:
     """A complete bundle folder around one ONNX file (manifest without validation numbers yet)."""
@@ -86,7 +77,7 @@ def _candidate(folder: Path, onnx_path: Path, shared: Path, *, labels: list[str]
 def export_bundle(config: ExportConfig) -> ExportResult:
     """Export, optimize, quantize and validate a trained model into an edge bundle at `config.out`."""
     start = time.perf_counter()
-    _check_config(config)
+    threads = resolve_threads(config.threads)
     model_dir = check_model_dir(config.model)
     if is_static_model(model_dir.config):
         from llm2edge.export.static import export_static
@@ -113,7 +104,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     out.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     old_threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
+    torch.set_num_threads(threads)
     try:
         work = stage / "work"
         _say(config, f"loading {model_dir.path}")
@@ -157,7 +148,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
                                "probe_only": val_path is None, "fallback_reason": None,
                                "accuracy_torch": accuracy(ref, vset.gold, model_dir.labels)}
         for name, folder in bundles.items():
-            logits = edge_logits(folder, vset.texts, threads=config.threads)
+            logits = edge_logits(folder, vset.texts, threads=threads)
             agree, diff = compare(ref, logits)
             val[f"agreement_{name}"] = agree
             val[f"max_logit_diff_{name}"] = round(diff, 6)

@@ -6,36 +6,56 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm2edge.checks import at_least, check_max_length, check_threads, one_of, optional_at_least
+from llm2edge.defaults import LABEL_COL, MAX_VALIDATION, MIN_AGREEMENT, QUANTIZE, TEXT_COL
+
+#: Accepted values of ExportConfig.quantize.
 QUANTIZE_CHOICES = ("int8", "none")
 
 
 @dataclass(kw_only=True)
 class ExportConfig:
-    """Settings of one `export_bundle` run (model dir in, bundle dir out)."""
+    """Settings of one `export_bundle` run (model dir in, bundle dir out); checked when built."""
 
+    #: The trained model folder (Hugging Face layout, e.g. `llm2edge train` output).
     model: str | Path
+    #: The bundle folder to write (replaced if it already holds a bundle).
     out: str | Path
-    quantize: str = "int8"
+    #: "int8" (dynamic int8 weights, validated against torch) or "none" (fp32).
+    quantize: str = QUANTIZE
     #: Validation data (CSV/JSONL/Parquet with text and label); default MODEL/validation.csv if present.
     validate: str | Path | None = None
     #: int8 must agree with torch on at least this share of validation texts, else fp32 ships.
-    min_agreement: float = 0.99
+    min_agreement: float = MIN_AGREEMENT
     #: Raise ExportError instead of falling back to fp32 (and when there is nothing to validate on).
     strict: bool = False
-    #: Token limit; default from train_meta.json, else 128 (capped at the model's position limit).
+    #: Token limit; None: train_meta.json's, else the tokenizer's model_max_length (never above the
+    #: model's position limit).
     max_length: int | None = None
     #: Fuse the transformer graph (attention, layer norm, GELU) before quantizing.
     optimize: bool = True
     #: Per-channel int8 weights; None picks from the CPU (see quantize.choose_quantization).
     per_channel: bool | None = None
-    text_col: str = "text"
-    label_col: str = "label"
-    #: Threads for torch and onnxruntime during validation.
-    threads: int = 1
+    #: Text column of the validation file.
+    text_col: str = TEXT_COL
+    #: Label column of the validation file.
+    label_col: str = LABEL_COL
+    #: Threads for torch and onnxruntime during validation; None: `resolve_threads` (the CPUs this process
+    #: may use).
+    threads: int | None = None
     #: Validate on at most this many rows (the first ones); None for all.
-    max_validation: int | None = 2000
+    max_validation: int | None = MAX_VALIDATION
     #: Print progress lines to stderr.
     verbose: bool = True
+
+    def __post_init__(self) -> None:
+        one_of("quantize", self.quantize, QUANTIZE_CHOICES)
+        # above 1 is allowed: int8 then always falls back to fp32 (or fails with strict)
+        at_least("min_agreement", self.min_agreement, 0)
+        if self.max_length is not None:
+            check_max_length(self.max_length)
+        check_threads(self.threads)
+        optional_at_least("max_validation", self.max_validation)
 
 
 @dataclass(frozen=True)

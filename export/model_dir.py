@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from llm2edge.checks import check_max_length
+from llm2edge.defaults import MAX_LENGTH_LIMIT
 from llm2edge.edge.bundle import labels_from_config
-from llm2edge.errors import DataError, ExportError
+from llm2edge.errors import ConfigError, DataError, ExportError
 
-DEFAULT_MAX_LENGTH = 128
 VALIDATION_NAME = "validation.csv"
 TRAIN_META_NAME = "train_meta.json"
+TOKENIZER_CONFIG_NAME = "tokenizer_config.json"
 
 
 @dataclass(frozen=True)
@@ -58,17 +60,36 @@ def check_model_dir(path: str | Path) -> ModelDir:
     return ModelDir(path=folder, config=config, labels=labels, train_meta=meta)
 
 
+def _tokenizer_limit(model: ModelDir) -> int | None:
+    """tokenizer_config.json's model_max_length, or None if absent or transformers' "no limit" sentinel."""
+    path = model.path / TOKENIZER_CONFIG_NAME
+    value = _read_json(path).get("model_max_length") if path.is_file() else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 1 <= value <= MAX_LENGTH_LIMIT:
+        return None
+    return int(value)
+
+
 def resolve_max_length(model: ModelDir, requested: int | None) -> int:
-    """The token limit: the request, else train_meta.json's, else 128; never above the position limit."""
-    value = requested if requested is not None else model.train_meta.get("max_length", DEFAULT_MAX_LENGTH)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 2:
-        raise ExportError(f"max_length must be an integer >= 2, got {value!r}")
+    """The token limit, in this order: the request; train_meta.json's (what the student was trained with);
+    the tokenizer's own model_max_length; the model's max_position_embeddings. Never above the position
+    limit: a request above it is an error, a found value is capped."""
     limit = model.config.get("max_position_embeddings")
-    if isinstance(limit, int) and value > limit:
-        if requested is not None:
-            raise ExportError(f"max_length {value} exceeds the model's max_position_embeddings ({limit})")
-        value = limit
-    return value
+    limit = limit if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0 else None
+    if requested is not None:
+        value = check_max_length(requested)
+        if limit is not None and value > limit:
+            raise ConfigError(f"max_length {value} exceeds the model's max_position_embeddings ({limit})")
+        return value
+    if "max_length" in model.train_meta:
+        meta = model.path / TRAIN_META_NAME
+        value = check_max_length(model.train_meta["max_length"], f"{meta}: max_length")
+    else:
+        found = _tokenizer_limit(model) or limit
+        if found is None:
+            raise ExportError(f"{model.path}: no max_length in {TRAIN_META_NAME}, no model_max_length in "
+                              f"{TOKENIZER_CONFIG_NAME}, no max_position_embeddings: pass --max-length")
+        value = check_max_length(found, f"{model.path}: max_length")
+    return min(value, limit) if limit is not None else value
 
 
 def resolve_validation(model: ModelDir, requested: str | Path | None) -> Path | None:
