@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from llm2edge.errors import TrainError
+from llm2edge.checks import one_of
+from llm2edge.hub.train.config import CLASS_WEIGHTS
 from llm2edge.hub.train.data import Example
 
 #: Length grouping: sort by length inside windows of MEGABATCH batches.
@@ -77,8 +78,7 @@ def class_weights(targets: torch.Tensor, num_labels: int, mode: str) -> torch.Te
     """
     if mode == "none":
         return None
-    if mode != "balanced":
-        raise TrainError(f"class_weight must be none or balanced (got '{mode}')")
+    one_of("class_weight", mode, CLASS_WEIGHTS)
     if targets.dim() == 1:
         counts = torch.bincount(targets, minlength=num_labels).to(torch.float64)
     else:

@@ -6,7 +6,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm2edge.errors import TrainError
+from llm2edge.checks import at_least, check_max_length, check_threads, fraction, one_of, positive
+from llm2edge.defaults import (
+    CLASS_WEIGHT,
+    GRAD_ACCUM,
+    LABEL_COL,
+    MAX_LENGTH,
+    PROGRESS,
+    TEXT_COL,
+    TRAIN_BATCH_SIZE,
+    TRAIN_EPOCHS,
+    TRAIN_LR,
+    TRAIN_SEED,
+)
+from llm2edge.errors import ConfigError
 from llm2edge.hashing import digest
 
 #: The JSONL field that holds a soft label distribution {label: p} (the labels.jsonl contract).
@@ -17,59 +30,82 @@ CLASS_WEIGHTS = ("none", "balanced")
 
 @dataclass(kw_only=True)
 class TrainConfig:
-    """Settings of one fine-tuning run (setfit-style); paths may be str or Path."""
+    """Settings of one fine-tuning run (setfit-style, checked when built); paths may be str or Path."""
 
+    #: Training data (csv, jsonl, parquet): hard labels, or `probs` distributions with soft_labels.
     data: str | Path
+    #: Model folder to write (Hugging Face layout, plus train_meta.json, validation.csv, checkpoints/).
     out: str | Path
+    #: Gold-labelled data to evaluate on after training (OUT/metrics.json); None: no evaluation.
     eval_data: str | Path | None = None
-    text_col: str = "text"
-    label_col: str = "label"
+    #: Column holding the text.
+    text_col: str = TEXT_COL
+    #: Column holding the label.
+    label_col: str = LABEL_COL
+    #: Column holding a stable id (None: row number + text hash).
     id_col: str | None = None
-    model: str | None = None  # hub id or local folder; None: the packaged all-MiniLM-L6-v2
-    epochs: int = 3
-    max_length: int = 64
-    batch_size: int = 32
-    lr: float = 1e-4  # measured on MiniLM-L6, 540 rows x 3 epochs: 1e-4 beat 5e-5 on 3 of 3 seeds
+    #: Hub id or local folder; None: the packaged all-MiniLM-L6-v2.
+    model: str | None = None
+    #: Passes over the training data.
+    epochs: int = TRAIN_EPOCHS
+    #: Tokens per text (longer texts are truncated); written to train_meta.json, then the bundle manifest.
+    max_length: int = MAX_LENGTH
+    #: Examples per batch (per process).
+    batch_size: int = TRAIN_BATCH_SIZE
+    #: Peak learning rate (AdamW, linear decay after warm-up).
+    lr: float = TRAIN_LR
+    #: AdamW weight decay.
     weight_decay: float = 0.01
+    #: Share of the optimizer steps spent warming the learning rate up.
     warmup_ratio: float = 0.1
+    #: Gradient clipping norm.
     max_grad_norm: float = 1.0
-    seed: int = 42
-    val_fraction: float = 0.1  # held back from training, written to OUT/validation.csv for export
+    #: Seed of initialization, shuffling and the validation slice.
+    seed: int = TRAIN_SEED
+    #: Share of the data held back from training, written to OUT/validation.csv for export.
+    val_fraction: float = 0.1
+    #: At most this many validation rows.
     val_max_rows: int = 500
-    freeze_encoder: bool = False  # train only the classification head on cached encoder outputs
-    head_epochs: int = 100  # epochs of head training with freeze_encoder (seconds, not minutes)
+    #: Train only the classification head on cached encoder outputs.
+    freeze_encoder: bool = False
+    #: Epochs of head training with freeze_encoder (seconds, not minutes).
+    head_epochs: int = 100
+    #: Learning rate of head training with freeze_encoder.
     head_lr: float = 1e-3
-    soft_labels: bool = False  # targets from the `probs` field ({label: p}) instead of the label column
-    class_weight: str = "none"  # "balanced": weight class c by n / (k * n_c) in the loss (sklearn's rule)
-    threads: int | None = None  # torch threads per process; None: available CPUs / local processes
-    labels: list[str] | None = None  # label order; None: sorted unique training labels
+    #: Targets from the `probs` field ({label: p}) instead of the label column.
+    soft_labels: bool = False
+    #: "balanced": weight class c by n / (k * n_c) in the loss (sklearn's rule); "none": no weights.
+    class_weight: str = CLASS_WEIGHT
+    #: Torch threads per process; None: `resolve_threads` (the CPUs this process may use, 1 per process
+    #: under accelerate launch / torchrun).
+    threads: int | None = None
+    #: Label order; None: sorted unique training labels.
+    labels: list[str] | None = None
+    #: Continue from OUT/checkpoints when their fingerprint matches; False discards them.
     resume: bool = True
-    grad_accum: int = 1
-    progress: bool = True
+    #: Batches per optimizer step.
+    grad_accum: int = GRAD_ACCUM
+    #: Show progress bars on stderr.
+    progress: bool = PROGRESS
 
-    def check(self) -> None:
-        """Raise TrainError on settings that cannot work (before anything heavy is loaded)."""
-        positive = {"epochs": self.epochs, "max_length": self.max_length, "batch_size": self.batch_size,
-                    "grad_accum": self.grad_accum, "head_epochs": self.head_epochs}
-        for name, value in positive.items():
-            if int(value) < 1:
-                raise TrainError(f"{name} must be at least 1 (got {value})")
-        if self.lr <= 0 or self.head_lr <= 0:
-            raise TrainError(f"learning rates must be positive (lr={self.lr}, head_lr={self.head_lr})")
-        if not 0 <= self.warmup_ratio < 1:
-            raise TrainError(f"warmup_ratio must be in [0, 1) (got {self.warmup_ratio})")
-        if not 0 <= self.val_fraction < 1:
-            raise TrainError(f"val_fraction must be in [0, 1) (got {self.val_fraction})")
-        if self.class_weight not in CLASS_WEIGHTS:
-            raise TrainError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)} "
-                             f"(got '{self.class_weight}')")
-        if self.threads is not None and self.threads < 1:
-            raise TrainError(f"threads must be at least 1 (got {self.threads})")
+    def __post_init__(self) -> None:
+        """ConfigError on settings that cannot work (before anything heavy is loaded)."""
+        for name in ("epochs", "batch_size", "grad_accum", "head_epochs", "val_max_rows"):
+            at_least(name, getattr(self, name))
+        check_max_length(self.max_length)
+        positive("lr", self.lr)
+        positive("head_lr", self.head_lr)
+        at_least("weight_decay", self.weight_decay, 0)
+        positive("max_grad_norm", self.max_grad_norm)
+        fraction("warmup_ratio", self.warmup_ratio, closed=False)
+        fraction("val_fraction", self.val_fraction, closed=False)
+        one_of("class_weight", self.class_weight, CLASS_WEIGHTS)
+        check_threads(self.threads)
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
-            raise TrainError(f"labels has duplicates: {self.labels}")
+            raise ConfigError(f"labels has duplicates: {self.labels}")
         out = Path(self.out)
         if out.exists() and not out.is_dir():
-            raise TrainError(f"{out}: --out must be a folder, but a file with that name exists")
+            raise ConfigError(f"{out}: --out must be a folder, but a file with that name exists")
 
 
 def fingerprint(config: TrainConfig, *, model: str, data_sha256: str, num_processes: int) -> str:

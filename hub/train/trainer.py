@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from llm2edge.console import say
+from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import TrainError
 from llm2edge.hashing import sha256_file
 from llm2edge.hub.models import default_student, load_pretrained, resolve_model
@@ -48,17 +49,6 @@ from llm2edge.hub.train.evaluation import report_dict
 from llm2edge.hub.train.head import train_head
 
 
-def _default_threads(local_processes: int) -> int:
-    """CPUs available to this process divided among the processes of this machine (at least 1)."""
-    try:
-        from llm2edge.edge.threads import available_cpus
-
-        cpus = available_cpus()
-    except ImportError:  # pragma: no cover - the edge package ships with the core
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cpus // max(1, local_processes))
-
-
 def _distributed_without_accelerator() -> bool:
     """True under torchrun/`accelerate launch --multi_gpu` on a machine without GPUs: use gloo on CPU."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "LOCAL_RANK" not in os.environ:
@@ -69,7 +59,6 @@ def _distributed_without_accelerator() -> bool:
 
 def train(config: TrainConfig) -> TrainResult:
     """Fine-tune a sequence classifier on `config.data`; write the model folder `config.out`."""
-    config.check()
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -83,8 +72,7 @@ def train(config: TrainConfig) -> TrainResult:
     out = Path(config.out)
     accelerator = Accelerator(step_scheduler_with_optimizer=False, cpu=_distributed_without_accelerator())
     main, rank, world = accelerator.is_main_process, accelerator.process_index, accelerator.num_processes
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-    threads = config.threads or _default_threads(local_world)
+    threads = resolve_threads(config.threads)
     torch.set_num_threads(threads)
 
     # ---- data

@@ -6,32 +6,46 @@ from pathlib import Path
 
 import typer
 
+from llm2edge.cli.options import threads_option
 from llm2edge.console import say
+from llm2edge.defaults import (
+    CLASS_WEIGHT,
+    GRAD_ACCUM,
+    LABEL_COL,
+    MAX_LENGTH,
+    TEXT_COL,
+    TRAIN_BATCH_SIZE,
+    TRAIN_EPOCHS,
+    TRAIN_LR,
+    TRAIN_SEED,
+)
 
 
 def train(
     data: Path = typer.Option(..., "--data", "-d", help="Training data (csv, jsonl, parquet)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (Hugging Face layout)."),
     eval_data: Path | None = typer.Option(None, "--eval", help="Gold-labelled data to evaluate on."),
-    text_col: str = typer.Option("text", "--text-col", help="Column holding the text."),
-    label_col: str = typer.Option("label", "--label-col", help="Column holding the label."),
+    text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column holding the text."),
+    label_col: str = typer.Option(LABEL_COL, "--label-col", help="Column holding the label."),
     model: str | None = typer.Option(None, "--model", "-m",
                                      help="Student: hub id or local folder (default: packaged MiniLM-L6)."),
-    epochs: int = typer.Option(3, "--epochs", help="Passes over the training data."),
-    max_length: int = typer.Option(64, "--max-length", help="Tokens per text (longer texts are truncated)."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Examples per batch (per process)."),
-    lr: float = typer.Option(1e-4, "--lr", help="Peak learning rate (AdamW, linear decay, 10% warm-up)."),
-    seed: int = typer.Option(42, "--seed", help="Seed for init, shuffling and the validation slice."),
+    epochs: int = typer.Option(TRAIN_EPOCHS, "--epochs", help="Passes over the training data."),
+    max_length: int = typer.Option(MAX_LENGTH, "--max-length",
+                                   help="Tokens per text (longer texts are truncated)."),
+    batch_size: int = typer.Option(TRAIN_BATCH_SIZE, "--batch-size",
+                                   help="Examples per batch (per process)."),
+    lr: float = typer.Option(TRAIN_LR, "--lr", help="Peak learning rate (AdamW, linear decay, 10% warm-up)."),
+    seed: int = typer.Option(TRAIN_SEED, "--seed", help="Seed for init, shuffling and the validation slice."),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder",
                                         help="Train only the classification head on frozen embeddings."),
     soft: bool = typer.Option(False, "--soft", help="Train on the 'probs' distributions of labels.jsonl."),
-    class_weight: str = typer.Option("none", "--class-weight",
+    class_weight: str = typer.Option(CLASS_WEIGHT, "--class-weight",
                                      help="Loss weights per class: none, or balanced (n / (k * n_c), "
                                           "against skewed labels)."),
-    threads: int | None = typer.Option(None, "--threads", help="Torch threads (default: available CPUs)."),
+    threads: int | None = threads_option("Torch threads per process"),
     no_resume: bool = typer.Option(False, "--no-resume",
                                    help="Discard OUT/checkpoints (last epoch kept) and start over."),
-    grad_accum: int = typer.Option(1, "--grad-accum", help="Batches per optimizer step."),
+    grad_accum: int = typer.Option(GRAD_ACCUM, "--grad-accum", help="Batches per optimizer step."),
 ) -> None:
     """Fine-tune a student classifier; resumes from the last epoch checkpoint after a crash."""
     from llm2edge.extras import require
