@@ -21,6 +21,8 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from llm2edge.checks import at_least, one_of
+from llm2edge.defaults import LABEL_CONCURRENCY, LABEL_MAX_RETRIES, LABEL_TIMEOUT_S
 from llm2edge.errors import BackendError
 from llm2edge.hub.label.answers import (
     ANSWER_RE,
@@ -77,9 +79,9 @@ class OpenAIBackend:
         model: str,
         base_url: str | None = None,
         api_key_env: str = "OPENAI_API_KEY",
-        concurrency: int = 8,
-        timeout: float = 60.0,
-        max_retries: int = 2,
+        concurrency: int = LABEL_CONCURRENCY,
+        timeout: float = LABEL_TIMEOUT_S,
+        max_retries: int = LABEL_MAX_RETRIES,
         temperature: float = 0.0,
         mode: str = "auto",
         max_tokens: int = 16,
@@ -88,10 +90,8 @@ class OpenAIBackend:
         retry_rounds: int = 2,
         retry_backoff: float = 0.5,
     ) -> None:
-        if mode not in MODES:
-            raise BackendError(f"openai backend: mode must be one of {', '.join(MODES)}, not {mode!r}")
-        if concurrency < 1:
-            raise BackendError(f"openai backend: concurrency must be at least 1, not {concurrency}")
+        one_of("mode", mode, MODES)
+        at_least("concurrency", concurrency)
         if base_url is None and not os.environ.get(api_key_env):
             raise BackendError(f"openai backend: set ${api_key_env} to your API key (read from the "
                                "environment only)")
