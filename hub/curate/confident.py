@@ -23,7 +23,20 @@ from typing import Any
 
 import numpy as np
 
-from llm2edge.errors import DataError, TaskError
+from llm2edge.checks import at_least, check_max_length, check_threads, one_of
+from llm2edge.defaults import (
+    CURATE_ACTION,
+    CURATE_FILTER_BY,
+    CURATE_FOLDS,
+    CURATE_METHOD,
+    CURATE_PROBS,
+    CURATE_TOP,
+    EMBED_BATCH_SIZE,
+    MAX_LENGTH,
+    PROGRESS,
+    SEED,
+)
+from llm2edge.errors import ConfigError, DataError
 from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels, row_probs, write_json, write_rows
 
 METHODS = ("cleanlab",)
@@ -33,22 +46,46 @@ ACTIONS = ("flag", "drop")
 
 @dataclass(kw_only=True)
 class CurateConfig:
-    """Options of `llm2edge curate`."""
+    """Options of `llm2edge curate` (setfit-style, checked when built)."""
 
+    #: labels.jsonl written by `llm2edge label`.
     labels: Path
+    #: Output folder: labels.jsonl, report.md, report.json.
     out: Path
-    method: str = "cleanlab"
-    probs: str = "crossval"  # crossval | llm
-    action: str = "flag"  # flag | drop
-    folds: int = 5
-    model: str | None = None  # student encoder for crossval embeddings (default: the packaged MiniLM)
-    max_length: int = 128
-    batch_size: int = 32
-    filter_by: str = "prune_by_noise_rate"  # cleanlab's find_label_issues filter
-    seed: int = 0
+    #: Curation method (cleanlab).
+    method: str = CURATE_METHOD
+    #: Out-of-sample probabilities: "crossval" (K-fold model on student embeddings) or "llm" (the LLM's own).
+    probs: str = CURATE_PROBS
+    #: "flag" (add label_issue to every row) or "drop" (write only the unflagged rows).
+    action: str = CURATE_ACTION
+    #: Cross-validation folds for crossval probabilities (at least 2).
+    folds: int = CURATE_FOLDS
+    #: Student encoder for the crossval embeddings (default: the packaged MiniLM).
+    model: str | None = None
+    #: Tokens per text for the embeddings: the student's own limit (texts are seen as it will see them).
+    max_length: int = MAX_LENGTH
+    #: Texts per embedding batch.
+    batch_size: int = EMBED_BATCH_SIZE
+    #: cleanlab's find_label_issues filter.
+    filter_by: str = CURATE_FILTER_BY
+    #: Seed of the fold split.
+    seed: int = SEED
+    #: Torch threads for the embeddings; None: `resolve_threads` (the CPUs this process may use).
     threads: int | None = None
-    top: int = 20  # examples in the report
-    progress: bool = True
+    #: Flagged examples listed in the report.
+    top: int = CURATE_TOP
+    #: Show a progress bar while embedding.
+    progress: bool = PROGRESS
+
+    def __post_init__(self) -> None:
+        one_of("method", self.method, METHODS)
+        one_of("probs", self.probs, PROB_SOURCES)
+        one_of("action", self.action, ACTIONS)
+        at_least("folds", self.folds, 2)
+        check_max_length(self.max_length)
+        at_least("batch_size", self.batch_size)
+        at_least("top", self.top, 0)
+        check_threads(self.threads)
 
 
 @dataclass(frozen=True)
@@ -78,8 +115,8 @@ def pair_text(row: Row) -> str | None:
     return " ".join(str(v) for v in fields.values()) or None
 
 
-def crossval_probs(features: np.ndarray, y: np.ndarray, n_classes: int, *, folds: int = 5,
-                   seed: int = 0, c: float = 1.0) -> np.ndarray:
+def crossval_probs(features: np.ndarray, y: np.ndarray, n_classes: int, *, folds: int = CURATE_FOLDS,
+                   seed: int = SEED, c: float = 1.0) -> np.ndarray:
     """Out-of-sample class probabilities from K-fold logistic regression on `features`."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import KFold, StratifiedKFold
@@ -106,22 +143,21 @@ def crossval_probs(features: np.ndarray, y: np.ndarray, n_classes: int, *, folds
     return out / out.sum(axis=1, keepdims=True)
 
 
-def find_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = "crossval",
-                features: np.ndarray | None = None, folds: int = 5, seed: int = 0,
-                filter_by: str = "prune_by_noise_rate") -> Issues:
+def find_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = CURATE_PROBS,
+                features: np.ndarray | None = None, folds: int = CURATE_FOLDS, seed: int = SEED,
+                filter_by: str = CURATE_FILTER_BY) -> Issues:
     """Run cleanlab on `rows` with LLM or cross-validated probabilities (`features` needed for crossval)."""
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    if probs not in PROB_SOURCES:
-        raise TaskError(f"unknown --probs '{probs}': use one of {', '.join(PROB_SOURCES)}")
+    one_of("probs", probs, PROB_SOURCES)
     index = {name: i for i, name in enumerate(labels)}
     y = np.array([index[r["label"]] for r in rows], dtype=np.int64)
     if probs == "llm":
         pred = np.array([row_probs(r, labels) for r in rows], dtype=np.float64)
     else:
         if features is None:
-            raise TaskError("crossval probabilities need embeddings (features)")
+            raise ConfigError("crossval probabilities need embeddings (features)")
         pred = crossval_probs(features, y, len(labels), folds=folds, seed=seed)
     # cleanlab wants every class present among the given labels: work on the classes that are.
     present = np.flatnonzero(np.bincount(y, minlength=len(labels)) > 0)
@@ -217,14 +253,6 @@ def report_markdown(report: dict[str, Any]) -> str:
 
 def curate(config: CurateConfig) -> CurateResult:
     """Flag (or drop) likely label errors in a labels.jsonl file; write the curated file and a report."""
-    if config.method not in METHODS:
-        raise TaskError(f"unknown --method '{config.method}': use one of {', '.join(METHODS)}")
-    if config.action not in ACTIONS:
-        raise TaskError(f"unknown --action '{config.action}': use one of {', '.join(ACTIONS)}")
-    if config.probs not in PROB_SOURCES:
-        raise TaskError(f"unknown --probs '{config.probs}': use one of {', '.join(PROB_SOURCES)}")
-    if config.folds < 2:
-        raise TaskError(f"--folds must be at least 2, got {config.folds}")
     start = time.perf_counter()
     data = load_labels(config.labels)
     features = _embed_rows(data.rows, config) if config.probs == "crossval" else None

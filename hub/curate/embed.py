@@ -6,27 +6,33 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from llm2edge.errors import BackendError
+from llm2edge.checks import at_least, check_max_length
+from llm2edge.defaults import EMBED_BATCH_SIZE, MAX_LENGTH
+from llm2edge.edge.threads import resolve_threads
+from llm2edge.errors import ConfigError
 
 
 def embed_texts(texts: Sequence[str], *, model: str | None = None, pairs: Sequence[str | None] | None = None,
-                max_length: int = 128, batch_size: int = 32, threads: int | None = None,
+                max_length: int = MAX_LENGTH, batch_size: int = EMBED_BATCH_SIZE, threads: int | None = None,
                 progress: bool = False) -> np.ndarray:
-    """Mean-pooled, L2-normalized embeddings of `texts`, optionally paired with `pairs` (e.g. a target)."""
+    """Mean-pooled, L2-normalized embeddings of `texts`, optionally paired with `pairs` (e.g. a target);
+    `threads`: torch threads (default: `resolve_threads`)."""
+    check_max_length(max_length)
+    at_least("batch_size", batch_size)
+    n_threads = resolve_threads(threads)
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     from llm2edge.hub.models import default_student, load_pretrained, resolve_model
 
-    if threads:
-        torch.set_num_threads(threads)
+    torch.set_num_threads(n_threads)
     name = resolve_model(model, default_student)
     tokenizer = load_pretrained(AutoTokenizer.from_pretrained, name)
     encoder = load_pretrained(AutoModel.from_pretrained, name)
     encoder.eval()
     n = len(texts)
     if pairs is not None and len(pairs) != n:
-        raise BackendError(f"embed_texts: {n} texts but {len(pairs)} pairs")
+        raise ConfigError(f"embed_texts: {n} texts but {len(pairs)} pairs")
     order = sorted(range(n), key=lambda i: len(texts[i]))  # length-sorted batches: little padding
     out: np.ndarray | None = None
     bar = None

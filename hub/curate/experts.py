@@ -20,6 +20,9 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from llm2edge.checks import fraction as check_fraction
+from llm2edge.checks import one_of
+from llm2edge.defaults import EXPERT_BY, EXPERT_FRACTION, EXPERT_STRATEGY, LABEL_COL, SEED, TEXT_COL
 from llm2edge.errors import DataError, TaskError
 from llm2edge.hub.curate.rows import (
     LabeledRows,
@@ -44,15 +47,25 @@ LS_TEXT, LS_CHOICES = "text", "label"
 
 @dataclass(kw_only=True)
 class SampleConfig:
-    """Options of `llm2edge sample-experts`."""
+    """Options of `llm2edge sample-experts` (checked when built)."""
 
+    #: labels.jsonl written by `llm2edge label`.
     labels: Path
+    #: Output folder for review.csv, label_studio.json, label_config.xml, sample.json.
     out: Path
-    fraction: float = 0.1
-    strategy: str = "confidence"  # confidence | random
-    stratify: bool = False  # the same budget per LLM label (RED-CT)
-    by: str = "confidence"  # confidence (top1 - top2 probability) | margin (log-prob margin)
-    seed: int = 0
+    #: Share of the items to send to experts, in [0, 1].
+    fraction: float = EXPERT_FRACTION
+    #: "confidence" (the least confident LLM labels) or "random".
+    strategy: str = EXPERT_STRATEGY
+    #: The same budget for each LLM label (RED-CT's rule).
+    stratify: bool = False
+    #: The confidence score: "confidence" (top1 - top2 probability) or "margin" (log-prob margin).
+    by: str = EXPERT_BY
+    #: Seed of the random strategy.
+    seed: int = SEED
+
+    def __post_init__(self) -> None:
+        check_selection(self.fraction, self.strategy, self.by)
 
 
 @dataclass(frozen=True)
@@ -69,13 +82,20 @@ class SampleResult:
 class MergeConfig:
     """Options of `llm2edge merge-experts`."""
 
+    #: labels.jsonl written by `llm2edge label`.
     labels: Path
+    #: The annotated review.csv, a Label Studio JSON export, or the folder sample-experts wrote.
     reviewed: Path
+    #: The merged labels.jsonl to write.
     out: Path
+    #: A gold file: fill the sampled items nobody reviewed from it (simulated experts).
     simulate_from: Path | None = None
+    #: Id column of the gold file (None: join by the stable row id, then by text).
     gold_id_col: str | None = None
-    gold_label_col: str = "label"
-    gold_text_col: str = "text"
+    #: Label column of the gold file.
+    gold_label_col: str = LABEL_COL
+    #: Text column of the gold file.
+    gold_text_col: str = TEXT_COL
 
 
 @dataclass(frozen=True)
@@ -90,10 +110,15 @@ class MergeResult:
     n_simulated: int  # expert labels filled from the gold file
 
 
+def check_selection(fraction: float, strategy: str, by: str) -> None:
+    """ConfigError unless the expert budget, strategy and score are usable."""
+    check_fraction("fraction", fraction)
+    one_of("strategy", strategy, STRATEGIES)
+    one_of("by", by, SCORES)
+
+
 def _budget(n: int, fraction: float) -> int:
     """The number of items a fraction of `n` buys (at least one when the fraction is positive)."""
-    if not 0.0 <= fraction <= 1.0:
-        raise TaskError(f"--fraction must be between 0 and 1, got {fraction}")
     if fraction == 0.0 or n == 0:
         return 0
     return min(n, max(1, int(round(fraction * n))))
@@ -121,14 +146,11 @@ def _tiebreak(row: Row) -> str:
     return hashlib.sha1(str(row.get("id")).encode("utf-8")).hexdigest()
 
 
-def select_experts(rows: Sequence[Row], labels: Sequence[str], *, fraction: float = 0.1,
-                   strategy: str = "confidence", stratify: bool = False, by: str = "confidence",
-                   seed: int = 0) -> list[int]:
+def select_experts(rows: Sequence[Row], labels: Sequence[str], *, fraction: float = EXPERT_FRACTION,
+                   strategy: str = EXPERT_STRATEGY, stratify: bool = False, by: str = EXPERT_BY,
+                   seed: int = SEED) -> list[int]:
     """Indices of the rows for experts: the least confident (per LLM label with `stratify`) or random."""
-    if strategy not in STRATEGIES:
-        raise TaskError(f"unknown --strategy '{strategy}': use one of {', '.join(STRATEGIES)}")
-    if by not in SCORES:
-        raise TaskError(f"unknown --by '{by}': use one of {', '.join(SCORES)}")
+    check_selection(fraction, strategy, by)
     n = _budget(len(rows), fraction)
     rng = np.random.default_rng(seed)
     groups = [list(range(len(rows)))]

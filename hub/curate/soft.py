@@ -10,17 +10,18 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from llm2edge.checks import fraction, positive
+from llm2edge.defaults import SOFT_SMOOTHING, SOFT_TEMPERATURE
 from llm2edge.errors import TaskError
 from llm2edge.hub.curate.rows import Row, row_probs
 
 
-def build_soft_labels(rows: Sequence[Row], smoothing: float = 0.0, labels: Sequence[str] | None = None,
-                      *, temperature: float = 1.0) -> list[Row]:
+def build_soft_labels(rows: Sequence[Row], smoothing: float = SOFT_SMOOTHING,
+                      labels: Sequence[str] | None = None, *,
+                      temperature: float = SOFT_TEMPERATURE) -> list[Row]:
     """Rows with `probs` a distribution over `labels` (sum 1); expert rows one-hot with `smoothing`."""
-    if not 0.0 <= smoothing < 1.0:
-        raise TaskError(f"smoothing must be in [0, 1), got {smoothing}")
-    if temperature <= 0:
-        raise TaskError(f"temperature must be positive, got {temperature}")
+    fraction("smoothing", smoothing, closed=False)
+    positive("temperature", temperature)
     if labels is None:
         seen: dict[str, None] = {}
         for row in rows:

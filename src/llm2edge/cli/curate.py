@@ -6,26 +6,47 @@ from pathlib import Path
 
 import typer
 
+from llm2edge.cli.options import no_model_threads_option, threads_option
 from llm2edge.console import say
+from llm2edge.defaults import (
+    CURATE_ACTION,
+    CURATE_FILTER_BY,
+    CURATE_FOLDS,
+    CURATE_METHOD,
+    CURATE_PROBS,
+    CURATE_TOP,
+    EMBED_BATCH_SIZE,
+    EXPERT_BY,
+    EXPERT_FRACTION,
+    EXPERT_STRATEGY,
+    LABEL_COL,
+    MAX_LENGTH,
+    SEED,
+    SOFT_SMOOTHING,
+    SOFT_TEMPERATURE,
+    TEXT_COL,
+)
 from llm2edge.extras import require
 
 
 def curate_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
     out: Path = typer.Option(..., "--out", help="Output folder: labels.jsonl, report.md, report.json."),
-    method: str = typer.Option("cleanlab", "--method", help="Curation method (cleanlab)."),
-    probs: str = typer.Option("crossval", "--probs", help="Out-of-sample probabilities: crossval (K-fold "
+    method: str = typer.Option(CURATE_METHOD, "--method", help="Curation method (cleanlab)."),
+    probs: str = typer.Option(CURATE_PROBS, "--probs", help="Out-of-sample probabilities: crossval (K-fold "
                               "model on student embeddings) | llm (the LLM's own; weak, see docs)."),
-    action: str = typer.Option("flag", "--action", help="flag (add label_issue) | drop (flagged rows)."),
-    folds: int = typer.Option(5, "--folds", help="Cross-validation folds for --probs crossval."),
+    action: str = typer.Option(CURATE_ACTION, "--action",
+                               help="flag (add label_issue) | drop (flagged rows)."),
+    folds: int = typer.Option(CURATE_FOLDS, "--folds", help="Cross-validation folds for --probs crossval."),
     model: str | None = typer.Option(None, "--model", help="Encoder for crossval embeddings "
                                         "(default: the packaged MiniLM student)."),
-    max_length: int = typer.Option(128, "--max-length", help="Tokens per text for the embeddings."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Embedding batch size."),
-    filter_by: str = typer.Option("prune_by_noise_rate", "--filter-by", help="cleanlab filter_by method."),
-    threads: int | None = typer.Option(None, "--threads", help="Torch threads for the embeddings."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the fold split."),
-    top: int = typer.Option(20, "--top", help="Flagged examples listed in the report."),
+    max_length: int = typer.Option(MAX_LENGTH, "--max-length",
+                                   help="Tokens per text for the embeddings (as the student trains)."),
+    batch_size: int = typer.Option(EMBED_BATCH_SIZE, "--batch-size", help="Embedding batch size."),
+    filter_by: str = typer.Option(CURATE_FILTER_BY, "--filter-by", help="cleanlab filter_by method."),
+    threads: int | None = threads_option("Torch threads for the embeddings"),
+    seed: int = typer.Option(SEED, "--seed", help="Seed of the fold split."),
+    top: int = typer.Option(CURATE_TOP, "--top", help="Flagged examples listed in the report."),
 ) -> None:
     """Flag or drop likely-wrong LLM labels with confident learning (cleanlab)."""
     require("hub")
@@ -41,13 +62,16 @@ def curate_cmd(
 def sample_experts_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
     out: Path = typer.Option(..., "--out", help="Output folder for review.csv, label_studio.json, ..."),
-    fraction: float = typer.Option(0.1, "--fraction", help="Share of the items to send to experts."),
-    strategy: str = typer.Option("confidence", "--strategy", help="confidence (least confident) | random."),
+    fraction: float = typer.Option(EXPERT_FRACTION, "--fraction",
+                                   help="Share of the items to send to experts."),
+    strategy: str = typer.Option(EXPERT_STRATEGY, "--strategy",
+                                 help="confidence (least confident) | random."),
     stratify: bool = typer.Option(False, "--stratify/--no-stratify",
                                   help="The same budget for each LLM label (RED-CT's rule)."),
-    by: str = typer.Option("confidence", "--by", help="confidence (top1-top2 probability) | margin "
+    by: str = typer.Option(EXPERT_BY, "--by", help="confidence (top1-top2 probability) | margin "
                            "(log-prob margin)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for --strategy random."),
+    seed: int = typer.Option(SEED, "--seed", help="Seed for --strategy random."),
+    threads: int | None = no_model_threads_option(),
 ) -> None:
     """Pick items for expert review: the least-confident LLM labels (RED-CT) or a random sample."""
     require("hub")
@@ -68,8 +92,9 @@ def merge_experts_cmd(
                                                  help="Gold file: fill unreviewed sampled items from it."),
     gold_id_col: str | None = typer.Option(None, "--gold-id-col", help="Id column of the gold file "
                                               "(default: join by the stable row id, then by text)."),
-    gold_label_col: str = typer.Option("label", "--gold-label-col", help="Label column of the gold file."),
-    gold_text_col: str = typer.Option("text", "--gold-text-col", help="Text column of the gold file."),
+    gold_label_col: str = typer.Option(LABEL_COL, "--gold-label-col", help="Label column of the gold file."),
+    gold_text_col: str = typer.Option(TEXT_COL, "--gold-text-col", help="Text column of the gold file."),
+    threads: int | None = no_model_threads_option(),
 ) -> None:
     """Merge expert labels into labels.jsonl (`source: expert`, one-hot probabilities)."""
     require("hub")
@@ -86,8 +111,11 @@ def merge_experts_cmd(
 def soft_labels_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl (LLM or merged)."),
     out: Path = typer.Option(..., "--out", help="labels.jsonl with normalized `probs` to write."),
-    smoothing: float = typer.Option(0.0, "--smoothing", help="Label smoothing of expert (one-hot) rows."),
-    temperature: float = typer.Option(1.0, "--temperature", help="Sharpen (<1) or flatten (>1) LLM probs."),
+    smoothing: float = typer.Option(SOFT_SMOOTHING, "--smoothing",
+                                    help="Label smoothing of expert (one-hot) rows."),
+    temperature: float = typer.Option(SOFT_TEMPERATURE, "--temperature",
+                                      help="Sharpen (<1) or flatten (>1) LLM probs."),
+    threads: int | None = no_model_threads_option(),
 ) -> None:
     """Normalize each row's label distribution to sum to 1, for `llm2edge train --soft`."""
     require("hub")

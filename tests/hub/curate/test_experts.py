@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from llm2edge.errors import TaskError
+from llm2edge.errors import ConfigError, TaskError
 from llm2edge.hub.curate.experts import (
     MergeConfig,
     SampleConfig,
@@ -47,8 +48,10 @@ def test_select_global_and_random(stance_labels):
     assert rand != select_experts(rows, labels, fraction=0.1, strategy="random", seed=8)
     # the point of RED-CT's rule: the least-confident items hold more LLM errors than a random sample
     assert flipped[glob].mean() > flipped.mean()
-    with pytest.raises(TaskError):
+    with pytest.raises(ConfigError, match=r"fraction must be in \[0, 1\], got 1.5"):
         select_experts(rows, labels, fraction=1.5)
+    with pytest.raises(ConfigError, match="strategy must be one of confidence, random"):
+        SampleConfig(labels=Path("x"), out=Path("y"), strategy="oldest")
 
 
 def test_sample_writes_csv_and_label_studio(stance_labels, tmp_path, cli):

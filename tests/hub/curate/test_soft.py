@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from llm2edge.errors import TaskError
+from llm2edge.errors import ConfigError
 from llm2edge.hub.curate.soft import build_soft_labels
 from llm2edge.records import read_jsonl
 
@@ -41,7 +41,7 @@ def test_expert_rows_one_hot_with_smoothing():
     out = build_soft_labels(_rows(), smoothing=0.3, labels=LABELS)
     assert out[3]["probs"]["NONE"] == pytest.approx(0.8) and out[3]["probs"]["FAVOR"] == pytest.approx(0.1)
     assert out[0]["probs"] == build_soft_labels(_rows(), labels=LABELS)[0]["probs"]  # LLM rows unsmoothed
-    with pytest.raises(TaskError):
+    with pytest.raises(ConfigError, match=r"smoothing must be in \[0, 1\)"):
         build_soft_labels(_rows(), smoothing=1.0, labels=LABELS)
 
 
