@@ -5,7 +5,9 @@ cleanlab, scikit-learn and the embedding model are imported only when a curation
 
 - `rows`: labels.jsonl as rows with probabilities (LabeledRows), and writing them back.
 - `confident`: `curate` (cleanlab's find_label_issues on cross-validated or LLM probabilities).
-- `experts`: `sample_experts` (the items to send to people, CSV + Label Studio) and `merge_experts`.
+- `experts`: `sample_experts` (the items to send to people, CSV + Label Studio) and `merge_experts`;
+  `label_studio`: the Label Studio config, import tasks and exports; `reviews`: one vote per annotation,
+  settled per item (`--on-conflict`).
 - `soft`: soft labels from the LLM's probabilities. `embed`: the sentence embeddings cleanlab's model uses.
 """
 

@@ -1,8 +1,9 @@
 """The expert budget (RED-CT): send the least-confident LLM labels to experts, then merge their answers.
 
-`select_experts` picks the items; `sample_experts` writes them for annotators (review.csv, a Label Studio
-import with the LLM label as a prediction, and the Label Studio labeling config); `merge_experts` reads
-the annotated CSV or a Label Studio export back, validates every label and writes the merged labels.
+`select_experts` picks the items; `sample_experts` writes them for annotators, least confident first
+(review.csv, a Label Studio import with the LLM label as a prediction, and the Label Studio labeling
+config: `label_studio`); `merge_experts` reads the annotated CSV or a Label Studio export back (one vote
+per annotation, settled per item by `reviews.decide`), validates every label and writes the merged labels.
 RED-CT's rule (`--strategy confidence --stratify`): the same budget for each LLM label, and within each
 label the items with the smallest confidence margin.
 """
@@ -11,19 +12,36 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
 from llm2edge.checks import fraction as check_fraction
 from llm2edge.checks import one_of
-from llm2edge.defaults import EXPERT_BY, EXPERT_FRACTION, EXPERT_STRATEGY, LABEL_COL, SEED, TEXT_COL
-from llm2edge.errors import DataError, TaskError
+from llm2edge.defaults import (
+    EXPERT_BY,
+    EXPERT_CONTROL,
+    EXPERT_FRACTION,
+    EXPERT_ON_CONFLICT,
+    EXPERT_STRATEGY,
+    LABEL_COL,
+    SEED,
+    TEXT_COL,
+)
+from llm2edge.errors import ConfigError, DataError, TaskError
+from llm2edge.hub.curate.label_studio import LS_ITEM_ID, label_config_xml, label_studio_tasks, read_export
+from llm2edge.hub.curate.reviews import (
+    ON_CONFLICT,
+    REVIEW_ID,
+    REVIEW_LABEL,
+    Decision,
+    Vote,
+    decide,
+    read_review_csv,
+    show_ids,
+)
 from llm2edge.hub.curate.rows import (
     LabeledRows,
     Row,
@@ -41,8 +59,6 @@ REVIEW_CSV = "review.csv"
 LABEL_STUDIO_JSON = "label_studio.json"
 LABEL_CONFIG_XML = "label_config.xml"
 SAMPLE_JSON = "sample.json"
-#: The names the Label Studio config gives the text and the choices (annotations are read by these).
-LS_TEXT, LS_CHOICES = "text", "label"
 
 
 @dataclass(kw_only=True)
@@ -96,6 +112,16 @@ class MergeConfig:
     gold_label_col: str = LABEL_COL
     #: Text column of the gold file.
     gold_text_col: str = TEXT_COL
+    #: An item whose annotations disagree: "error" (list them), "latest" (the newest by created_at; in a
+    #: review.csv the later line) or "majority" (the most frequent label; a tie is an error).
+    on_conflict: str = EXPERT_ON_CONFLICT
+    #: The Label Studio Choices control that holds the expert label (the name llm2edge's config writes).
+    control: str = EXPERT_CONTROL
+
+    def __post_init__(self) -> None:
+        one_of("on_conflict", self.on_conflict, ON_CONFLICT)
+        if not str(self.control).strip():
+            raise ConfigError("control must name the Label Studio Choices control, got ''")
 
 
 @dataclass(frozen=True)
@@ -108,6 +134,28 @@ class MergeResult:
     n_expert: int  # rows now labeled by an expert
     n_changed: int  # expert label differs from the LLM label
     n_simulated: int  # expert labels filled from the gold file
+    skipped: list[str] = field(default_factory=list)  # items whose every annotation was skipped
+    unannotated: list[str] = field(default_factory=list)  # items nobody annotated (or filled from gold)
+    conflicts: list[str] = field(default_factory=list)  # items whose annotations disagreed (policy decided)
+    on_conflict: str = EXPERT_ON_CONFLICT
+    kind: str = REVIEW_CSV  # the review file: review.csv, or a Label Studio JSON / JSON_MIN / CSV export
+
+    def summary(self) -> str:
+        """What was merged, in one line: counts, conflicts decided, skipped and unannotated items by id."""
+        sim = f", {self.n_simulated} simulated from gold" if self.n_simulated else ""
+        parts = [f"{self.n_expert} expert labels ({self.n_changed} changed the LLM label{sim}) of "
+                 f"{self.n_reviewed} reviewed items"]
+        if self.conflicts:
+            parts.append(f"{len(self.conflicts)} with disagreeing annotations decided by {self.on_conflict} "
+                         f"({show_ids(self.conflicts)})")
+        if self.skipped:
+            parts.append(f"skipped {len(self.skipped)} ({show_ids(self.skipped)})")
+        elif self.kind in ("JSON_MIN", "CSV"):
+            parts.append(f"skipped tasks are not in {self.kind} exports (export JSON to list them)")
+        if self.unannotated:
+            filled = " (filled from gold)" if self.n_simulated else ""
+            parts.append(f"not annotated {len(self.unannotated)}{filled} ({show_ids(self.unannotated)})")
+        return "; ".join(parts) + f"; wrote {self.n_rows} rows to {self.out}"
 
 
 def check_selection(fraction: float, strategy: str, by: str) -> None:
@@ -169,58 +217,25 @@ def select_experts(rows: Sequence[Row], labels: Sequence[str], *, fraction: floa
     return sorted(chosen)
 
 
-def label_config_xml(labels: Sequence[str], fields: Sequence[str] = ()) -> str:
-    """The Label Studio labeling config: the text (and its fields), one single choice among the labels."""
-    lines = ["<View>"]
-    for name in fields:
-        lines.append(f"  <Header value={quoteattr(name + ': $' + name)}/>")
-    lines.append(f'  <Text name="{LS_TEXT}" value="$text"/>')
-    lines.append(f'  <Choices name="{LS_CHOICES}" toName="{LS_TEXT}" choice="single-radio" '
-                 'showInline="true">')
-    for name in labels:
-        lines.append(f"    <Choice value={quoteattr(name)}/>")
-    lines += ["  </Choices>", "</View>"]
-    return "\n".join(lines) + "\n"
-
-
-def label_studio_tasks(rows: Sequence[Row], labels: Sequence[str], fields: Sequence[str] = ()
-                       ) -> list[dict[str, Any]]:
-    """Label Studio import tasks: `data` (text, item_id, fields) and the LLM label as a choices prediction."""
-    tasks = []
-    for row in rows:
-        data: dict[str, Any] = {"text": row["text"], "item_id": row["id"]}
-        for name in fields:
-            data[name] = (row.get("fields") or {}).get(name, "")
-        score = round(float(row_confidence(row, labels)), 6)
-        tasks.append({
-            "data": data,
-            "predictions": [{
-                "model_version": f"llm2edge:{row.get('model') or 'llm'}",
-                "score": score,
-                "result": [{"from_name": LS_CHOICES, "to_name": LS_TEXT, "type": "choices",
-                            "value": {"choices": [row["label"]]}}],
-            }],
-        })
-    return tasks
-
-
 def sample_experts(config: SampleConfig) -> SampleResult:
     """Write the items for expert review: review.csv, label_studio.json, label_config.xml, sample.json."""
     data = load_labels(config.labels)
     picked = select_experts(data.rows, data.labels, fraction=config.fraction, strategy=config.strategy,
                             stratify=config.stratify, by=config.by, seed=config.seed)
-    rows = [data.rows[i] for i in picked]
+    # least confident first: the order reviewers meet them (Label Studio's sequential sampling = file order)
+    rows = sorted((data.rows[i] for i in picked),
+                  key=lambda row: (row_confidence(row, data.labels, config.by), _tiebreak(row)))
     fields = field_names(data.rows)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     with (out / REVIEW_CSV).open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["id", "text", *fields, "llm_label", "confidence", "expert_label"])
+        writer.writerow([REVIEW_ID, "text", *fields, "llm_label", config.by, REVIEW_LABEL])
         for row in rows:
             values = [(row.get("fields") or {}).get(name, "") for name in fields]
             writer.writerow([row["id"], row["text"], *values, row["label"],
                              f"{row_confidence(row, data.labels, config.by):.6f}", ""])
-    write_json(out / LABEL_STUDIO_JSON, label_studio_tasks(rows, data.labels, fields))
+    write_json(out / LABEL_STUDIO_JSON, label_studio_tasks(rows, data.labels, fields, config.by))
     (out / LABEL_CONFIG_XML).write_text(label_config_xml(data.labels, fields), encoding="utf-8")
     per_label = dict.fromkeys(data.labels, 0)
     for row in rows:
@@ -232,89 +247,6 @@ def sample_experts(config: SampleConfig) -> SampleResult:
         "per_label": per_label, "ids": [row["id"] for row in rows],
     })
     return SampleResult(out, len(data.rows), len(rows), per_label)
-
-
-# ---------------------------------------------------------------- reading reviews back
-
-
-@dataclass(frozen=True)
-class Review:
-    """One reviewed item: its id, the expert label ('' = not reviewed) and where it was read."""
-
-    id: str
-    label: str
-    where: str  # "file:line" or "file: task N"
-
-
-def _read_review_csv(path: Path) -> list[Review]:
-    """The (id, expert_label) pairs of an annotated review.csv."""
-    reviews = []
-    for n, (line, row) in enumerate(iter_rows(path, fmt="csv")):
-        if n == 0:
-            missing = [c for c in ("id", "expert_label") if c not in row]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(missing)}")
-        reviews.append(Review(str(row["id"]), str(row.get("expert_label") or "").strip(), f"{path}:{line}"))
-    return reviews
-
-
-def _annotation_choice(annotation: dict[str, Any]) -> str | None:
-    """The choice of a Label Studio annotation's choices result, or None (cancelled / no choice)."""
-    if annotation.get("was_cancelled"):
-        return None
-    for result in annotation.get("result") or []:
-        if result.get("type") == "choices" and (result.get("value") or {}).get("choices"):
-            choices = result["value"]["choices"]
-            if len(choices) != 1:
-                raise DataError(f"annotation {annotation.get('id')}: {len(choices)} choices, expected one")
-            return str(choices[0])
-    return None
-
-
-def _read_label_studio(path: Path) -> list[Review]:
-    """The (item_id, chosen label) pairs of a Label Studio JSON export (full or JSON_MIN)."""
-    try:
-        tasks = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: not a Label Studio JSON export ({exc})") from None
-    if isinstance(tasks, dict):
-        tasks = [tasks]
-    if not isinstance(tasks, list):
-        raise DataError(f"{path}: expected a JSON list of tasks")
-    reviews = []
-    for n, task in enumerate(tasks, start=1):
-        where = f"{path}: task {n}"
-        if not isinstance(task, dict):
-            raise DataError(f"{where}: not a JSON object")
-        data = task.get("data") if isinstance(task.get("data"), dict) else task  # JSON_MIN is flat
-        item_id = data.get("item_id")
-        if item_id is None:
-            raise DataError(f"{where}: no data.item_id (was this task imported from sample-experts?)")
-        label = ""
-        if "annotations" in task:
-            # the last finished, non-cancelled annotation wins
-            for annotation in task.get("annotations") or []:
-                choice = _annotation_choice(annotation)
-                if choice is not None:
-                    label = choice
-        elif isinstance(task.get(LS_CHOICES), str):  # JSON_MIN: the choice under the control's name
-            label = task[LS_CHOICES]
-        reviews.append(Review(str(item_id), label.strip(), where))
-    return reviews
-
-
-def read_reviews(path: str | Path) -> list[Review]:
-    """The reviews in an annotated review.csv, a Label Studio export JSON, or a sample-experts folder."""
-    p = Path(path)
-    if p.is_dir():
-        if not (p / REVIEW_CSV).is_file():
-            raise DataError(f"{p}: no {REVIEW_CSV} in this folder (write it with `llm2edge sample-experts`)")
-        return _read_review_csv(p / REVIEW_CSV)
-    if not p.is_file():
-        raise DataError(f"{p}: no such file or folder")
-    if p.suffix.lower() == ".json":
-        return _read_label_studio(p)
-    return _read_review_csv(p)
 
 
 def _gold_lookup(config: MergeConfig, fields: Sequence[str]
@@ -343,42 +275,79 @@ def _gold_lookup(config: MergeConfig, fields: Sequence[str]
     return by_id, by_key, {t: v for t, v in by_text.items() if v is not None}
 
 
+def read_votes(path: str | Path, control: str = EXPERT_CONTROL, data_fields: Sequence[str] = ()
+               ) -> tuple[list[Vote], str]:
+    """The votes in a sample-experts folder (its review.csv), an annotated review.csv, or a Label Studio
+    export (JSON, JSON_MIN, CSV or TSV; the choice read from the Choices control `control`), and the kind
+    of file: "review.csv", "JSON", "JSON_MIN" or "CSV"."""
+    p = Path(path)
+    if p.is_dir():
+        if not (p / REVIEW_CSV).is_file():
+            raise DataError(f"{p}: no {REVIEW_CSV} in this folder (write it with `llm2edge sample-experts`)")
+        return read_review_csv(p / REVIEW_CSV), REVIEW_CSV
+    if not p.is_file():
+        raise DataError(f"{p}: no such file or folder")
+    if p.suffix.lower() == ".json":
+        return read_export(p, control, data_fields)
+    header = next(iter_rows(p, fmt="csv"), (0, {}))[1]
+    if REVIEW_LABEL in header or LS_ITEM_ID not in header:
+        return read_review_csv(p), REVIEW_CSV
+    return read_export(p, control, data_fields)
+
+
+def _check_votes(votes: Sequence[Vote], config: MergeConfig, index: dict[str, int], known: set[str]) -> None:
+    """DataError / TaskError naming the vote when an id is not in labels.jsonl or a label not in the set."""
+    for vote in votes:
+        if vote.item_id not in index:
+            raise DataError(f"{vote.where}: id '{vote.item_id}' is not in {config.labels}")
+        if vote.label and vote.label not in known:
+            raise TaskError(f"{vote.where}: expert label '{vote.label}' is not in the label set "
+                            f"{sorted(known)}")
+
+
+def _no_labels(source: Path, decision: Decision) -> DataError:
+    """The error for a review file that holds no expert label at all (and no gold file to fill it)."""
+    return DataError(f"{source}: no expert labels in it ({len(decision.items)} items: "
+                     f"{len(decision.skipped)} skipped, {len(decision.unannotated)} not annotated); "
+                     "annotate some, or pass --simulate-from GOLD")
+
+
 def merge_experts(config: MergeConfig) -> MergeResult:
     """Write labels.jsonl with expert labels merged in (`source: expert`, one-hot probs)."""
     data: LabeledRows = load_labels(config.labels)
     known = set(data.labels)
     index = {row["id"]: i for i, row in enumerate(data.rows)}
-    reviews = read_reviews(config.reviewed)
-    if not reviews:
+    fields = field_names(data.rows)
+    votes, kind = read_votes(config.reviewed, config.control, fields)
+    if not votes:
         raise DataError(f"{config.reviewed}: no reviewed items")
-    for review in reviews:
-        if review.id not in index:
-            raise DataError(f"{review.where}: id '{review.id}' is not in {config.labels}")
-        if review.label and review.label not in known:
-            raise TaskError(f"{review.where}: expert label '{review.label}' (id {review.id}) is not in the "
-                            f"label set {sorted(known)}")
+    _check_votes(votes, config, index, known)
+    source = Path(config.reviewed) / REVIEW_CSV if Path(config.reviewed).is_dir() else config.reviewed
+    decision = decide(votes, config.on_conflict, source=source)
+    if not decision.labels and config.simulate_from is None:
+        raise _no_labels(source, decision)
     simulated = 0
-    expert: dict[str, str] = {r.id: r.label for r in reviews if r.label}
+    expert: dict[str, str] = dict(decision.labels)
     if config.simulate_from is not None:
-        fields = field_names(data.rows)
         by_id, by_key, by_text = _gold_lookup(config, fields)
-        for review in reviews:
-            if review.label:
+        for item_id in decision.items:
+            if item_id in expert:
                 continue
-            row = data.rows[index[review.id]]
+            row = data.rows[index[item_id]]
             key = (str(row["text"]), *(str((row.get("fields") or {}).get(f, "")) for f in fields))
-            gold = by_id.get(review.id) or by_key.get(key) or by_text.get(str(row["text"]))
+            gold = by_id.get(item_id) or by_key.get(key) or by_text.get(str(row["text"]))
             if gold is None:
-                raise DataError(f"{config.simulate_from}: no gold label for id '{review.id}' "
+                raise DataError(f"{config.simulate_from}: no gold label for id '{item_id}' "
                                 f"(matched by {'id' if config.gold_id_col else 'id, then text'})")
             if gold not in known:
-                raise TaskError(f"{config.simulate_from}: gold label '{gold}' (id {review.id}) is not in the "
+                raise TaskError(f"{config.simulate_from}: gold label '{gold}' (id {item_id}) is not in the "
                                 f"label set {sorted(known)}")
-            expert[review.id] = gold
+            expert[item_id] = gold
             simulated += 1
     rows, changed = apply_expert_labels(data.rows, data.labels, expert)
     write_rows(config.out, rows)
-    return MergeResult(Path(config.out), len(rows), len(reviews), len(expert), changed, simulated)
+    return MergeResult(Path(config.out), len(rows), len(decision.items), len(expert), changed, simulated,
+                       decision.skipped, decision.unannotated, decision.conflicts, config.on_conflict, kind)
 
 
 def apply_expert_labels(rows: Sequence[Row], labels: Sequence[str], expert: dict[str, str]

@@ -71,6 +71,10 @@ def load_labels(path: str | Path, labels: Sequence[str] | None = None) -> Labele
         if row["label"] not in known:
             raise DataError(f"{path}: row {lineno} (id {row['id']}): label '{row['label']}' is not in the "
                             f"label set {list(label_set)}")
+        probs = row.get("probs")
+        if probs and row["label"] not in probs:  # its distribution says nothing of its own label
+            raise DataError(f"{path}: row {lineno} (id {row['id']}): label '{row['label']}' is missing from "
+                            f"its own probs {sorted(probs)}")
     return LabeledRows(str(path), [dict(r) for _, r in good], label_set, skipped, duplicates)
 
 

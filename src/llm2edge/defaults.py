@@ -71,6 +71,12 @@ EXPERT_FRACTION = 0.1
 EXPERT_STRATEGY = "confidence"
 #: The confidence score of `sample-experts`: "confidence" (top1 - top2 probability) or "margin".
 EXPERT_BY = "confidence"
+#: What `merge-experts` does with an item whose annotations disagree: "error" (list them), "latest" (the
+#: newest by created_at) or "majority" (the most frequent label; a tie is an error).
+EXPERT_ON_CONFLICT = "error"
+#: The Label Studio Choices control `merge-experts` reads the expert label from (the name llm2edge's
+#: label config gives it).
+EXPERT_CONTROL = "label"
 #: Label smoothing of expert (one-hot) rows in `soft-labels`.
 SOFT_SMOOTHING = 0.0
 #: Temperature of the LLM's probabilities in `soft-labels` (<1 sharpens, >1 flattens).

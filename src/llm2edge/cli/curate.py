@@ -17,7 +17,9 @@ from llm2edge.defaults import (
     CURATE_TOP,
     EMBED_BATCH_SIZE,
     EXPERT_BY,
+    EXPERT_CONTROL,
     EXPERT_FRACTION,
+    EXPERT_ON_CONFLICT,
     EXPERT_STRATEGY,
     LABEL_COL,
     MAX_LENGTH,
@@ -85,8 +87,8 @@ def sample_experts_cmd(
 
 def merge_experts_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
-    reviewed: Path = typer.Option(..., "--reviewed", help="Annotated review.csv, a Label Studio JSON export, "
-                                  "or the folder sample-experts wrote."),
+    reviewed: Path = typer.Option(..., "--reviewed", help="Annotated review.csv, the folder sample-experts "
+                                  "wrote, or a Label Studio export (JSON, JSON_MIN, CSV or TSV)."),
     out: Path = typer.Option(..., "--out", help="Merged labels.jsonl to write."),
     simulate_from: Path | None = typer.Option(None, "--simulate-from",
                                                  help="Gold file: fill unreviewed sampled items from it."),
@@ -94,6 +96,11 @@ def merge_experts_cmd(
                                               "(default: join by the stable row id, then by text)."),
     gold_label_col: str = typer.Option(LABEL_COL, "--gold-label-col", help="Label column of the gold file."),
     gold_text_col: str = typer.Option(TEXT_COL, "--gold-text-col", help="Text column of the gold file."),
+    on_conflict: str = typer.Option(EXPERT_ON_CONFLICT, "--on-conflict", help="An item whose annotations "
+                                    "disagree: error (list them) | latest (newest created_at; in review.csv "
+                                    "the later line) | majority (a tie is an error)."),
+    control: str = typer.Option(EXPERT_CONTROL, "--control", help="The Label Studio Choices control that "
+                                "holds the label (llm2edge's config names it 'label')."),
     threads: int | None = no_model_threads_option(),
 ) -> None:
     """Merge expert labels into labels.jsonl (`source: expert`, one-hot probabilities)."""
@@ -102,10 +109,9 @@ def merge_experts_cmd(
 
     result = merge_experts(MergeConfig(labels=labels, reviewed=reviewed, out=out, simulate_from=simulate_from,
                                        gold_id_col=gold_id_col, gold_label_col=gold_label_col,
-                                       gold_text_col=gold_text_col))
-    sim = f", {result.n_simulated} simulated from gold" if simulate_from else ""
-    say(f"merge-experts: {result.n_expert} expert labels ({result.n_changed} changed the LLM label{sim}) of "
-         f"{result.n_reviewed} reviewed; wrote {result.n_rows} rows to {result.out}")
+                                       gold_text_col=gold_text_col, on_conflict=on_conflict,
+                                       control=control))
+    say(f"merge-experts: {result.summary()}")
 
 
 def soft_labels_cmd(

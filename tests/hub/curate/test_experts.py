@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm2edge.errors import ConfigError, TaskError
+from llm2edge.errors import ConfigError, DataError, TaskError
 from llm2edge.hub.curate.experts import (
     MergeConfig,
     SampleConfig,
@@ -201,15 +201,28 @@ def test_unknown_expert_label_names_the_row(stance_labels, tmp_path, cli, capsys
     assert not (tmp_path / "m.jsonl").exists()
     # a Label Studio export with an unknown choice names the task
     tasks = json.loads((folder / "label_studio.json").read_text())
-    tasks[1]["annotations"] = [{"result": [{"type": "choices", "value": {"choices": ["Pro"]}}]}]
+    tasks[1]["id"] = 52
+    result = {"from_name": "label", "to_name": "text", "type": "choices", "value": {"choices": ["Pro"]}}
+    tasks[1]["annotations"] = [{"id": 7, "result": [result]}]
     (tmp_path / "ls.json").write_text(json.dumps(tasks))
-    with pytest.raises(TaskError, match="task 2.*'Pro'"):
+    item = tasks[1]["data"]["item_id"]
+    with pytest.raises(TaskError, match=rf"ls.json: task 52, annotation 7 \(item {item}\).*'Pro'"):
         merge_experts(MergeConfig(labels=path, reviewed=tmp_path / "ls.json", out=tmp_path / "m.jsonl"))
 
 
-def test_load_labels_rejects_label_outside_probs(tmp_path):
+def test_load_labels_rejects_label_outside_probs(tmp_path, cli, capsys):
     p = tmp_path / "l.jsonl"
-    p.write_text(json.dumps({"id": "a", "text": "x", "label": "B", "probs": {"A": 0.6, "C": 0.4}}) + "\n"
-                 + json.dumps({"id": "b", "text": "y", "label": "A", "probs": {"A": 0.6, "C": 0.4}}) + "\n")
-    assert load_labels(p).labels == ("A", "C", "B")  # a label seen but not in probs joins the set
+    p.write_text(json.dumps({"id": "a", "text": "x", "label": "A", "probs": {"A": 0.6, "C": 0.4}}) + "\n"
+                 + json.dumps({"id": "b", "text": "y", "label": "B", "probs": {"A": 0.6, "C": 0.4}}) + "\n")
+    # B is missing from its own probs: it used to join the label set silently, with probability 0
+    with pytest.raises(DataError, match=r"row 2 \(id b\): label 'B' is missing from its own probs"):
+        load_labels(p)
+    assert cli("curate", "--labels", p, "--out", tmp_path / "cur", "--probs", "llm") == 2
+    err = capsys.readouterr().err.strip()
+    assert "l.jsonl: row 2 (id b)" in err and "['A', 'C']" in err and "\n" not in err
+    assert not (tmp_path / "cur" / "labels.jsonl").exists()
+    # a row without probs (an answer-only label) still loads: its distribution is one-hot on its label
+    p.write_text(json.dumps({"id": "a", "text": "x", "label": "A", "probs": {"A": 0.6, "C": 0.4}}) + "\n"
+                 + json.dumps({"id": "b", "text": "y", "label": "C"}) + "\n")
+    assert load_labels(p).labels == ("A", "C")
     assert np.isclose(sum(load_labels(p).label_counts().values()), 2)
