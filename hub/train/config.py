@@ -13,6 +13,8 @@ from llm2edge.defaults import (
     LABEL_COL,
     MAX_LENGTH,
     PROGRESS,
+    STATIC_DIMS,
+    STUDENT,
     TEXT_COL,
     TRAIN_BATCH_SIZE,
     TRAIN_EPOCHS,
@@ -26,6 +28,8 @@ from llm2edge.hashing import digest
 PROBS_FIELD = "probs"
 #: Accepted values of TrainConfig.class_weight.
 CLASS_WEIGHTS = ("none", "balanced")
+#: Accepted values of TrainConfig.student.
+STUDENTS = ("transformer", "static")
 
 
 @dataclass(kw_only=True)
@@ -44,8 +48,14 @@ class TrainConfig:
     label_col: str = LABEL_COL
     #: Column holding a stable id (None: row number + text hash).
     id_col: str | None = None
-    #: Hub id or local folder; None: the packaged all-MiniLM-L6-v2.
+    #: Hub id or local folder; None: the packaged all-MiniLM-L6-v2. A static student is distilled from it
+    #: (a local folder only).
     model: str | None = None
+    #: "transformer": fine-tune `model`; "static": distil a token table from `model` (cached), train a
+    #: linear head on its mean vectors for head_epochs at head_lr (epochs, lr, grad_accum are not used).
+    student: str = STUDENT
+    #: Width of the static student's table (PCA); at most the source model's hidden size.
+    dims: int = STATIC_DIMS
     #: Passes over the training data.
     epochs: int = TRAIN_EPOCHS
     #: Tokens per text (longer texts are truncated); written to train_meta.json, then the bundle manifest.
@@ -100,6 +110,8 @@ class TrainConfig:
         fraction("warmup_ratio", self.warmup_ratio, closed=False)
         fraction("val_fraction", self.val_fraction, closed=False)
         one_of("class_weight", self.class_weight, CLASS_WEIGHTS)
+        one_of("student", self.student, STUDENTS)
+        at_least("dims", self.dims, 2)
         check_threads(self.threads)
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ConfigError(f"labels has duplicates: {self.labels}")
@@ -116,6 +128,8 @@ def fingerprint(config: TrainConfig, *, model: str, data_sha256: str, num_proces
     payload: dict[str, Any] = {k: getattr(config, k) for k in keys}
     if config.class_weight != "none":  # only when set: checkpoints made before the option still match
         payload["class_weight"] = config.class_weight
+    if config.student != "transformer":  # likewise
+        payload.update(student=config.student, dims=config.dims)
     payload.update(model=model, data_sha256=data_sha256, num_processes=num_processes)
     return digest(payload)
 

@@ -36,15 +36,7 @@ from llm2edge.hub.models import default_student, load_pretrained, resolve_model
 from llm2edge.hub.train.batches import class_weights, collate, epoch_batches, shard, target_tensor, tokenize
 from llm2edge.hub.train.checkpoints import CHECKPOINTS, last_checkpoint, save_checkpoint, write_json
 from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
-from llm2edge.hub.train.data import (
-    Example,
-    check_labels,
-    label_order,
-    read_hard,
-    read_soft,
-    split_validation,
-    write_validation,
-)
+from llm2edge.hub.train.data import load_training_data, write_validation
 from llm2edge.hub.train.evaluation import report_dict
 from llm2edge.hub.train.head import train_head
 
@@ -58,7 +50,14 @@ def _distributed_without_accelerator() -> bool:
 
 
 def train(config: TrainConfig) -> TrainResult:
-    """Fine-tune a sequence classifier on `config.data`; write the model folder `config.out`."""
+    """Fine-tune a sequence classifier on `config.data`; write the model folder `config.out`.
+
+    With `config.student == "static"` the static student trains instead (`llm2edge.hub.train.static`).
+    """
+    if config.student == "static":
+        from llm2edge.hub.train.static import train_static
+
+        return train_static(config)
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -76,19 +75,8 @@ def train(config: TrainConfig) -> TrainResult:
     torch.set_num_threads(threads)
 
     # ---- data
-    if config.soft_labels:
-        examples = read_soft(config.data, text_col=config.text_col, label_col=config.label_col)
-    else:
-        examples = read_hard(config.data, text_col=config.text_col, label_col=config.label_col,
-                             id_col=config.id_col)
-    labels = label_order(examples, config.labels)
-    eval_examples: list[Example] | None = None
-    if config.eval_data is not None:
-        eval_examples = read_hard(config.eval_data, text_col=config.text_col, label_col=config.label_col,
-                                  id_col=config.id_col)
-        check_labels(eval_examples, labels, "eval")
-    train_ex, val_ex = split_validation(examples, fraction=config.val_fraction,
-                                        max_rows=config.val_max_rows, seed=config.seed)
+    data = load_training_data(config)
+    labels, eval_examples, train_ex, val_ex = data.labels, data.eval, data.train, data.validation
     data_hash = sha256_file(config.data)
     model_name = resolve_model(config.model, default_student, error=TrainError)
     key = fingerprint(config, model=model_name, data_sha256=data_hash, num_processes=world)

@@ -106,7 +106,8 @@ def test_export_bundle_of_a_static_model(tmp_path: Path) -> None:
 
 def test_static_export_without_validation_checks_probe_texts(tmp_path: Path) -> None:
     make_model_dir(tmp_path / "model", validation=False)
-    result = export_bundle(ExportConfig(model=tmp_path / "model", out=tmp_path / "b", threads=1, verbose=False))
+    result = export_bundle(ExportConfig(model=tmp_path / "model", out=tmp_path / "b", threads=1,
+                                        verbose=False))
     assert result.validation["probe_only"] and result.warnings
     with pytest.raises(ExportError, match="no validation data"):
         export_bundle(ExportConfig(model=tmp_path / "model", out=tmp_path / "b2", strict=True, verbose=False))
@@ -121,6 +122,7 @@ def test_broken_static_model_folders_fail_with_the_file_named(tmp_path: Path) ->
     make_model_dir(tmp_path / "model")
     from safetensors.numpy import save_file
 
-    save_file({"embeddings": np.zeros((3, 2), dtype=np.float32)}, str(tmp_path / "model" / "model.safetensors"))
+    weights_file = str(tmp_path / "model" / "model.safetensors")
+    save_file({"embeddings": np.zeros((3, 2), dtype=np.float32)}, weights_file)
     with pytest.raises(ExportError, match="classifier.weight"):
         export_bundle(ExportConfig(model=tmp_path / "model", out=tmp_path / "b", verbose=False))

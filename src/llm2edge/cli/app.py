@@ -11,8 +11,8 @@ import importlib
 import typer
 
 #: The command modules, in the order `llm2edge --help` lists them (pipeline order).
-COMMAND_MODULES = ("label", "import_labels", "curate", "train", "export", "predict", "evaluate", "bench",
-                   "demo", "experiment")
+COMMAND_MODULES = ("label", "import_labels", "curate", "train", "export", "calibrate", "predict",
+                   "merge_predictions", "evaluate", "bench", "demo", "experiment")
 
 
 def _root(

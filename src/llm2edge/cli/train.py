@@ -13,6 +13,8 @@ from llm2edge.defaults import (
     GRAD_ACCUM,
     LABEL_COL,
     MAX_LENGTH,
+    STATIC_DIMS,
+    STUDENT,
     TEXT_COL,
     TRAIN_BATCH_SIZE,
     TRAIN_EPOCHS,
@@ -29,6 +31,11 @@ def train(
     label_col: str = typer.Option(LABEL_COL, "--label-col", help="Column holding the label."),
     model: str | None = typer.Option(None, "--model", "-m",
                                      help="Student: hub id or local folder (default: packaged MiniLM-L6)."),
+    student: str = typer.Option(STUDENT, "--student",
+                                help="transformer (fine-tune --model) or static (a token table distilled "
+                                     "from --model, a local folder, plus a linear head: ~50x faster, a few "
+                                     "points less accurate)."),
+    dims: int = typer.Option(STATIC_DIMS, "--dims", help="static: width of the distilled token table."),
     epochs: int = typer.Option(TRAIN_EPOCHS, "--epochs", help="Passes over the training data."),
     max_length: int = typer.Option(MAX_LENGTH, "--max-length",
                                    help="Tokens per text (longer texts are truncated)."),
@@ -58,6 +65,7 @@ def train(
         data=data, out=out, eval_data=eval_data, text_col=text_col, label_col=label_col, model=model,
         epochs=epochs, max_length=max_length, batch_size=batch_size, lr=lr, seed=seed,
         freeze_encoder=freeze_encoder, soft_labels=soft, class_weight=class_weight, threads=threads,
+        student=student, dims=dims,
         resume=not no_resume, grad_accum=grad_accum))
     if not result.main_process:
         return
