@@ -149,3 +149,9 @@ DEMO_LR = 3e-4
 DEMO_CLASS_WEIGHT = "balanced"
 #: Contextual calibration of the LLM's label scores in the demo.
 DEMO_CALIBRATE = True
+#: Demo sizes (full run, then --quick): train items labeled, test items scored, student epochs (quick:
+#: head-only training on frozen embeddings), timed seconds per system.
+DEMO_TRAIN_ITEMS, DEMO_QUICK_TRAIN_ITEMS = 400, 40
+DEMO_TEST_ITEMS, DEMO_QUICK_TEST_ITEMS = 200, 24
+DEMO_EPOCHS, DEMO_QUICK_EPOCHS = 2, 1
+DEMO_BENCH_BUDGET_S, DEMO_QUICK_BENCH_BUDGET_S = 3.0, 0.5

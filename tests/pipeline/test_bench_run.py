@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from llm2edge.errors import BackendError, DataError
-from llm2edge.pipeline.bench.run import BenchConfig, run_bench
+from llm2edge.errors import ConfigError, DataError
+from llm2edge.pipeline.bench.run import BenchConfig
 from llm2edge.pipeline.bench.texts import DEFAULT_TEXTS, sample_texts
 
 
@@ -62,10 +62,13 @@ def test_bench_command_edge_rows(tiny: Path, tmp_path: Path) -> None:
 
 
 def test_bench_rejects_bad_options(tiny: Path, tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match="--llm must be"):
-        run_bench(BenchConfig(bundle=tiny, output=tmp_path, llm="gpt", n_texts=8, progress=False))
-    with pytest.raises(BackendError, match="--threads"):
-        run_bench(BenchConfig(bundle=tiny, output=tmp_path, threads=0, progress=False))
+    with pytest.raises(ConfigError, match="llm must be one of hf, server, none"):
+        BenchConfig(bundle=tiny, output=tmp_path, llm="gpt", n_texts=8, progress=False)
+    with pytest.raises(ConfigError, match="threads must be an integer >= 1"):
+        BenchConfig(bundle=tiny, output=tmp_path, threads=0, progress=False)
+    with pytest.raises(ConfigError, match="budget_s must be positive"):
+        BenchConfig(bundle=tiny, output=tmp_path, budget_s=0)
+    assert not any(tmp_path.iterdir())  # nothing was written
 
 
 def test_bench_on_base_install(tiny: Path, tmp_path: Path) -> None:

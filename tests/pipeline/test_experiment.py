@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 
-from llm2edge.errors import TaskError
+from llm2edge.errors import ConfigError
 from llm2edge.hub.curate.rows import load_labels
 from llm2edge.pipeline.experiment.config import load_config, parse_intervention
 from llm2edge.pipeline.experiment.report import COLUMNS, results_markdown, results_plot, write_csv
@@ -35,17 +35,19 @@ def test_bad_configs(tmp_path, shared_data):
         'colour = "red"\n': "unknown key(s) colour",
         '[student]\nname = "s"\nepochz = 3\n': "unknown key(s) epochz",
         '[curate]\naction = "flag"\n': "action must be 'drop'",
+        '[student]\nname = "s"\nmax_length = 1\n': "student: max_length must be an integer from 2 to",
+        'threads = 0\n': "threads must be an integer >= 1",
     }
     for extra, needle in cases.items():
         p = tmp_path / "exp.toml"
         p.write_text(extra + base if not extra.startswith("[") else base + extra)
-        with pytest.raises(TaskError, match=needle.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(ConfigError, match=needle.replace("(", r"\(").replace(")", r"\)")):
             load_config(p)
     p.write_text(base.replace('"mrf"', '"nope"'))
-    with pytest.raises(TaskError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         load_config(p)
     p.write_text(base)
-    with pytest.raises(TaskError, match=r"\[quick\]"):
+    with pytest.raises(ConfigError, match=r"\[quick\]"):
         load_config(p, quick=True)
     assert parse_intervention("experts_confidence+soft") == ("experts_confidence", "soft")
 

@@ -6,26 +6,45 @@ from pathlib import Path
 
 import typer
 
+from llm2edge.cli.options import threads_option
+from llm2edge.defaults import (
+    DEMO_CALIBRATE,
+    DEMO_CLASS_WEIGHT,
+    DEMO_CURATE,
+    DEMO_EPOCHS,
+    DEMO_LR,
+    DEMO_OUT,
+    DEMO_QUICK_TRAIN_ITEMS,
+    DEMO_TASK,
+    DEMO_TEST_ITEMS,
+    DEMO_TRAIN_ITEMS,
+    SHOTS,
+)
+
 
 def demo(
-    out: Path = typer.Option(Path("llm2edge-demo"), "--out", "-o", help="Folder for every stage's output."),
+    out: Path = typer.Option(DEMO_OUT, "--out", "-o", help="Folder for every stage's output."),
     dataset: Path | None = typer.Option(None, "--dataset",
                                         help="Folder with train.csv and test.csv (text,label); "
                                              "default: the shipped example."),
-    task: str = typer.Option("humor", "--task", help="Labeling task (name or file) matching the dataset."),
-    quick: bool = typer.Option(False, "--quick", help="A tiny run (~40 items) to check the pipeline."),
-    threads: int | None = typer.Option(None, "--threads",
-                                       help="Torch threads for labeling and training (default 1: safe on a "
-                                            "busy machine; 2+ is faster on an idle one)."),
-    train_items: int | None = typer.Option(None, "--train-items", help="Train items to label (default 400)."),
-    test_items: int | None = typer.Option(None, "--test-items", help="Test items to score (default 200)."),
-    shots: int = typer.Option(0, "--shots", help="Few-shot examples from the task in each LLM prompt."),
-    calibrate: bool = typer.Option(True, "--calibrate/--no-calibrate",
+    task: str = typer.Option(DEMO_TASK, "--task", help="Labeling task (name or file) matching the dataset."),
+    quick: bool = typer.Option(False, "--quick",
+                               help=f"A tiny run (~{DEMO_QUICK_TRAIN_ITEMS} items) to check the pipeline."),
+    threads: int | None = threads_option(
+        "Threads of every stage and of both timed systems (on a machine busy with other jobs, 1 is faster)"),
+    train_items: int | None = typer.Option(None, "--train-items",
+                                           help=f"Train items to label (default {DEMO_TRAIN_ITEMS})."),
+    test_items: int | None = typer.Option(None, "--test-items",
+                                          help=f"Test items to score (default {DEMO_TEST_ITEMS})."),
+    shots: int = typer.Option(SHOTS, "--shots", help="Few-shot examples from the task in each LLM prompt."),
+    calibrate: bool = typer.Option(DEMO_CALIBRATE, "--calibrate/--no-calibrate",
                                    help="Contextual calibration of the LLM's label scores."),
-    curate: str = typer.Option("drop", "--curate", help="cleanlab on the LLM labels: drop, flag or none."),
-    epochs: int | None = typer.Option(None, "--epochs", help="Student training epochs (default 2)."),
-    lr: float = typer.Option(3e-4, "--lr", help="Student learning rate."),
-    class_weight: str = typer.Option("balanced", "--class-weight",
+    curate: str = typer.Option(DEMO_CURATE, "--curate",
+                               help="cleanlab on the LLM labels: drop, flag or none."),
+    epochs: int | None = typer.Option(None, "--epochs",
+                                      help=f"Student training epochs (default {DEMO_EPOCHS})."),
+    lr: float = typer.Option(DEMO_LR, "--lr", help="Student learning rate."),
+    class_weight: str = typer.Option(DEMO_CLASS_WEIGHT, "--class-weight",
                                      help="Student loss weights per class: balanced (against the LLM's "
                                           "skewed labels) or none."),
 ) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from llm2edge.cli.options import threads_option
 from llm2edge.console import say
 from llm2edge.extras import require
 
@@ -14,12 +15,15 @@ def experiment_cmd(
     config: Path = typer.Option(..., "--config", help="Experiment TOML (see experiments/)."),
     out: Path = typer.Option(..., "--out", help="Output folder: labels, runs, results.csv/md/png."),
     quick: bool = typer.Option(False, "--quick", help="Use the config's [quick] overrides (small, for CI)."),
+    threads: int | None = threads_option(
+        "Threads of every stage of every run, replacing the config's",
+        "default: the config's, else the CPUs this process may use; 1 per process under torchrun/accelerate"),
 ) -> None:
     """Run a grid of datasets x labeler x curation intervention x student; write the results table."""
     require("hub")
     from llm2edge.pipeline.experiment.runner import run_experiment
 
-    result = run_experiment(config, out, quick=quick)
+    result = run_experiment(config, out, quick=quick, threads=threads)
     say(f"experiment: {result.n_runs} runs ({result.n_cached} cached) -> {result.out / 'results.md'}")
 
 

@@ -7,12 +7,15 @@ optimum's ORTModel, the labeling LLM in-process or behind a llama.cpp server) an
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from llm2edge.checks import at_least, check_threads, one_of, positive
 from llm2edge.console import say
+from llm2edge.defaults import BENCH_BUDGET_S, BENCH_LLM, BENCH_N_TEXTS, BENCH_OUTPUT, PROGRESS, SEED, TEXT_COL
 from llm2edge.edge.bundle import BundleInfo, read_bundle
-from llm2edge.errors import BackendError
+from llm2edge.edge.threads import resolve_threads
+from llm2edge.errors import BackendError, ConfigError
 from llm2edge.pipeline.bench.report import BenchResult, write_report
 from llm2edge.pipeline.bench.runners import missing_module
 from llm2edge.pipeline.bench.spec import SpeedRow, SystemSpec
@@ -24,25 +27,54 @@ from llm2edge.pipeline.bench.timing import measure
 STREAM_CHUNK = 256
 
 
+#: Accepted values of BenchConfig.llm.
+LLM_CHOICES = ("hf", "server", "none")
+
+
 @dataclass(kw_only=True)
 class BenchConfig:
-    """Options of `llm2edge bench`."""
+    """Options of `llm2edge bench` (checked when built)."""
 
+    #: Bundle folder made by `llm2edge export`.
     bundle: str | Path
-    output: str | Path = "bench-out"
-    texts: str | Path | None = None  # data file; None: a small built-in mixed-length set
-    text_col: str = "text"
-    llm: str = "hf"  # hf | server | none
-    model: str | None = None  # LLM id/folder/GGUF (default: the embedded SmolLM2)
-    server_url: str | None = None  # an already running OpenAI-compatible server (llm=server)
-    student: str | Path | None = None  # torch model folder (default: the manifest's source_model)
-    task: str | None = None  # task for the LLM prompts (default: a plain task over the bundle's labels)
-    threads: int = 1
-    n_texts: int = 256
+    #: Folder for speed.md, speed.json, speed.png and the workers' logs.
+    output: str | Path = BENCH_OUTPUT
+    #: Texts to time (data file); None: a small built-in mixed-length set.
+    texts: str | Path | None = None
+    #: Column holding the text in `texts`.
+    text_col: str = TEXT_COL
+    #: LLM rows: "hf" (in-process scoring and generation), "server" (llama.cpp) or "none".
+    llm: str = BENCH_LLM
+    #: LLM id, folder or GGUF (default: the embedded SmolLM2); the served name with server_url.
+    model: str | None = None
+    #: An already running OpenAI-compatible server (llm="server"); None: start llama.cpp locally.
+    server_url: str | None = None
+    #: Torch model folder for the torch eager rows (default: the manifest's source_model).
+    student: str | Path | None = None
+    #: Task for the LLM prompts (default: a plain task over the bundle's labels).
+    task: str | None = None
+    #: Threads of every system, the same for all; None: `resolve_threads` (the CPUs this process may use).
+    threads: int | None = None
+    #: Texts sampled from `texts`.
+    n_texts: int = BENCH_N_TEXTS
+    #: Batch sizes of the edge and torch rows.
     batches: tuple[int, ...] = (1, 32)
-    budget_s: float = 4.0  # timed seconds per system (within min/max rounds)
-    seed: int = 0
-    progress: bool = True
+    #: Timed seconds per system (within the min/max rounds).
+    budget_s: float = BENCH_BUDGET_S
+    #: Seed of the text sample.
+    seed: int = SEED
+    #: Progress lines on stderr.
+    progress: bool = PROGRESS
+
+    def __post_init__(self) -> None:
+        one_of("llm", self.llm, LLM_CHOICES)
+        check_threads(self.threads)
+        at_least("n_texts", self.n_texts)
+        positive("budget_s", self.budget_s)
+        if not self.batches:
+            raise ConfigError("batches must name at least one batch size")
+        for batch in self.batches:
+            at_least("batch size", batch)
 
 
 def _say(config: BenchConfig, message: str) -> None:
@@ -54,7 +86,8 @@ def _say(config: BenchConfig, message: str) -> None:
 def bench_systems(config: BenchConfig, info: BundleInfo) -> tuple[list[SystemSpec], list[tuple[str, str]]]:
     """The systems to run for a bundle, and the ones skipped with the reason."""
     quant = "int8" if info.quantization == "int8" else "fp32"
-    common = {"threads": config.threads, "labels": tuple(info.labels), "max_length": info.max_length}
+    common = {"threads": resolve_threads(config.threads), "labels": tuple(info.labels),
+              "max_length": info.max_length}
     specs = [SystemSpec(name=f"edge {quant} b{b}", kind="edge", batch=b, path=str(info.path), **common)
              for b in config.batches]
     specs += [SystemSpec(name=f"edge {quant} b{b} stream", kind="edge", batch=b, chunk=STREAM_CHUNK,
@@ -97,15 +130,12 @@ def bench_systems(config: BenchConfig, info: BundleInfo) -> tuple[list[SystemSpe
         else:
             specs.append(SystemSpec(name="LLM via server b1", kind="llm-server", url=config.server_url,
                                     **{**llm, "model": config.model if config.server_url else MODEL_ALIAS}))
-    elif config.llm != "none":
-        raise BackendError(f"--llm must be hf, server or none, not '{config.llm}'")
     return specs, skipped
 
 
 def run_bench(config: BenchConfig) -> BenchResult:
     """Measure the bundle against every available baseline; write speed.md, speed.json and speed.png."""
-    if config.threads < 1:
-        raise BackendError(f"--threads must be at least 1, got {config.threads}")
+    config = replace(config, threads=resolve_threads(config.threads))  # one count for every system
     info = read_bundle(config.bundle)
     out = Path(config.output)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from llm2edge.defaults import MAX_LENGTH
+
 #: What a worker can run.
 KINDS = ("noop", "edge", "torch", "ortmodel", "llm-score", "llm-generate", "llm-server")
 
@@ -24,7 +26,7 @@ class SystemSpec:
     url: str | None = None  # base URL of the OpenAI-compatible server (llm-server)
     task: str | None = None  # task name or file for LLM prompts; None: a plain task over `labels`
     labels: tuple[str, ...] = ()
-    max_length: int = 64  # student truncation (torch, ortmodel), as in the bundle
+    max_length: int = MAX_LENGTH  # student truncation (torch, ortmodel), as in the bundle
     max_new_tokens: int = 16  # llm-generate
 
     @property

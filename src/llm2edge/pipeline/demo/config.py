@@ -8,12 +8,20 @@ from typing import Any
 
 from llm2edge.checks import check_max_length, check_threads, one_of, optional_at_least, positive
 from llm2edge.defaults import (
+    DEMO_BENCH_BUDGET_S,
     DEMO_CALIBRATE,
     DEMO_CLASS_WEIGHT,
     DEMO_CURATE,
+    DEMO_EPOCHS,
     DEMO_LR,
     DEMO_OUT,
+    DEMO_QUICK_BENCH_BUDGET_S,
+    DEMO_QUICK_EPOCHS,
+    DEMO_QUICK_TEST_ITEMS,
+    DEMO_QUICK_TRAIN_ITEMS,
     DEMO_TASK,
+    DEMO_TEST_ITEMS,
+    DEMO_TRAIN_ITEMS,
     MAX_LENGTH,
     PROGRESS,
     SEED,
@@ -25,6 +33,11 @@ from llm2edge.metrics import Report
 EXAMPLE = Path(__file__).resolve().parents[4] / "examples" / "reddit_humor"
 #: Accepted values of DemoConfig.curate: what cleanlab does with likely label errors, or no curation.
 CURATE_CHOICES = ("drop", "flag", "none")
+
+
+def _given(value: Any, default: Any) -> Any:
+    """`value`, or `default` when it is None."""
+    return default if value is None else value
 
 
 @dataclass(kw_only=True)
@@ -39,7 +52,8 @@ class DemoConfig:
     task: str = DEMO_TASK
     #: A tiny run (40 train, 24 test items, head-only training) to check the pipeline.
     quick: bool = False
-    #: Labeling and training threads; None: 1 (see run_demo).
+    #: Threads of every stage and of both timed systems; None: `resolve_threads` (the CPUs this process may
+    #: use). On a machine busy with other jobs, 1 is faster (MEASURED.md).
     threads: int | None = None
     #: Train items sampled from train.csv; None: 400 (quick: 40).
     train_items: int | None = None
@@ -82,10 +96,11 @@ class DemoConfig:
 
     def sizes(self) -> tuple[int | None, int, int, float]:
         """(train items or None for all, test items, epochs, bench budget) after the quick/full defaults."""
-        train = self.train_items if self.train_items is not None else (40 if self.quick else 400)
-        test = self.test_items if self.test_items is not None else (24 if self.quick else 200)
-        epochs = self.epochs if self.epochs is not None else (1 if self.quick else 2)
-        budget = self.bench_budget_s if self.bench_budget_s is not None else (0.5 if self.quick else 3.0)
+        quick = self.quick
+        train = _given(self.train_items, DEMO_QUICK_TRAIN_ITEMS if quick else DEMO_TRAIN_ITEMS)
+        test = _given(self.test_items, DEMO_QUICK_TEST_ITEMS if quick else DEMO_TEST_ITEMS)
+        epochs = _given(self.epochs, DEMO_QUICK_EPOCHS if quick else DEMO_EPOCHS)
+        budget = _given(self.bench_budget_s, DEMO_QUICK_BENCH_BUDGET_S if quick else DEMO_BENCH_BUDGET_S)
         return train, test, epochs, budget
 
 

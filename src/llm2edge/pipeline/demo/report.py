@@ -68,7 +68,7 @@ def render_report(res: DemoResult, meta: dict[str, Any]) -> str:
         f"| majority class ({meta['majority']}) | {f(meta['majority_acc'])} | — | — | — | — | — |",
         "",
         f"- Speed-up: the edge model is **{f(speedup, '.3g')}×** faster per item than the LLM "
-        "(batch 1, 1 thread each, each in its own process; median call)." if speedup else
+        f"(batch 1, {meta['threads']} thread(s) each, each in its own process; median call)." if speedup else
         "- Speed-up: not measured (see bench in report.json).",
         f"- LLM label accuracy on the training split: {f(res.llm_train.accuracy)} "
         f"(weighted F1 {f(res.llm_train.weighted_f1)}, n={res.llm_train.n}).",

@@ -6,6 +6,7 @@ import json
 import time
 from pathlib import Path
 
+from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import DataError
 from llm2edge.metrics import classification_report
 from llm2edge.pipeline.demo.config import DemoConfig, DemoResult
@@ -34,9 +35,10 @@ def run_demo(config: DemoConfig) -> DemoResult:
     task = load_task(config.task)
     names = list(task.label_names)
     n_train, n_test, epochs, budget = config.sizes()
-    # One thread unless asked: on a busy 2-core machine two torch threads ran 13-26x slower than one
-    # (MEASURED.md), and the demo must finish in minutes anywhere; on a quiet machine 2 threads gain ~1.5x.
-    threads = config.threads or 1
+    # Every stage, and both timed systems, run with the same count: --threads, else the CPUs this process
+    # may use. On a machine busy with other jobs pass --threads 1 (MEASURED.md: two torch threads on a busy
+    # 2-core machine ran 13-26x slower than one).
+    threads = resolve_threads(config.threads)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     log = StageLog(7, config.progress)
@@ -54,8 +56,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
     train_labels, cur = curate_stage(out / "labels" / "train.jsonl", out / "curated", config, threads, log)
     train_stage(train_labels, out / "model", names, config, threads, epochs, log)
     export_stage(out / "model", out / "bundle", config, threads, log)
-    clf, pred, _ = classify_stage(out / "bundle", test_rows, out, log)
-    bench = bench_stage(out / "bundle", config, budget, log)
+    clf, pred, _ = classify_stage(out / "bundle", test_rows, out, threads, log)
+    bench = bench_stage(out / "bundle", config, budget, threads, log)
 
     gold = [g for _, _, g in test_rows]
     edge_report = classification_report(gold, pred, names)
@@ -74,7 +76,7 @@ def run_demo(config: DemoConfig) -> DemoResult:
     meta = {"dataset_name": dataset.name, "labels": names, "task": task.name, "llm": gguf.stem,
             "llm_mb": gguf.stat().st_size / 1e6, "shots": config.shots, "calibrate": config.calibrate,
             "curation": cur.get("curation", ""), "n_train_used": n_used, "class_weight": config.class_weight,
-            "quantization": clf.info.quantization,
+            "quantization": clf.info.quantization, "threads": threads,
             "bundle": str(out / "bundle"), "predictions": str(out / "predictions.csv"), "majority": majority,
             "majority_acc": sum(1 for g in gold if g == majority) / len(gold),
             "edge_llm_agreement": agreement, "llm_label_share": share}

@@ -236,14 +236,14 @@ def export_stage(model: Path, out: Path, config: DemoConfig, threads: int, log: 
     log.done(result.quantization + (f", int8 agrees with torch on {agree:.1%}" if agree is not None else ""))
 
 
-def classify_stage(bundle: Path, rows: list[Row], out: Path, log: StageLog
+def classify_stage(bundle: Path, rows: list[Row], out: Path, threads: int, log: StageLog
                    ) -> tuple[Classifier, list[str], np.ndarray]:
-    """Classify the test rows with the edge runtime (1 thread); write out/predictions.csv.
+    """Classify the test rows with the edge runtime (`threads` threads); write out/predictions.csv.
 
     Returns (the Classifier, the predicted labels, the probabilities).
     """
     log.start("classify", f"classifying the {len(rows)} test items with the edge runtime")
-    clf = Classifier.load(bundle, threads=1)
+    clf = Classifier.load(bundle, threads=threads)
     t = time.perf_counter()
     proba = clf.predict_proba([text for _, text, _ in rows])
     seconds = time.perf_counter() - t
@@ -253,17 +253,18 @@ def classify_stage(bundle: Path, rows: list[Row], out: Path, log: StageLog
         writer.writerow(["id", "label", "gold", *(f"p_{name}" for name in clf.labels)])
         for (rid, _, gold), label, p in zip(rows, pred, proba):
             writer.writerow([rid, label, gold, *(f"{x:.6f}" for x in p)])
-    log.done(f"{len(rows) / seconds:,.0f} items/s in one call, 1 thread")
+    log.done(f"{len(rows) / seconds:,.0f} items/s in one call, {threads} thread(s)")
     return clf, pred, proba
 
 
-def bench_stage(bundle: Path, config: DemoConfig, budget: float, log: StageLog) -> dict[str, Any]:
-    """Per-item latency (1 thread each, batch 1) of the edge bundle and of the LLM's constrained scoring."""
-    log.start("bench", "timing edge vs LLM per item (1 thread each, batch 1, own process each)")
+def bench_stage(bundle: Path, config: DemoConfig, budget: float, threads: int, log: StageLog
+                ) -> dict[str, Any]:
+    """Per-item latency (`threads` threads each, batch 1) of the edge bundle and of the LLM's scoring."""
+    log.start("bench", f"timing edge vs LLM per item ({threads} thread(s) each, batch 1, own process each)")
     texts = sample_texts(bundle.parent / "data" / "test.csv", n=64, seed=config.seed)
     out: dict[str, Any] = {}
-    specs = [SystemSpec(name="edge int8 b1", kind="edge", path=str(bundle)),
-             SystemSpec(name="LLM scoring b1", kind="llm-score", task=config.task)]
+    specs = [SystemSpec(name="edge int8 b1", kind="edge", path=str(bundle), threads=threads),
+             SystemSpec(name="LLM scoring b1", kind="llm-score", task=config.task, threads=threads)]
     for spec in specs:
         try:
             row = measure(spec, texts, budget_s=budget if spec.kind == "edge" else 3 * budget,

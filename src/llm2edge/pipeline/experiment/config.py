@@ -5,11 +5,28 @@ from __future__ import annotations
 import os
 import re
 import sys
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from llm2edge.errors import TaskError
+from llm2edge.checks import at_least, check_max_length, check_threads, fraction, one_of, positive
+from llm2edge.defaults import (
+    CURATE_FILTER_BY,
+    CURATE_FOLDS,
+    CURATE_PROBS,
+    EXPERT_BY,
+    EXPERT_FRACTION,
+    LABEL_BACKEND,
+    LABEL_COL,
+    MAX_LENGTH,
+    QUANTIZE,
+    SEED,
+    SHOTS,
+    SOFT_SMOOTHING,
+    TEXT_COL,
+    TRAIN_BATCH_SIZE,
+)
+from llm2edge.errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -26,61 +43,125 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 class DatasetSpec:
     """One data set: where its train/test files are, the labeling task, per-item fields, sizes."""
 
+    #: Name of the data set (a folder name in the output).
     name: str
+    #: Labeling task (shipped name or file).
     task: str
+    #: Train split (csv/jsonl/parquet with text and gold label).
     train: Path
+    #: Test split.
     test: Path
-    text_col: str = "text"
-    label_col: str = "label"
+    #: Column holding the text.
+    text_col: str = TEXT_COL
+    #: Column holding the gold label.
+    label_col: str = LABEL_COL
+    #: Per-item columns the task's prompt uses (e.g. "target").
     fields: tuple[str, ...] = ()
-    #: what the student reads: a format string over `text` and the fields (e.g. "{target}: {text}")
+    #: What the student reads: a format string over `text` and the fields (e.g. "{target}: {text}").
     student_template: str = "{text}"
+    #: Sample at most this many train items; None: all.
     train_limit: int | None = None
+    #: Sample at most this many test items; None: all.
     test_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("train_limit", "test_limit"):
+            value = getattr(self, name)
+            if value is not None:
+                at_least(name, value)
 
 
 @dataclass(frozen=True, kw_only=True)
 class LabelerSpec:
     """An LLM labeler: backend, model, few-shot count, contextual calibration."""
 
+    #: Name of the labeler (a folder name in the output).
     name: str
-    backend: str = "hf"
-    model: str | None = None  # None: the packaged SmolLM2-135M-Instruct
+    #: "hf" (in-process) or "openai" (an OpenAI-compatible server).
+    backend: str = LABEL_BACKEND
+    #: LLM id, folder or GGUF; None: the packaged SmolLM2-135M-Instruct.
+    model: str | None = None
+    #: OpenAI-compatible server URL (openai backend).
     base_url: str | None = None
-    shots: int = 0
+    #: Few-shot examples in each prompt.
+    shots: int = SHOTS
+    #: Contextual calibration of the label scores.
     calibrate: bool = False
+    #: Reason first, then score the labels.
     cot: bool = False
+    #: Items per backend call (8: the grid's measured setting on 2 cores, below label's default).
     batch_size: int = 8
+    #: Torch threads; None: the experiment's `threads`, else `resolve_threads`.
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        one_of("backend", self.backend, ("hf", "openai"))
+        at_least("shots", self.shots, 0)
+        at_least("batch_size", self.batch_size)
+        check_threads(self.threads)
 
 
 @dataclass(frozen=True, kw_only=True)
 class StudentSpec:
     """A student: the encoder and its training settings."""
 
+    #: Name of the student (a folder name in the output).
     name: str
-    model: str | None = None  # None: the packaged all-MiniLM-L6-v2
+    #: Encoder id or folder; None: the packaged all-MiniLM-L6-v2.
+    model: str | None = None
+    #: Training epochs (2: the grid's setting, fewer than train's default to keep the grid short).
     epochs: int = 2
-    max_length: int = 64
-    batch_size: int = 32
+    #: Tokens per text, for training and for cleanlab's embeddings.
+    max_length: int = MAX_LENGTH
+    #: Examples per batch.
+    batch_size: int = TRAIN_BATCH_SIZE
+    #: Peak learning rate (5e-5: the grid's measured setting; `llm2edge train` defaults to 1e-4).
     lr: float = 5e-5
+    #: Train only the classification head on frozen embeddings.
     freeze_encoder: bool = False
+    #: Head epochs with freeze_encoder.
     head_epochs: int = 100
+    #: Torch threads; None: the experiment's `threads`, else `resolve_threads`.
     threads: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "head_epochs"):
+            at_least(name, getattr(self, name))
+        check_max_length(self.max_length)
+        positive("lr", self.lr)
+        check_threads(self.threads)
 
 
 @dataclass(frozen=True, kw_only=True)
 class CurateSpec:
     """How the cleanlab and expert interventions run."""
 
-    probs: str = "crossval"
+    #: cleanlab's probabilities: "crossval" or "llm".
+    probs: str = CURATE_PROBS
+    #: Only "drop" in an experiment (a flag changes no training row).
     action: str = "drop"
-    folds: int = 5
-    filter_by: str = "prune_by_noise_rate"
-    expert_fraction: float = 0.1
-    stratify: bool = True  # RED-CT: the same expert budget per LLM label
-    by: str = "confidence"
-    soft_smoothing: float = 0.0
+    #: Cross-validation folds.
+    folds: int = CURATE_FOLDS
+    #: cleanlab's find_label_issues filter.
+    filter_by: str = CURATE_FILTER_BY
+    #: Share of the train items sent to (simulated) experts.
+    expert_fraction: float = EXPERT_FRACTION
+    #: RED-CT: the same expert budget per LLM label.
+    stratify: bool = True
+    #: The confidence score that picks expert items: "confidence" or "margin".
+    by: str = EXPERT_BY
+    #: Label smoothing of expert rows in the soft intervention.
+    soft_smoothing: float = SOFT_SMOOTHING
+
+    def __post_init__(self) -> None:
+        one_of("probs", self.probs, ("crossval", "llm"))
+        if self.action != "drop":
+            raise ConfigError(f"action must be 'drop' in an experiment (a flag changes no training row), "
+                              f"got {self.action!r}")
+        at_least("folds", self.folds, 2)
+        fraction("expert_fraction", self.expert_fraction)
+        one_of("by", self.by, ("confidence", "margin"))
+        fraction("soft_smoothing", self.soft_smoothing, closed=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,38 +175,49 @@ class ExperimentConfig:
     students: tuple[StudentSpec, ...]
     interventions: tuple[str, ...]
     curate: CurateSpec = field(default_factory=CurateSpec)
-    seed: int = 0
-    evaluate: str = "edge"  # edge: export int8 ONNX and classify with the edge Classifier; torch: no export
-    quantize: str = "int8"
-    keep_models: bool = False  # keep each run's model folder and bundle (big); results stay either way
+    seed: int = SEED
+    #: "edge": export an ONNX bundle and classify with the edge Classifier; "torch": no export.
+    evaluate: str = "edge"
+    #: Weight format of the exported bundles ("int8" or "none").
+    quantize: str = QUANTIZE
+    #: Keep each run's model folder and bundle (big); results stay either way.
+    keep_models: bool = False
+    #: Threads of every stage without its own (export validation, the edge classifier, and labelers and
+    #: students whose `threads` is None); None: `resolve_threads` (the CPUs this process may use).
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        one_of("evaluate", self.evaluate, EVALUATE)
+        one_of("quantize", self.quantize, ("int8", "none"))
+        check_threads(self.threads)
 
 
 def parse_intervention(name: str, where: str = "interventions") -> tuple[str, ...]:
     """The steps of an intervention name ('naive', 'cleanlab+soft', ...), validated."""
     steps = tuple(s.strip() for s in name.split("+") if s.strip())
     if not steps:
-        raise TaskError(f"{where}: empty intervention name")
+        raise ConfigError(f"{where}: empty intervention name")
     for step in steps:
         if step not in STEPS:
-            raise TaskError(f"{where}: unknown intervention step '{step}' in '{name}': use "
+            raise ConfigError(f"{where}: unknown intervention step '{step}' in '{name}': use "
                             f"{', '.join(STEPS)} (combine with '+')")
     if "naive" in steps and len(steps) > 1:
-        raise TaskError(f"{where}: 'naive' cannot be combined ('{name}')")
+        raise ConfigError(f"{where}: 'naive' cannot be combined ('{name}')")
     if "experts_confidence" in steps and "experts_random" in steps:
-        raise TaskError(f"{where}: choose one expert strategy in '{name}'")
+        raise ConfigError(f"{where}: choose one expert strategy in '{name}'")
     return steps
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    """A spec dataclass from a TOML table; unknown keys are a TaskError naming the table."""
+    """A spec dataclass from a TOML table; unknown keys and bad values are a ConfigError naming the table."""
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise TaskError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     try:
         return cls(**data)
-    except TypeError as exc:
-        raise TaskError(f"{where}: {exc}") from None
+    except (TypeError, ConfigError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _data_root(raw: str | None, base: Path) -> Path:
@@ -141,9 +233,9 @@ def _names(items: list[Any], where: str) -> None:
     seen: set[str] = set()
     for item in items:
         if not _NAME.match(item.name):
-            raise TaskError(f"{where}: name '{item.name}' must be letters, digits, '_', '-' or '.'")
+            raise ConfigError(f"{where}: name '{item.name}' must be letters, digits, '_', '-' or '.'")
         if item.name in seen:
-            raise TaskError(f"{where}: duplicate name '{item.name}'")
+            raise ConfigError(f"{where}: duplicate name '{item.name}'")
         seen.add(item.name)
 
 
@@ -162,23 +254,23 @@ def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
     """Read an experiment TOML; `quick` applies its [quick] table (smaller sizes, fewer runs)."""
     p = Path(path)
     if not p.is_file():
-        raise TaskError(f"{p}: no such experiment config")
+        raise ConfigError(f"{p}: no such experiment config")
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise TaskError(f"{p}: not valid TOML ({exc})") from None
+        raise ConfigError(f"{p}: not valid TOML ({exc})") from None
     quick_table = raw.pop("quick", None)
     if quick:
         if quick_table is None:
-            raise TaskError(f"{p}: --quick needs a [quick] table in the config")
+            raise ConfigError(f"{p}: --quick needs a [quick] table in the config")
         raw = _merge(raw, quick_table)
     where = str(p)
     allowed = {"name", "data_root", "seed", "train_limit", "test_limit", "interventions", "datasets",
                "labeler", "labelers", "student", "students", "curate", "evaluate", "quantize", "keep_models",
-               "only_datasets"}
+               "only_datasets", "threads"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
-        raise TaskError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
     root = _data_root(raw.get("data_root"), p.parent)
     defaults = {"train_limit": raw.get("train_limit"), "test_limit": raw.get("test_limit")}
     datasets = []
@@ -186,7 +278,7 @@ def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
         d = dict(d)
         name = d.get("name")
         if not name:
-            raise TaskError(f"{where}: datasets[{n}] has no name")
+            raise ConfigError(f"{where}: datasets[{n}] has no name")
         d.setdefault("task", name)
         d["train"] = root / d.get("train", f"{name}/train.csv")
         d["test"] = root / d.get("test", f"{name}/test.csv")
@@ -198,10 +290,10 @@ def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
     if only:
         missing = sorted(set(only) - {d.name for d in datasets})
         if missing:
-            raise TaskError(f"{where}: only_datasets names unknown data set(s) {', '.join(missing)}")
+            raise ConfigError(f"{where}: only_datasets names unknown data set(s) {', '.join(missing)}")
         datasets = [d for d in datasets if d.name in only]
     if not datasets:
-        raise TaskError(f"{where}: no [[datasets]]")
+        raise ConfigError(f"{where}: no [[datasets]]")
     labelers = [_build(LabelerSpec, dict(x), f"{where}: labeler")
                 for x in (raw.get("labelers") or [raw.get("labeler") or {"name": "default"}])]
     students = [_build(StudentSpec, dict(x), f"{where}: student")
@@ -212,27 +304,15 @@ def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
     for name in interventions:
         parse_intervention(name, f"{where}: interventions")
     cur = _build(CurateSpec, dict(raw.get("curate") or {}), f"{where}: [curate]")
-    if cur.action != "drop":
-        raise TaskError(f"{where}: [curate] action must be 'drop' in an experiment (a flag changes no "
-                        f"training row), got '{cur.action}'")
-    if cur.probs not in ("crossval", "llm"):
-        raise TaskError(f"{where}: [curate] probs must be 'crossval' or 'llm', got '{cur.probs}'")
-    evaluate = raw.get("evaluate", "edge")
-    if evaluate not in EVALUATE:
-        raise TaskError(f"{where}: evaluate must be one of {', '.join(EVALUATE)}, got '{evaluate}'")
-    config = ExperimentConfig(name=str(raw.get("name") or p.stem), source=str(p), datasets=tuple(datasets),
-                              labelers=tuple(labelers), students=tuple(students), interventions=interventions,
-                              curate=cur, seed=int(raw.get("seed", 0)), evaluate=evaluate,
-                              quantize=str(raw.get("quantize", "int8")),
-                              keep_models=bool(raw.get("keep_models", False)))
+    top = {key: raw[key] for key in ("seed", "evaluate", "quantize", "keep_models", "threads") if key in raw}
+    config = _build(ExperimentConfig, {"name": str(raw.get("name") or p.stem), "source": str(p),
+                                       "datasets": tuple(datasets), "labelers": tuple(labelers),
+                                       "students": tuple(students), "interventions": interventions,
+                                       "curate": cur, **top}, where)
     for d in config.datasets:
         for split in (d.train, d.test):
             if not split.is_file():
-                raise TaskError(f"{where}: data set '{d.name}': {split} does not exist (set data_root or "
-                                "$LLM2EDGE_SHARED_DATA)")
+                raise ConfigError(f"{where}: data set '{d.name}': {split} does not exist (set data_root or "
+                                  "$LLM2EDGE_SHARED_DATA)")
     return config
 
-
-def with_changes(config: ExperimentConfig, **changes: Any) -> ExperimentConfig:
-    """A copy of `config` with some fields replaced."""
-    return replace(config, **changes)

@@ -24,7 +24,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -117,15 +117,18 @@ def student_text(row: Row | dict[str, Any], dataset: DatasetSpec) -> str:
 # ------------------------------------------------------------------ labeling
 
 
-def label_split(dataset: DatasetSpec, labeler: LabelerSpec, data: Path, out: Path) -> int:
-    """Label a prepared split with the LLM into `out` (resumable); returns the number newly labeled."""
+def label_split(dataset: DatasetSpec, labeler: LabelerSpec, data: Path, out: Path, *,
+                threads: int | None = None) -> int:
+    """Label a prepared split with the LLM into `out` (resumable); returns the number newly labeled.
+    `threads`: the labeler's when it sets them, else these (None: `resolve_threads`)."""
     from llm2edge.hub.label.runner import LabelConfig, label_file
 
     out.parent.mkdir(parents=True, exist_ok=True)
     summary = label_file(LabelConfig(
         data=data, task=dataset.task, out=out, backend=labeler.backend, model=labeler.model,
         base_url=labeler.base_url, shots=labeler.shots, calibrate=labeler.calibrate, cot=labeler.cot,
-        batch_size=labeler.batch_size, threads=labeler.threads, id_col="id", text_col="text"))
+        batch_size=labeler.batch_size, threads=labeler.threads if labeler.threads is not None else threads,
+        id_col="id", text_col="text"))
     if summary.failed:
         _log(f"{out}: {summary.failed} items failed after all retries (rerun to retry them)")
     return summary.labeled
@@ -145,7 +148,13 @@ def llm_scores(labels: LabeledRows, gold: dict[str, str], task_labels: Sequence[
 # ------------------------------------------------------------------ interventions
 
 
-def _embeddings(dataset: DatasetSpec, rows: Sequence[Row], student: StudentSpec, out: Path) -> np.ndarray:
+def _student_threads(student: StudentSpec, config: ExperimentConfig) -> int | None:
+    """The student's threads when it sets them, else the experiment's (None: `resolve_threads`)."""
+    return student.threads if student.threads is not None else config.threads
+
+
+def _embeddings(dataset: DatasetSpec, rows: Sequence[Row], student: StudentSpec, out: Path,
+                config: ExperimentConfig) -> np.ndarray:
     """Frozen student embeddings of the training rows (cached per data set and encoder)."""
     from llm2edge.hub.curate.embed import embed_texts
 
@@ -155,8 +164,8 @@ def _embeddings(dataset: DatasetSpec, rows: Sequence[Row], student: StudentSpec,
     meta = base.with_suffix(".json")
     if meta.is_file() and json.loads(meta.read_text())["key"] == key:
         return np.load(base.with_suffix(".npy"), allow_pickle=False)
-    feats = embed_texts(texts, model=student.model, max_length=student.max_length, threads=student.threads,
-                        progress=True)
+    feats = embed_texts(texts, model=student.model, max_length=student.max_length,
+                        threads=_student_threads(student, config), progress=True)
     base.parent.mkdir(parents=True, exist_ok=True)
     np.save(base.with_suffix(".npy"), feats, allow_pickle=False)
     write_json(meta, {"key": key, "n": len(texts)})
@@ -183,7 +192,7 @@ def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str
 
         features = None
         if cur.probs == "crossval":
-            all_feats = _embeddings(dataset, labels.rows, student, out)
+            all_feats = _embeddings(dataset, labels.rows, student, out, config)
             features = all_feats  # rows keep the order of labels.rows
         try:
             issues = find_issues(rows, labels.labels, probs=cur.probs, features=features, folds=cur.folds,
@@ -232,7 +241,7 @@ def train_and_evaluate(rows: Sequence[Row], soft: bool, task_labels: Sequence[st
         data=train_path, out=model_dir, eval_data=test_csv, model=student.model, epochs=student.epochs,
         max_length=student.max_length, batch_size=student.batch_size, lr=student.lr, seed=config.seed,
         val_fraction=0.0, freeze_encoder=student.freeze_encoder, head_epochs=student.head_epochs,
-        soft_labels=soft, threads=student.threads, labels=list(task_labels), progress=True))
+        soft_labels=soft, threads=_student_threads(student, config), labels=list(task_labels), progress=True))
     metrics = {"torch_acc": result.metrics["accuracy"], "torch_wf1": result.metrics["weighted_f1"],
                "train_seconds": round(result.seconds, 2)}
     if config.evaluate == "edge":
@@ -250,8 +259,8 @@ def _edge_metrics(model_dir: Path, bundle: Path, test_csv: Path, texts: Sequence
     from llm2edge.export import ExportConfig, export_bundle
 
     info = export_bundle(ExportConfig(model=model_dir, out=bundle, quantize=config.quantize,
-                                      validate=test_csv, threads=1, verbose=False))
-    clf = Classifier.load(bundle, threads=1)
+                                      validate=test_csv, threads=config.threads, verbose=False))
+    clf = Classifier.load(bundle, threads=config.threads)
     pred = clf.predict(list(texts))
     report = classification_report(list(gold), list(pred), list(task_labels))
     return {"edge_acc": report.accuracy, "edge_wf1": report.weighted_f1,
@@ -261,9 +270,18 @@ def _edge_metrics(model_dir: Path, bundle: Path, test_csv: Path, texts: Sequence
 # ------------------------------------------------------------------ the grid
 
 
-def run_experiment(config_path: str | Path, out: str | Path, *, quick: bool = False) -> ExperimentResult:
-    """Run (or resume) the grid of a config file; write results.csv, results.md and results.png."""
+def run_experiment(config_path: str | Path, out: str | Path, *, quick: bool = False,
+                   threads: int | None = None) -> ExperimentResult:
+    """Run (or resume) the grid of a config file; write results.csv, results.md and results.png.
+
+    `threads` (e.g. `--threads`) replaces every thread count of the config: labelers, students, export and
+    the edge classifier; None keeps the config's (whose own default is `resolve_threads`).
+    """
     config = load_config(config_path, quick=quick)
+    if threads is not None:
+        config = replace(config, threads=threads,
+                         labelers=tuple(replace(x, threads=threads) for x in config.labelers),
+                         students=tuple(replace(x, threads=threads) for x in config.students))
     return run_config(config, Path(out))
 
 
@@ -285,7 +303,8 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
             t0 = time.perf_counter()
             _log(f"{dataset.name}: labeling {len(gold_train)} train + {len(gold_test)} test items with "
                  f"'{labeler.name}' (cached items are skipped)")
-            fresh = sum(label_split(dataset, labeler, csv_path, label_dir / f"{split}.jsonl")
+            fresh = sum(label_split(dataset, labeler, csv_path, label_dir / f"{split}.jsonl",
+                                    threads=config.threads)
                         for split, csv_path in (("train", train_csv), ("test", test_csv)))
             _log(f"{dataset.name}: {fresh} items newly labeled")
             train_labels = load_labels(label_dir / "train.jsonl", task_labels)
