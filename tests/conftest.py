@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,24 @@ def repo() -> Path:
 def example_dir() -> Path:
     """The shipped example dataset (reddit_humor, MIT)."""
     return EXAMPLE
+
+
+@pytest.fixture(scope="session")
+def unprivileged(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """A command prefix under which file permissions hold (a chmod 000 file is unreadable): nothing for an
+    ordinary user; as root, `setpriv` without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (else skip)."""
+    if os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv: cannot make a permission check fail")
+    probe = tmp_path_factory.mktemp("perm") / "secret"
+    probe.write_text("x", encoding="utf-8")
+    probe.chmod(0)
+    res = subprocess.run([*prefix, "cat", str(probe)], capture_output=True, text=True)
+    if res.returncode == 0 or "Permission denied" not in res.stderr:
+        pytest.skip(f"cannot drop root's permission override here: {res.stderr.strip()}")
+    return prefix
 
 
 @pytest.fixture(scope="session")

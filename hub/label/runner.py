@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2edge.edge.threads import resolve_threads
-from llm2edge.errors import BackendError, ConfigError, DataError, Llm2EdgeError
+from llm2edge.errors import BackendError, DataError, Llm2EdgeError
 from llm2edge.hub.label.backend import Backend, Prompt, Scored
-from llm2edge.hub.label.config import BACKENDS, LabelConfig
+from llm2edge.hub.label.config import BACKENDS, OUT_FORMATS, LabelConfig
 from llm2edge.hub.label.prompts import PromptBuilder, examples_from_file
 from llm2edge.hub.label.store import (
     LabelWriter,
+    OutputLock,
     item_key,
     latest_by_key,
     margins,
@@ -79,6 +79,7 @@ class LabelSummary:
     rank: int = 0
     world_size: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
+    first_error: str | None = None  # the error of the first failed row (rank 0)
 
     def text(self) -> str:
         """A human-readable summary."""
@@ -90,6 +91,18 @@ class LabelSummary:
                  f"labels: {dist or 'none'}",
                  f"written: {self.out}" + (f" and {self.csv}" if self.csv else "")]
         return "\n".join(lines)
+
+    def raise_if_failed(self) -> None:
+        """BackendError when items are left failed (the CLI exits 2), so that a run that labeled nothing,
+        or only part, never looks like success: it says how many failed, the first error, how to retry."""
+        if self.dry_run is not None or self.rank != 0 or not self.failed:
+            return
+        first = f" (first error: {self.first_error})" if self.first_error else ""
+        retry = "rerun the same command to retry only the failed items (finished ones are kept)"
+        if self.labeled + self.skipped == 0:
+            raise BackendError(f"{self.out}: nothing labeled, all {self.failed} items failed{first}; fix the "
+                               f"backend, then {retry}")
+        raise BackendError(f"{self.out}: {self.failed} of {self.total} items failed{first}; {retry}")
 
 
 # ---- distributed helpers ---------------------------------------------------------------------------------
@@ -131,12 +144,12 @@ def make_backend(config: LabelConfig, *, threads: int | None) -> Backend:
                          max_new_tokens=config.max_new_tokens)
     if config.backend == "openai":
         if not config.model:
-            raise ConfigError("--backend openai needs --model (the server's model name)")
+            raise BackendError("--backend openai needs --model (the server's model name)")
         from llm2edge.hub.label.openai_backend import OpenAIBackend  # type: ignore[import-not-found]
 
         return OpenAIBackend(model=config.model, base_url=config.base_url, concurrency=config.concurrency,
                              timeout=config.timeout, max_retries=config.max_retries)
-    raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {config.backend!r}")
+    raise BackendError(f"unknown backend '{config.backend}': use one of {', '.join(BACKENDS)}")
 
 
 def _model_name(config: LabelConfig, backend: Backend | None) -> str:
@@ -145,6 +158,23 @@ def _model_name(config: LabelConfig, backend: Backend | None) -> str:
 
 
 # ---- the run ---------------------------------------------------------------------------------------------
+def _check(config: LabelConfig) -> None:
+    """Reject bad options with one clear line."""
+    if config.backend not in BACKENDS:
+        raise BackendError(f"unknown backend '{config.backend}': use one of {', '.join(BACKENDS)}")
+    if config.fmt not in OUT_FORMATS:
+        raise DataError(f"unknown output format '{config.fmt}': use one of {', '.join(OUT_FORMATS)}")
+    if config.batch_size < 1:
+        raise DataError("--batch-size must be at least 1")
+    if config.shots < 0:
+        raise DataError("--shots must be 0 or more")
+    if config.limit is not None and config.limit < 1:
+        raise DataError("--limit must be at least 1")
+    out = Path(config.out)
+    if out.suffix.lower() not in (".jsonl", ".ndjson"):
+        raise DataError(f"{out}: the labels file must end in .jsonl (use --format csv for a CSV copy)")
+
+
 def _records(config: LabelConfig, task: Task) -> list[Record]:
     """The input items (with the task's fields), cut to --limit."""
     records = read_records(config.data, text_col=config.text_col, id_col=config.id_col,
@@ -214,9 +244,22 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def label_file(config: LabelConfig) -> LabelSummary:
-    """Label every item of `config.data` (skipping finished ones) into `config.out`; see the module doc."""
-    t0 = time.perf_counter()
+    """Label every item of `config.data` (skipping finished ones) into `config.out`; see the module doc.
+
+    The run holds an exclusive lock on `config.out` (OutputLock; rank 0 under accelerate), so a second run
+    on the same file fails at once with BusyError instead of doing all the work again.
+    """
+    _check(config)
     dist = _Dist()
+    if config.dry_run or dist.rank != 0:
+        return _label(config, dist)
+    with OutputLock(config.out):
+        return _label(config, dist)
+
+
+def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
+    """The run of label_file (under its lock)."""
+    t0 = time.perf_counter()
     task = load_task(config.task)
     examples = examples_from_file(config.examples, task) if config.examples else None
     builder = PromptBuilder.create(task, shots=config.shots, examples=examples, cot=config.cot)
@@ -225,7 +268,9 @@ def label_file(config: LabelConfig) -> LabelSummary:
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    threads = resolve_threads(config.threads)
+    threads = config.threads or (1 if dist.world > 1 else None)
+    if threads is None:
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     backend: Backend | None = None
     if config.backend == "hf" or not config.dry_run:
         if dist.world > 1 and dist.rank != 0:
@@ -323,6 +368,7 @@ def label_file(config: LabelConfig) -> LabelSummary:
     # merge (rank 0, after everyone finished) and compact to one row per input item, in input order
     dist.barrier()
     csv_path = None
+    first_error: str | None = None
     distribution: Counter[str] = Counter()
     if dist.rank == 0:
         parts = _part_files(out)
@@ -346,6 +392,7 @@ def label_file(config: LabelConfig) -> LabelSummary:
         if config.fmt == "csv":
             csv_path = write_csv(rows, out.with_suffix(".csv"), task.label_names)
         failed = sum(1 for r in rows if r.get("error"))
+        first_error = next((str(r["error"])[:200] for r in rows if r.get("error")), None)
         if dist.world > 1:  # every process's new labels, not just this one's
             labeled = sum(1 for r in rows if not r.get("error")) - skipped
     dist.barrier()
@@ -353,5 +400,5 @@ def label_file(config: LabelConfig) -> LabelSummary:
     return LabelSummary(out=out, total=len(records), labeled=labeled, failed=failed, skipped=skipped,
                         distribution=dict(distribution), seconds=seconds,
                         items_per_s=(labeled + failed) / seconds_label if seconds_label > 0 else 0.0,
-                        csv=csv_path, rank=dist.rank, world_size=dist.world,
+                        csv=csv_path, rank=dist.rank, world_size=dist.world, first_error=first_error,
                         extra={"threads": threads, "prompt_hash": prompt_hash, "model": model})

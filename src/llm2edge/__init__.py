@@ -6,6 +6,7 @@ The top-level import is light on purpose: it pulls in neither the edge runtime n
 from llm2edge.errors import (
     BackendError,
     BundleError,
+    BusyError,
     ConfigError,
     DataError,
     ExportError,
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BackendError",
     "BundleError",
+    "BusyError",
     "ConfigError",
     "DataError",
     "ExportError",

@@ -35,6 +35,10 @@ class ExportError(Llm2EdgeError):
     """ONNX export, quantization or validation failed."""
 
 
+class BusyError(Llm2EdgeError):
+    """An output is locked by another running llm2edge process (the message names its pid)."""
+
+
 class MissingExtraError(Llm2EdgeError):
     """A subpackage or command needs an optional extra that is not installed.
 

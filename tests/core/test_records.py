@@ -175,3 +175,98 @@ def test_streaming_is_lazy(tmp_path):
     with pytest.raises(DataError, match=r"big\.txt:3"):
         list(it)
     assert [r.text for r in next(chunked(iter_records(p), 2))] == ["first", "second"]
+
+
+# -- bad input is an error naming file, line and column, never a silent wrong (issue 14) -------------------
+def test_cr_only_line_endings_are_lines(tmp_path):
+    p = tmp_path / "mac.csv"
+    p.write_bytes(b'id,text\r1,hello\r2,"two\rlines"\r3,world\r')
+    recs = read_records(p, id_col="id")
+    assert [(r.id, r.text, r.line) for r in recs] == [("1", "hello", 2), ("2", "two\rlines", 3),
+                                                      ("3", "world", 5)]
+    t = tmp_path / "mac.txt"
+    t.write_bytes(b"one\rtwo\r\nthree\n")
+    assert [r.text for r in read_records(t)] == ["one", "two", "three"]
+
+
+def test_unterminated_quote_names_the_line_where_it_opens(tmp_path):
+    p = tmp_path / "quote.csv"
+    p.write_text('text\nfirst\n"second\nthird\nfourth\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"quote\.csv:3: a quoted field opened in this row is never closed"):
+        read_records(p)
+    p.write_text('text,label\nok,x\n"a" b,y\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"quote\.csv:3: malformed CSV"):
+        read_records(p)
+
+
+def test_duplicate_columns_are_errors(tmp_path):
+    p = tmp_path / "dup.csv"
+    p.write_text("text,text,label\na,b,x\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"dup\.csv:1: the header names column 'text' twice"):
+        read_records(p)
+    j = tmp_path / "dup.jsonl"
+    j.write_text('{"text": "a"}\n{"text": "a", "text": "b"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"dup\.jsonl:2: the object names key 'text' twice"):
+        read_records(j)
+
+
+@pytest.mark.parametrize("value, kind", [(5, "a number"), (1.5, "a number"), (["a"], "a list"),
+                                         ({"a": 1}, "an object"), (True, "a boolean")])
+def test_jsonl_text_must_be_a_string(tmp_path, value, kind):
+    import json
+
+    p = tmp_path / "t.jsonl"
+    p.write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps({"text": value}) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"t\.jsonl:2: column 'text' holds {kind}, not a string"):
+        read_records(p)
+
+
+def test_jsonl_labels_and_ids_may_be_integers_not_floats(tmp_path):
+    p = tmp_path / "ints.jsonl"
+    p.write_text('{"id": 7, "text": "a", "label": 1}\n', encoding="utf-8")
+    assert [(r.id, r.label) for r in read_records(p, id_col="id", label_col="label")] == [("7", "1")]
+    p.write_text('{"id": 7.0, "text": "a"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"ints\.jsonl:1: column 'id' holds a number, not a string or an "
+                                        r"integer"):
+        read_records(p, id_col="id")
+
+
+@pytest.mark.parametrize("column, kind", [([1, 2], "a number"), ([b"a", b"b"], "bytes"),
+                                          ([["a"], ["b"]], "a list")])
+def test_parquet_text_column_of_another_type_names_the_column(tmp_path, column, kind):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "typed.parquet"
+    pq.write_table(pa.table({"text": column}), p)
+    with pytest.raises(DataError, match=rf"typed\.parquet:1: column 'text' holds {kind}"):
+        read_records(p)
+
+
+def test_parquet_duplicate_column_names(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "dup.parquet"
+    pq.write_table(pa.Table.from_arrays([pa.array(["a"]), pa.array(["b"])], names=["text", "text"]), p)
+    with pytest.raises(DataError, match=r"dup\.parquet: the file has two columns named 'text'"):
+        read_records(p)
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_blank_id_is_an_error_not_replaced_or_kept(tmp_path, blank):
+    p = tmp_path / "ids.csv"
+    p.write_text(f"id,text\na,first\n{blank},second\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"ids\.csv:3: blank id in column 'id'"):
+        read_records(p, id_col="id")
+    j = tmp_path / "ids.jsonl"
+    j.write_text('{"id": "a", "text": "first"}\n{"id": null, "text": "second"}\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"ids\.jsonl:2: blank id in column 'id'"):
+        read_records(j, id_col="id")
+    assert [r.id for r in read_records(p)] == [stable_id(0, "first"), stable_id(1, "second")]  # no id column
+
+
+def test_closed_stdin_is_an_error(monkeypatch):
+    monkeypatch.setattr("sys.stdin", None)
+    with pytest.raises(DataError, match="standard input is closed"):
+        read_records("-")

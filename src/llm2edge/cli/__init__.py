@@ -6,6 +6,8 @@ calls, importing its stage lazily inside the command so `llm2edge predict` start
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import traceback
 
@@ -24,3 +26,34 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         print(f"llm2edge: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    except OSError as exc:  # an ordinary OS failure (permission, disk full, a folder given as a file, ...)
+        if "--debug" in args:
+            traceback.print_exc()
+        print(f"llm2edge: error: {os_error_line(exc)}", file=sys.stderr)
+        _drop_broken_stdout()
+        raise SystemExit(2) from None
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError: the path(s) it names and the system's reason (`out.csv: Is a directory`)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno == errno.EEXIST and exc.filename is not None and os.path.isfile(exc.filename):
+        reason = "is a file, not a folder"  # mkdir of an output folder that is a file
+    if exc.filename is not None and exc.filename2 is not None:
+        return f"{exc.filename} -> {exc.filename2}: {reason}"
+    if exc.filename is not None:
+        return f"{exc.filename}: {reason}"
+    return reason
+
+
+def _drop_broken_stdout() -> None:
+    """If stdout cannot take its buffered rest (disk full, reader gone), drop it so exit stays quiet."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError):
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass  # no stdout at all: nothing left to flush

@@ -5,10 +5,18 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from llm2edge.errors import BusyError
 from llm2edge.hub.label.store import (
     LabelWriter,
+    OutputLock,
     item_key,
     latest_by_key,
     margins,
@@ -86,3 +94,26 @@ def test_item_key_depends_on_everything_that_shapes_the_label() -> None:
                         ("shots", 3), ("cot", True), ("calibrate", True)]:
         variants.append(item_key("x", {"f": "1"}, **{**base, name: value}))
     assert k not in variants and len(set(variants)) == len(variants)
+
+
+def test_output_lock_is_exclusive_names_the_holder_and_dies_with_it(tmp_path: Path) -> None:
+    out = tmp_path / "labels.jsonl"
+    with OutputLock(out) as lock:
+        assert lock.path.read_text() == f"{os.getpid()}\n"
+        with pytest.raises(BusyError, match=rf"labels\.jsonl: another label run \(pid {os.getpid()}\)"):
+            OutputLock(out).acquire()  # flock is per open file: the same process is refused too
+    assert not lock.path.exists()  # released: the lock file is gone
+    # a holder killed with SIGKILL leaves its lock file, but not its lock
+    code = ("import sys, time; from llm2edge.hub.label.store import OutputLock; "
+            "OutputLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with pytest.raises(BusyError, match=rf"\(pid {holder.pid}\)"):
+            OutputLock(out).acquire()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=60)
+    assert lock.path.exists()
+    with OutputLock(out):
+        assert lock.path.read_text() == f"{os.getpid()}\n"
