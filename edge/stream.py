@@ -6,6 +6,7 @@ crashed run is checked, its torn last row cut off, and prediction continues afte
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import sys
@@ -20,6 +21,7 @@ import numpy as np
 
 from llm2edge.checks import at_least, one_of
 from llm2edge.defaults import CHUNK_SIZE, PREDICT_BATCH_SIZE
+from llm2edge.edge.defer import deferred_mask
 from llm2edge.errors import ConfigError, DataError
 from llm2edge.records import Record, chunked
 
@@ -39,6 +41,7 @@ class PredictSummary:
     truncated: int
     empty: int
     seconds: float
+    deferred: int = 0  # rows marked deferred (top probability under the --defer threshold)
 
 
 def output_format(output: str | Path | None, fmt: str | None = None) -> str:
@@ -54,41 +57,63 @@ def output_format(output: str | Path | None, fmt: str | None = None) -> str:
     return _SUFFIXES[suffix]
 
 
-def csv_header(labels: Sequence[str], *, with_text: bool = False) -> list[str]:
-    """Columns of a CSV prediction file: id, [text,] label, p_<label>..."""
-    return ["id", *(["text"] if with_text else []), "label", *(f"p_{name}" for name in labels)]
+def csv_header(labels: Sequence[str], *, with_text: bool = False, deferred: bool = False) -> list[str]:
+    """Columns of a CSV prediction file: id, [text,] label, [deferred,] p_<label>..."""
+    return ["id", *(["text"] if with_text else []), "label", *(["deferred"] if deferred else []),
+            *(f"p_{name}" for name in labels)]
 
 
 class PredictionWriter:
-    """Writes prediction rows as CSV (id,[text,]label,p_<label>...) or JSONL ({id,[text,]label,probs})."""
+    """Writes prediction rows as CSV (id,[text,]label,[deferred,]p_<label>...) or JSONL
+    ({id,[text,]label,[deferred,]probs}); with a `threshold`, rows whose top probability is under it are
+    marked deferred and (with `deferred_handle`) also written there as an `llm2edge label` input (id,text)."""
 
     def __init__(self, handle: IO[str], fmt: str, labels: Sequence[str], *, with_text: bool = False,
-                 header: bool = True, digits: int = 6) -> None:
+                 header: bool = True, digits: int = 6, threshold: float | None = None,
+                 deferred_handle: IO[str] | None = None) -> None:
         self.handle = handle
         self.fmt = fmt
         self.labels = list(labels)
         self.with_text = with_text
         self.digits = digits
+        self.threshold = threshold
+        self.deferred = 0
         self._csv = csv.writer(handle, lineterminator="\n") if fmt == "csv" else None
         if self._csv is not None and header:
-            self._csv.writerow(csv_header(self.labels, with_text=with_text))
+            self._csv.writerow(csv_header(self.labels, with_text=with_text, deferred=threshold is not None))
+        self._deferred_csv = csv.writer(deferred_handle, lineterminator="\n") if deferred_handle else None
+        self._deferred_handle = deferred_handle
+        if self._deferred_csv is not None:
+            self._deferred_csv.writerow(["id", "text"])
 
     def write(self, records: Sequence[Record], proba: np.ndarray) -> None:
         """Write one row per record (argmax label and rounded probabilities) and flush."""
         top = proba.argmax(axis=1) if len(proba) else []
-        for rec, row, best in zip(records, proba.tolist(), top):
+        marks = deferred_mask(proba, self.threshold)
+        flag = [] if self.threshold is None else [None]
+        for rec, row, best, deferred in zip(records, proba.tolist(), top, marks.tolist()):
             probs = [round(p, self.digits) for p in row]
             label = self.labels[int(best)]
+            if flag:
+                flag[0] = "true" if deferred else "false"
             if self._csv is not None:
-                self._csv.writerow([rec.id, *([rec.text] if self.with_text else []), label, *probs])
+                self._csv.writerow([rec.id, *([rec.text] if self.with_text else []), label, *flag, *probs])
             else:
                 obj: dict[str, object] = {"id": rec.id}
                 if self.with_text:
                     obj["text"] = rec.text
                 obj["label"] = label
+                if flag:
+                    obj["deferred"] = deferred
                 obj["probs"] = dict(zip(self.labels, probs))
                 self.handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            if deferred:
+                self.deferred += 1
+                if self._deferred_csv is not None:
+                    self._deferred_csv.writerow([rec.id, rec.text])
         self.handle.flush()
+        if self._deferred_handle is not None:
+            self._deferred_handle.flush()
 
 
 class _CountingLines:
@@ -111,8 +136,8 @@ class _CountingLines:
         return line.decode("utf-8", errors="replace")
 
 
-def resume_point(path: Path, fmt: str, labels: Sequence[str], *, with_text: bool = False
-                 ) -> tuple[int, str | None, bool]:
+def resume_point(path: Path, fmt: str, labels: Sequence[str], *, with_text: bool = False,
+                 deferred: bool = False) -> tuple[int, str | None, bool]:
     """Cut a torn last row off an existing prediction file; return (complete rows, last id, has header)."""
     if not path.is_file() or path.stat().st_size == 0:
         return 0, None, False
@@ -120,7 +145,7 @@ def resume_point(path: Path, fmt: str, labels: Sequence[str], *, with_text: bool
     with path.open("rb") as raw:
         lines = _CountingLines(raw)
         if fmt == "csv":
-            expected = csv_header(labels, with_text=with_text)
+            expected = csv_header(labels, with_text=with_text, deferred=deferred)
             reader = csv.reader(lines)
             for n, values in enumerate(reader):
                 if not lines.last_complete:
@@ -174,12 +199,18 @@ def predict_records(
     with_text: bool = False,
     header: bool = True,
     on_chunk: Callable[[int], None] | None = None,
+    defer: float | None = None,
+    deferred_handle: IO[str] | None = None,
 ) -> PredictSummary:
-    """Classify a stream of records chunk by chunk and write one row each to `handle`, in input order."""
+    """Classify a stream of records chunk by chunk and write one row each to `handle`, in input order.
+
+    `defer`: a threshold; rows whose top probability is under it are marked deferred (and written to
+    `deferred_handle` as id,text when given)."""
     at_least("chunk_size", chunk_size)
     start = time.perf_counter()
     before = (classifier.counts.truncated, classifier.counts.empty)
-    writer = PredictionWriter(handle, fmt, classifier.labels, with_text=with_text, header=header)
+    writer = PredictionWriter(handle, fmt, classifier.labels, with_text=with_text, header=header,
+                              threshold=defer, deferred_handle=deferred_handle)
     rows = 0
     for chunk in chunked(records, chunk_size):
         proba = classifier.predict_proba([r.text for r in chunk], batch_size=batch_size)
@@ -190,7 +221,20 @@ def predict_records(
     return PredictSummary(rows=rows, skipped=0,
                           truncated=classifier.counts.truncated - before[0],
                           empty=classifier.counts.empty - before[1],
-                          seconds=time.perf_counter() - start)
+                          seconds=time.perf_counter() - start, deferred=writer.deferred)
+
+
+@contextlib.contextmanager
+def _deferred_file(path: str | Path | None) -> Iterator[IO[str] | None]:
+    """The open --deferred-out file (or None when not asked for)."""
+    if path is None:
+        yield None
+        return
+    target = Path(path)
+    if target.parent and not target.parent.is_dir():
+        raise DataError(f"{target}: the output folder does not exist")
+    with target.open("w", encoding="utf-8", newline="") as handle:
+        yield handle
 
 
 def predict_to_path(
@@ -204,24 +248,35 @@ def predict_to_path(
     with_text: bool = False,
     resume: bool = False,
     on_chunk: Callable[[int], None] | None = None,
+    defer: float | None = None,
+    deferred_out: str | Path | None = None,
 ) -> PredictSummary:
-    """Classify records into a file (or stdout for None / '-'); `resume` continues a crashed run."""
+    """Classify records into a file (or stdout for None / '-'); `resume` continues a crashed run.
+
+    `defer` (a threshold) marks rows whose top probability is under it deferred; `deferred_out` also
+    writes those rows as id,text CSV, the input of `llm2edge label` (not together with `resume`)."""
     kind = output_format(output, fmt)
+    if deferred_out is not None and (defer is None or resume):
+        raise ConfigError("--deferred-out needs a --defer threshold and cannot be combined with --resume")
     if output is None or str(output) == "-":
-        return predict_records(classifier, records, sys.stdout, fmt=kind, batch_size=batch_size,
-                               chunk_size=chunk_size, with_text=with_text, on_chunk=on_chunk)
+        with _deferred_file(deferred_out) as deferred_handle:
+            return predict_records(classifier, records, sys.stdout, fmt=kind, batch_size=batch_size,
+                                   chunk_size=chunk_size, with_text=with_text, on_chunk=on_chunk,
+                                   defer=defer, deferred_handle=deferred_handle)
     path = Path(output)
     if path.parent and not path.parent.is_dir():
         raise DataError(f"{path}: the output folder does not exist")
     skipped, has_header, mode = 0, False, "w"
     if resume and path.exists():
-        skipped, last_id, has_header = resume_point(path, kind, classifier.labels, with_text=with_text)
+        skipped, last_id, has_header = resume_point(path, kind, classifier.labels, with_text=with_text,
+                                                    deferred=defer is not None)
         records = _skip(records, skipped, last_id, path)
         mode = "a"
     done = (lambda n: on_chunk(n + skipped)) if on_chunk is not None else None
-    with path.open(mode, encoding="utf-8", newline="") as handle:
+    with (path.open(mode, encoding="utf-8", newline="") as handle,
+          _deferred_file(deferred_out) as deferred_handle):
         summary = predict_records(classifier, records, handle, fmt=kind, batch_size=batch_size,
                                   chunk_size=chunk_size, with_text=with_text, header=not has_header,
-                                  on_chunk=done)
+                                  on_chunk=done, defer=defer, deferred_handle=deferred_handle)
     return PredictSummary(rows=summary.rows, skipped=skipped, truncated=summary.truncated,
-                          empty=summary.empty, seconds=summary.seconds)
+                          empty=summary.empty, seconds=summary.seconds, deferred=summary.deferred)

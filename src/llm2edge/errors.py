@@ -8,8 +8,7 @@ class Llm2EdgeError(Exception):
 
 
 class ConfigError(Llm2EdgeError, ValueError):
-    """A bad argument or configuration value (library or CLI alike): out of range, not one of the accepted
-    choices, or an unknown key of a config file. A ValueError too, for callers that catch those."""
+    """An argument or config value is out of range or not one of the accepted choices."""
 
 
 class DataError(Llm2EdgeError):

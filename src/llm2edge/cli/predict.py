@@ -11,7 +11,7 @@ import typer
 
 from llm2edge.cli.options import threads_option
 from llm2edge.console import say, warn
-from llm2edge.defaults import CHUNK_SIZE, PREDICT_BATCH_SIZE, PROVIDER, TEXT_COL
+from llm2edge.defaults import CHUNK_SIZE, DEFER, PREDICT_BATCH_SIZE, PROVIDER, TEXT_COL
 from llm2edge.errors import ConfigError, DataError
 
 
@@ -65,14 +65,23 @@ def predict(
                                 help="Continue a crashed run: keep --output's complete rows, skip them."),
     progress: bool | None = typer.Option(None, "--progress/--no-progress",
                                             help="Progress on stderr (default: when stderr is a terminal)."),
+    defer: str = typer.Option(DEFER, "--defer",
+                              help="Mark items whose top probability is under a threshold 'deferred' (label "
+                                   "still given): auto (the bundle's `llm2edge calibrate` threshold), a "
+                                   "probability, or none."),
+    deferred_out: Path | None = typer.Option(None, "--deferred-out",
+                                             help="Also write the deferred items here (id,text CSV) as input "
+                                                  "for `llm2edge label --id-col id`."),
 ) -> None:
     """Classify texts with an edge bundle; writes one row per text, in input order.
 
     JSONL (default): {"id": ..., "label": ..., "probs": {label: p, ...}}.
     CSV: columns id, label, p_<label>... (with --with-text: id, text, label, p_<label>...).
+    With --defer: a `deferred` field (JSONL: true/false; CSV: a column after label).
     Texts come from the arguments, --input FILE, or stdin (one text per line; --input-format jsonl/csv).
     """
     from llm2edge.edge.classifier import Classifier
+    from llm2edge.edge.defer import resolve_defer
     from llm2edge.edge.stream import output_format, predict_to_path
     from llm2edge.records import Record, iter_records, stable_id
 
@@ -88,6 +97,7 @@ def predict(
     if input is not None and input != "-" and not Path(input).is_file():
         raise DataError(f"{input}: no such file")
     clf = Classifier.load(bundle, threads=threads, providers=[provider])
+    threshold = resolve_defer(clf.info, defer)
     if texts:
         records = (Record(id=stable_id(n, t), text=t, line=n + 1) for n, t in enumerate(texts))
     else:
@@ -99,7 +109,8 @@ def predict(
     bar = _Progress() if show else None
     try:
         summary = predict_to_path(clf, records, output, fmt=kind, batch_size=batch_size,
-                                  chunk_size=chunk_size, with_text=with_text, resume=resume, on_chunk=bar)
+                                  chunk_size=chunk_size, with_text=with_text, resume=resume, on_chunk=bar,
+                                  defer=threshold, deferred_out=deferred_out)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as Unix tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -111,6 +122,11 @@ def predict(
         warn(f"{summary.truncated} text(s) truncated to max_length={clf.max_length} tokens")
     if summary.empty:
         warn(f"{summary.empty} empty text(s) classified")
+    if threshold is not None:
+        share = summary.deferred / summary.rows if summary.rows else 0.0
+        where = f" -> {deferred_out}" if deferred_out is not None else ""
+        say(f"llm2edge: {summary.deferred:,} of {summary.rows:,} rows deferred ({share:.1%}, top probability "
+            f"< {threshold:.6g}){where}")
     if show:
         resumed = f" (resumed after {summary.skipped:,})" if summary.skipped else ""
         rate = summary.rows / max(summary.seconds, 1e-9)
