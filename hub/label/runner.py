@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2edge.errors import BackendError, DataError, Llm2EdgeError
+from llm2edge.edge.threads import resolve_threads
+from llm2edge.errors import BackendError, ConfigError, DataError, Llm2EdgeError
 from llm2edge.hub.label.backend import Backend, Prompt, Scored
-from llm2edge.hub.label.config import BACKENDS, OUT_FORMATS, LabelConfig
+from llm2edge.hub.label.config import BACKENDS, LabelConfig
 from llm2edge.hub.label.prompts import PromptBuilder, examples_from_file
 from llm2edge.hub.label.store import (
     LabelWriter,
@@ -144,12 +145,12 @@ def make_backend(config: LabelConfig, *, threads: int | None) -> Backend:
                          max_new_tokens=config.max_new_tokens)
     if config.backend == "openai":
         if not config.model:
-            raise BackendError("--backend openai needs --model (the server's model name)")
+            raise ConfigError("--backend openai needs --model (the server's model name)")
         from llm2edge.hub.label.openai_backend import OpenAIBackend  # type: ignore[import-not-found]
 
         return OpenAIBackend(model=config.model, base_url=config.base_url, concurrency=config.concurrency,
                              timeout=config.timeout, max_retries=config.max_retries)
-    raise BackendError(f"unknown backend '{config.backend}': use one of {', '.join(BACKENDS)}")
+    raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {config.backend!r}")
 
 
 def _model_name(config: LabelConfig, backend: Backend | None) -> str:
@@ -158,23 +159,6 @@ def _model_name(config: LabelConfig, backend: Backend | None) -> str:
 
 
 # ---- the run ---------------------------------------------------------------------------------------------
-def _check(config: LabelConfig) -> None:
-    """Reject bad options with one clear line."""
-    if config.backend not in BACKENDS:
-        raise BackendError(f"unknown backend '{config.backend}': use one of {', '.join(BACKENDS)}")
-    if config.fmt not in OUT_FORMATS:
-        raise DataError(f"unknown output format '{config.fmt}': use one of {', '.join(OUT_FORMATS)}")
-    if config.batch_size < 1:
-        raise DataError("--batch-size must be at least 1")
-    if config.shots < 0:
-        raise DataError("--shots must be 0 or more")
-    if config.limit is not None and config.limit < 1:
-        raise DataError("--limit must be at least 1")
-    out = Path(config.out)
-    if out.suffix.lower() not in (".jsonl", ".ndjson"):
-        raise DataError(f"{out}: the labels file must end in .jsonl (use --format csv for a CSV copy)")
-
-
 def _records(config: LabelConfig, task: Task) -> list[Record]:
     """The input items (with the task's fields), cut to --limit."""
     records = read_records(config.data, text_col=config.text_col, id_col=config.id_col,
@@ -249,7 +233,6 @@ def label_file(config: LabelConfig) -> LabelSummary:
     The run holds an exclusive lock on `config.out` (OutputLock; rank 0 under accelerate), so a second run
     on the same file fails at once with BusyError instead of doing all the work again.
     """
-    _check(config)
     dist = _Dist()
     if config.dry_run or dist.rank != 0:
         return _label(config, dist)
@@ -268,9 +251,7 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
 
-    threads = config.threads or (1 if dist.world > 1 else None)
-    if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = resolve_threads(config.threads)
     backend: Backend | None = None
     if config.backend == "hf" or not config.dry_run:
         if dist.world > 1 and dist.rank != 0:

@@ -8,7 +8,8 @@ class Llm2EdgeError(Exception):
 
 
 class ConfigError(Llm2EdgeError, ValueError):
-    """An argument or config value is out of range or not one of the accepted choices."""
+    """A bad argument or configuration value (library or CLI alike): out of range, not one of the accepted
+    choices, or an unknown key of a config file. A ValueError too, for callers that catch those."""
 
 
 class DataError(Llm2EdgeError):

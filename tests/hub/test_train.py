@@ -20,7 +20,7 @@ pytest.importorskip("accelerate")
 
 from safetensors.torch import load_file  # noqa: E402
 
-from llm2edge.errors import DataError, TrainError  # noqa: E402
+from llm2edge.errors import ConfigError, DataError, TrainError  # noqa: E402
 from llm2edge.hub.models import default_student  # noqa: E402
 from llm2edge.hub.train import TrainConfig, train  # noqa: E402
 
@@ -275,10 +275,35 @@ def test_data_errors_name_file_and_row(tiny, tmp_path):
     soft.write_text('{"text": "a", "probs": {"x": 1}}\n{"text": "b", "probs": {"x": -1, "y": 2}}\n')
     with pytest.raises(DataError, match=r"soft\.jsonl:2: 'probs' has a bad probability"):
         train(TrainConfig(data=soft, out=tmp_path / "m", soft_labels=True, **TINY))
-    with pytest.raises(TrainError, match="epochs must be at least 1"):
+    with pytest.raises(ConfigError, match="epochs must be at least 1"):
         train(TrainConfig(data=tiny["small"], out=tmp_path / "m", **{**TINY, "epochs": 0}))
-    with pytest.raises(TrainError, match="class_weight must be one of none, balanced"):
+    with pytest.raises(ConfigError, match="class_weight must be one of none, balanced"):
         train(TrainConfig(data=tiny["small"], out=tmp_path / "m", class_weight="inverse", **TINY))
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"epochs": 0}, "epochs must be at least 1, got 0"),
+    ({"max_length": 1}, "max_length must be an integer from 2 to 32768, got 1"),
+    ({"max_length": 10**6}, "max_length must be an integer from 2 to 32768"),
+    ({"batch_size": 0}, "batch_size must be at least 1"),
+    ({"lr": 0.0}, "lr must be positive"),
+    ({"warmup_ratio": 1.0}, r"warmup_ratio must be in \[0, 1\)"),
+    ({"val_fraction": -0.1}, r"val_fraction must be in \[0, 1\)"),
+    ({"threads": 0}, "threads must be an integer >= 1, got 0"),
+    ({"class_weight": "inverse"}, "class_weight must be one of none, balanced"),
+    ({"labels": ["a", "a"]}, "labels has duplicates"),
+])
+def test_bad_config_is_a_config_error_when_built(tmp_path, change, message):
+    """TrainConfig checks itself in __post_init__: a bad value fails before any data or model is read."""
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig(data=tmp_path / "not-read.csv", out=tmp_path / "m", **change)
+    assert not (tmp_path / "m").exists()
+
+
+def test_bad_config_out_is_a_file(tmp_path):
+    (tmp_path / "m").write_text("x")
+    with pytest.raises(ConfigError, match="--out must be a folder"):
+        TrainConfig(data=tmp_path / "d.csv", out=tmp_path / "m")
 
 
 def test_cli_errors_are_one_line(tiny, tmp_path, capsys):
