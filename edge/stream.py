@@ -23,7 +23,7 @@ from llm2edge.checks import at_least, one_of
 from llm2edge.defaults import CHUNK_SIZE, PREDICT_BATCH_SIZE
 from llm2edge.edge.defer import deferred_mask
 from llm2edge.errors import ConfigError, DataError
-from llm2edge.records import Record, chunked
+from llm2edge.records import Record, chunked, naming
 
 if TYPE_CHECKING:
     from llm2edge.edge.classifier import Classifier
@@ -259,7 +259,7 @@ def predict_to_path(
     if deferred_out is not None and (defer is None or resume):
         raise ConfigError("--deferred-out needs a --defer threshold and cannot be combined with --resume")
     if output is None or str(output) == "-":
-        with _deferred_file(deferred_out) as deferred_handle:
+        with naming("<stdout>"), _deferred_file(deferred_out) as deferred_handle:
             return predict_records(classifier, records, sys.stdout, fmt=kind, batch_size=batch_size,
                                    chunk_size=chunk_size, with_text=with_text, on_chunk=on_chunk,
                                    defer=defer, deferred_handle=deferred_handle)
@@ -273,7 +273,7 @@ def predict_to_path(
         records = _skip(records, skipped, last_id, path)
         mode = "a"
     done = (lambda n: on_chunk(n + skipped)) if on_chunk is not None else None
-    with (path.open(mode, encoding="utf-8", newline="") as handle,
+    with (naming(path), path.open(mode, encoding="utf-8", newline="") as handle,
           _deferred_file(deferred_out) as deferred_handle):
         summary = predict_records(classifier, records, handle, fmt=kind, batch_size=batch_size,
                                   chunk_size=chunk_size, with_text=with_text, header=not has_header,

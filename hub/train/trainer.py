@@ -144,7 +144,11 @@ def train(config: TrainConfig) -> TrainResult:
                                                     total_steps)
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
         if last is not None:
-            accelerator.load_state(str(last[0]))
+            try:
+                accelerator.load_state(str(last[0]))
+            except Exception as exc:  # torch: UnpicklingError/RuntimeError; safetensors: SafetensorError
+                raise TrainError(f"{last[0]}: the checkpoint is damaged and cannot be loaded "
+                                 f"({type(exc).__name__}); pass --no-resume to start over") from None
             start_epoch = int(last[1]["epoch"])
             if main:
                 say(f"llm2edge: resuming from {last[0]} (epoch {start_epoch} of {config.epochs} done)")

@@ -5,6 +5,7 @@ Standard library only (Parquet needs pyarrow, imported when a Parquet file is re
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -13,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from llm2edge.defaults import TEXT_COL
 from llm2edge.errors import DataError
@@ -57,9 +58,20 @@ def detect_format(path: str | Path, fmt: str | None = None) -> str:
     raise DataError(f"{path}: cannot tell the format from the name; use .csv, .jsonl, .parquet or .txt")
 
 
+def _universal_lines(raw: IO[bytes]) -> Iterator[bytes]:
+    """The lines of a binary stream, ending at \\n, \\r\\n or a lone \\r (old Mac files), each kept whole."""
+    for chunk in raw:  # split at \n; a \r\n stays inside one chunk
+        end = len(chunk) - 2 if chunk.endswith(b"\r\n") else len(chunk)
+        if chunk.find(b"\r", 0, end) >= 0:
+            yield from chunk.splitlines(keepends=True)
+        else:
+            yield chunk
+
+
 def _decoded_lines(raw: IO[bytes], label: str) -> Iterator[str]:
-    """Decode a binary stream line by line as UTF-8 (BOM tolerated), naming the line that is not UTF-8."""
-    for lineno, line in enumerate(raw, start=1):
+    """Decode a binary stream line by line (universal newlines) as UTF-8 (BOM tolerated), naming the line
+    that is not UTF-8."""
+    for lineno, line in enumerate(_universal_lines(raw), start=1):
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -72,6 +84,8 @@ def _decoded_lines(raw: IO[bytes], label: str) -> Iterator[str]:
 def _open_binary(path: str | Path) -> IO[bytes]:
     """Open `path` for binary reading ('-' is standard input), with a clear error if it is missing."""
     if str(path) == "-":
+        if sys.stdin is None:  # started with stdin closed (`<&-`)
+            raise DataError("standard input is closed: give an input file instead of '-'")
         return sys.stdin.buffer
     p = Path(path)
     if not p.is_file():
@@ -80,22 +94,49 @@ def _open_binary(path: str | Path) -> IO[bytes]:
 
 
 def _rows_csv(raw: IO[bytes], label: str) -> Iterator[tuple[int, dict[str, str]]]:
-    """Yield (line, row dict) from a CSV stream; the delimiter is a tab for .tsv files."""
+    """Yield (line, row dict) from a CSV stream; the delimiter is a tab for .tsv files.
+
+    Strict RFC 4180: a quote that is never closed (which would swallow every later row into one field) or
+    text after a closing quote is a DataError naming the line where the row starts; so is a header that
+    names a column twice.
+    """
     delimiter = "\t" if label.lower().endswith(".tsv") else ","
-    reader = csv.reader(_decoded_lines(raw, label), delimiter=delimiter)
+    reader = csv.reader(_decoded_lines(raw, label), delimiter=delimiter, strict=True)
+    rows = _strict_csv_rows(reader, label)
     try:
-        header = next(reader)
+        _, header = next(rows)
     except StopIteration:
         raise DataError(f"{label}: the file is empty (no header row)") from None
     header = [h.strip() for h in header]
-    line = reader.line_num
-    for values in reader:
-        start, line = line + 1, reader.line_num
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise DataError(f"{label}:1: the header names column '{name}' twice")
+        seen.add(name)
+    for start, values in rows:
         if not values:
             continue
         if len(values) != len(header):
             raise DataError(f"{label}:{start}: expected {len(header)} fields, found {len(values)}")
         yield start, dict(zip(header, values))
+
+
+def _strict_csv_rows(reader: Any, label: str) -> Iterator[tuple[int, list[str]]]:
+    """(start line, values) per row of a strict csv.reader, a malformed row as a DataError naming its line."""
+    line = 0
+    while True:
+        start = line + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if "end of data" in str(exc):
+                raise DataError(f"{label}:{start}: a quoted field opened in this row is never closed "
+                                "(the rest of the file would be read as one field)") from None
+            raise DataError(f"{label}:{start}: malformed CSV ({exc})") from None
+        line = reader.line_num
+        yield start, values
 
 
 def _rows_jsonl(raw: IO[bytes], label: str) -> Iterator[tuple[int, dict[str, object]]]:
@@ -104,12 +145,28 @@ def _rows_jsonl(raw: IO[bytes], label: str) -> Iterator[tuple[int, dict[str, obj
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as exc:
             raise DataError(f"{label}:{lineno}: not valid JSON ({exc.msg})") from None
+        except _DuplicateKey as exc:
+            raise DataError(f"{label}:{lineno}: the object names key '{exc.args[0]}' twice") from None
         if not isinstance(obj, dict):
             raise DataError(f"{label}:{lineno}: expected a JSON object per line")
         yield lineno, obj
+
+
+class _DuplicateKey(Exception):
+    """A JSON object names a key twice (json.loads would silently keep the last value)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """object_pairs_hook for json.loads: a dict, or _DuplicateKey when a key repeats."""
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
 
 
 def _rows_txt(raw: IO[bytes], label: str, text_col: str) -> Iterator[tuple[int, dict[str, str]]]:
@@ -128,6 +185,10 @@ def _rows_parquet(path: str | Path, label: str) -> Iterator[tuple[int, dict[str,
         pf = pq.ParquetFile(str(path))
     except Exception as exc:  # pyarrow raises several types for a bad file
         raise DataError(f"{label}: not a readable Parquet file ({exc})") from None
+    names = pf.schema_arrow.names
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataError(f"{label}: the file has two columns named '{twice[0]}'")
     row = 0
     for batch in pf.iter_batches(batch_size=4096):
         for obj in batch.to_pylist():
@@ -158,12 +219,32 @@ def iter_rows(path: str | Path, *, fmt: str | None = None, text_col: str = TEXT_
             raw.close()
 
 
-def _cell(row: dict[str, object], col: str) -> str | None:
-    """A cell as a string (None if absent); numbers become their text."""
+def _kind(value: object) -> str:
+    """What a JSON or Parquet value is, for an error message."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (bytes, bytearray)):
+        return "bytes (binary)"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def _cell(row: dict[str, object], col: str, where: str, *, text: bool = False) -> str | None:
+    """A cell as a string (None if absent or null). A text cell must be a string; an id, label or field
+    may also be an integer (its digits). Anything else (a float, bool, list, object, bytes) would be
+    turned into some string silently, so it is a DataError naming `where` (file:line) and the column."""
     value = row.get(col)
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
+    if value is None or isinstance(value, str):
+        return value
+    if not text and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    wanted = "a string" if text else "a string or an integer"
+    raise DataError(f"{where}: column '{col}' holds {_kind(value)}, not {wanted}")
 
 
 def iter_records(
@@ -192,21 +273,27 @@ def iter_records(
                 have = ", ".join(map(str, row)) or "none"
                 raise DataError(f"{label}: missing column(s) {', '.join(missing)} (columns: {have})")
             checked = True
-        text = _cell(row, text_col)
+        where = f"{label}:{line}"
+        text = _cell(row, text_col, where, text=True)
         if text is None or (not allow_empty and not text.strip()):
-            raise DataError(f"{label}:{line}: empty text in column '{text_col}'")
-        gold = _cell(row, label_col) if label_col else None
+            raise DataError(f"{where}: empty text in column '{text_col}'")
+        gold = _cell(row, label_col, where) if label_col else None
         if require_label and not (gold or "").strip():
             raise DataError(f"{label}:{line}: empty label in column '{label_col}'")
         extra = {}
         for col in fields:
-            value = _cell(row, col)
+            value = _cell(row, col, where)
             if value is None or not value.strip():
-                raise DataError(f"{label}:{line}: empty field '{col}'")
+                raise DataError(f"{where}: empty field '{col}'")
             extra[col] = value
-        rid = _cell(row, id_col) if id_col else None
-        yield Record(id=rid or stable_id(n, text), text=text, label=gold.strip() if gold else None,
-                     fields=extra, line=line)
+        rid = stable_id(n, text)
+        if id_col:  # one rule everywhere: a given id is kept exactly; a blank one is an error, never replaced
+            given = _cell(row, id_col, where)
+            if given is None or not given.strip():
+                raise DataError(f"{where}: blank id in column '{id_col}' (every row of an id column needs "
+                                "an id)")
+            rid = given
+        yield Record(id=rid, text=text, label=gold.strip() if gold else None, fields=extra, line=line)
 
 
 def read_records(path: str | Path, **kwargs: object) -> list[Record]:
@@ -222,6 +309,18 @@ def chunked(items: Iterable[Record], size: int) -> Iterator[list[Record]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
+
+
+@contextlib.contextmanager
+def naming(path: str | Path) -> Iterator[None]:
+    """Give an OSError raised inside that names no file (a full disk fails a write, not an open) the name
+    `path`, so the CLI's one-line message says which file it was."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
 
 
 def write_jsonl_line(handle: IO[str], obj: dict[str, object]) -> None:

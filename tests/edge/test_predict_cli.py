@@ -323,3 +323,96 @@ def test_closed_stdout_stops_quietly(tiny_bundle):
     assert json.loads(first)["id"].startswith("r0-")
     assert proc.returncode == 1
     assert b"Traceback" not in err
+
+
+# -- ordinary OS failures and bad input: one line naming the path, exit 2, never a traceback (issue 14) ------
+def _cli(bundle, *args: str, prefix: tuple[str, ...] = (), **kwargs) -> subprocess.CompletedProcess:
+    """`llm2edge predict -b BUNDLE ARGS` in a subprocess (after a command prefix such as setpriv)."""
+    kwargs = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
+    return subprocess.run([*prefix, sys.executable, "-m", "llm2edge", *cmd(bundle), *args], text=True,
+                          timeout=120, env=_env(), **kwargs)
+
+
+def test_unreadable_input_and_read_only_output_folder(tiny_bundle, tmp_path, unprivileged):
+    src = tmp_path / "in.csv"
+    src.write_text("text\nhello\n", encoding="utf-8")
+    src.chmod(0)
+    res = _cli(tiny_bundle, "-i", str(src), prefix=tuple(unprivileged))
+    assert res.returncode == 2, res.stderr
+    assert _one_error_line(res.stderr) == f"llm2edge: error: {src}: Permission denied"
+    src.chmod(0o644)
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    res = _cli(tiny_bundle, "-i", str(src), "-o", str(folder / "out.jsonl"), prefix=tuple(unprivileged))
+    assert res.returncode == 2, res.stderr
+    assert _one_error_line(res.stderr) == f"llm2edge: error: {folder / 'out.jsonl'}: Permission denied"
+
+
+def test_disk_full_names_the_output(tiny_bundle, tmp_path, capsys, monkeypatch):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    (tmp_path / "in.csv").write_text("text\nhello\n", encoding="utf-8")
+    code, _, err = run([*cmd(tiny_bundle), "-i", str(tmp_path / "in.csv"), "-o", "/dev/full", "-f", "jsonl"],
+                       capsys, monkeypatch)
+    assert code == 2 and _one_error_line(err) == "llm2edge: error: /dev/full: No space left on device"
+    with open("/dev/full", "w") as full:  # stdout on a full disk
+        res = _cli(tiny_bundle, "-i", str(tmp_path / "in.csv"), stdout=full)
+    assert res.returncode == 2
+    assert _one_error_line(res.stderr) == "llm2edge: error: <stdout>: No space left on device"
+
+
+def test_output_that_is_a_folder(tiny_bundle, tmp_path, capsys, monkeypatch):
+    (tmp_path / "in.csv").write_text("text\nhello\n", encoding="utf-8")
+    folder = tmp_path / "out.jsonl"
+    folder.mkdir()
+    for extra in ([], ["--resume"]):
+        code, _, err = run([*cmd(tiny_bundle), "-i", str(tmp_path / "in.csv"), "-o", str(folder), *extra],
+                           capsys, monkeypatch)
+        assert code == 2 and _one_error_line(err) == f"llm2edge: error: {folder}: Is a directory"
+
+
+def test_closed_stdin_is_one_line(tiny_bundle):
+    res = _cli(tiny_bundle, stdin=None, preexec_fn=lambda: os.close(0))  # `predict <&-`
+    assert res.returncode == 2, res.stderr
+    assert "standard input is closed" in _one_error_line(res.stderr)
+    res = _cli(tiny_bundle, "-i", "-", preexec_fn=lambda: os.close(0))
+    assert res.returncode == 2 and "standard input is closed" in _one_error_line(res.stderr)
+
+
+def test_cr_only_csv_is_read_line_by_line(tiny_bundle, tmp_path, capsys, monkeypatch):
+    src = tmp_path / "mac.csv"
+    src.write_bytes(b'id,text\rone,I loved it\rtwo,"awful, just awful"\r')
+    code, out, err = run([*cmd(tiny_bundle), "-i", str(src)], capsys, monkeypatch)
+    assert code == 0, err
+    rows = jsonl(out)
+    assert [r["id"] for r in rows] == ["one", "two"]
+    assert [r["label"] for r in rows] == expected_labels(tiny_bundle, ["I loved it", "awful, just awful"])
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ('id,text\n1,first\n2,"second\n3,third\n4,fourth\n', "in.csv:3: a quoted field opened in this row"),
+    ("text,text,label\na,b,x\n", "in.csv:1: the header names column 'text' twice"),
+    ("id,text\n1,first\n  ,second\n", "in.csv:3: blank id in column 'id'"),
+    ("id,text\n1,first\n,second\n", "in.csv:3: blank id in column 'id'"),
+])
+def test_bad_csv_is_one_line_and_writes_nothing_wrong(tiny_bundle, tmp_path, capsys, monkeypatch, content,
+                                                      message):
+    src = tmp_path / "in.csv"
+    src.write_text(content, encoding="utf-8")
+    code, _, err = run([*cmd(tiny_bundle), "-i", str(src), "-o", str(tmp_path / "o.jsonl")], capsys,
+                       monkeypatch)
+    assert code == 2 and message in _one_error_line(err)
+
+
+def test_evaluate_accepts_predicts_own_output(tiny_bundle, tmp_path, capsys, monkeypatch):
+    gold = tmp_path / "gold.csv"
+    gold.write_text("id,text,label\n a,I loved it,positive\nb ,awful,negative\n", encoding="utf-8")
+    code, _, err = run([*cmd(tiny_bundle), "-i", str(gold), "-o", str(tmp_path / "p.jsonl")], capsys,
+                       monkeypatch)
+    assert code == 0, err
+    assert [r["id"] for r in jsonl((tmp_path / "p.jsonl").read_text())] == [" a", "b "]  # kept exactly
+    code, out, err = run(["evaluate", "--pred", str(tmp_path / "p.jsonl"), "--gold", str(gold)], capsys,
+                         monkeypatch)
+    assert code == 0, err
+    assert "joined by id" in out

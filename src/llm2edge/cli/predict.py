@@ -91,6 +91,8 @@ def predict(
     if resume and (output is None or output == "-"):
         raise ConfigError("--resume needs --output FILE")
     if not texts and input is None:
+        if sys.stdin is None:  # started with stdin closed (`predict <&-`)
+            raise ConfigError("no input: standard input is closed; give texts as arguments or --input FILE")
         if sys.stdin.isatty():
             raise ConfigError("no input: give texts as arguments, --input FILE, or pipe texts on stdin")
         input = "-"
@@ -105,7 +107,7 @@ def predict(
         if id_col is None:
             id_col = _detect_id_col(input, input_format, text_col)
         records = iter_records(input, text_col=text_col, id_col=id_col, fmt=input_format, allow_empty=True)
-    show = sys.stderr.isatty() if progress is None else progress
+    show = bool(sys.stderr and sys.stderr.isatty()) if progress is None else progress
     bar = _Progress() if show else None
     try:
         summary = predict_to_path(clf, records, output, fmt=kind, batch_size=batch_size,

@@ -158,3 +158,15 @@ def test_dry_run_takes_no_lock(tmp_path: Path) -> None:
         res = _run(_args(_data(tmp_path, TEXTS), out, "http://127.0.0.1:9/v1", "--dry-run"))
     assert res.returncode == 0, res.stderr
     assert "items: 4 (4 to label" in res.stdout
+
+
+def test_threads_zero_is_a_config_error(tmp_path: Path) -> None:
+    from llm2edge.errors import ConfigError
+    from llm2edge.hub.label.config import LabelConfig
+
+    with pytest.raises(ConfigError, match="threads"):
+        LabelConfig(data=tmp_path / "d.csv", task="humor", out=tmp_path / "l.jsonl", threads=0)
+    res = _run(_args(_data(tmp_path, TEXTS), tmp_path / "l.jsonl", "http://127.0.0.1:9/v1", "--threads", "0",
+                     "--dry-run"))
+    assert res.returncode == 2 and "--threads" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "l.jsonl").exists()
