@@ -21,16 +21,13 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     try:
         build_app()(args=args, prog_name="llm2edge")  # standalone mode: usage errors exit 2 by themselves
-    except Llm2EdgeError as exc:
-        if "--debug" in args:
+    except (Llm2EdgeError, OSError) as exc:  # OSError: permission, disk full, a folder given as a file, ...
+        if "--debug" in args:  # the root option (app.py) is parsed by typer; the traceback is printed here
             traceback.print_exc()
-        print(f"llm2edge: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except OSError as exc:  # an ordinary OS failure (permission, disk full, a folder given as a file, ...)
-        if "--debug" in args:
-            traceback.print_exc()
-        print(f"llm2edge: error: {os_error_line(exc)}", file=sys.stderr)
-        _drop_broken_stdout()
+        line = str(exc) if isinstance(exc, Llm2EdgeError) else os_error_line(exc)
+        print(f"llm2edge: error: {line}", file=sys.stderr)
+        if not isinstance(exc, Llm2EdgeError):
+            _drop_broken_stdout()
         raise SystemExit(2) from None
 
 

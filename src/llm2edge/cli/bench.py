@@ -6,17 +6,18 @@ from pathlib import Path
 
 import typer
 
+from llm2edge import defaults
 from llm2edge.cli.options import threads_option
 from llm2edge.console import say
-from llm2edge.defaults import BENCH_BUDGET_S, BENCH_LLM, BENCH_N_TEXTS, BENCH_OUTPUT, TEXT_COL
 
 
 def bench(
     bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle folder made by `llm2edge export`."),
     texts: Path | None = typer.Option(None, "--texts", help="Texts to time (csv, jsonl, parquet, txt); "
                                                              "default: a small built-in mixed-length set."),
-    text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column holding the text."),
-    llm: str = typer.Option(BENCH_LLM, "--llm", help="LLM rows: hf (in-process scoring and generation), "
+    text_col: str = typer.Option(defaults.TEXT_COL, "--text-col", help="Column holding the text."),
+    llm: str = typer.Option(defaults.BENCH_LLM, "--llm",
+                            help="LLM rows: hf (in-process scoring and generation), "
                                                 "server (llama.cpp, OpenAI-compatible) or none."),
     model: str | None = typer.Option(None, "--model", "-m",
                                      help="LLM id, folder or GGUF (default: the embedded SmolLM2)."),
@@ -27,10 +28,12 @@ def bench(
                                                                 "output) for the torch eager rows."),
     task: str | None = typer.Option(None, "--task", help="Task name or file for the LLM prompts "
                                                          "(default: a plain task over the bundle's labels)."),
-    output: Path = typer.Option(BENCH_OUTPUT, "--output", "-o", help="Folder for speed.md/json/png."),
+    output: Path = typer.Option(defaults.BENCH_OUTPUT, "--output", "-o",
+                                help="Folder for speed.md/json/png."),
     threads: int | None = threads_option("Threads of every system, the same for all"),
-    n_texts: int = typer.Option(BENCH_N_TEXTS, "--n-texts", help="Texts sampled from --texts."),
-    budget: float = typer.Option(BENCH_BUDGET_S, "--budget", help="Seconds of timed calls per system."),
+    n_texts: int = typer.Option(defaults.BENCH_N_TEXTS, "--n-texts", help="Texts sampled from --texts."),
+    budget: float = typer.Option(defaults.BENCH_BUDGET_S, "--budget",
+                                 help="Seconds of timed calls per system."),
 ) -> None:
     """Per-item latency of the bundle vs torch eager, optimum's ORTModel and the LLM; ratios in a table."""
     from llm2edge.pipeline.bench.report import ratio_sentences, speed_table

@@ -6,49 +6,33 @@ from pathlib import Path
 
 import typer
 
+from llm2edge import defaults
 from llm2edge.cli.options import no_model_threads_option, threads_option
 from llm2edge.console import say
-from llm2edge.defaults import (
-    CURATE_ACTION,
-    CURATE_FILTER_BY,
-    CURATE_FOLDS,
-    CURATE_METHOD,
-    CURATE_PROBS,
-    CURATE_TOP,
-    EMBED_BATCH_SIZE,
-    EXPERT_BY,
-    EXPERT_CONTROL,
-    EXPERT_FRACTION,
-    EXPERT_ON_CONFLICT,
-    EXPERT_STRATEGY,
-    LABEL_COL,
-    MAX_LENGTH,
-    SEED,
-    SOFT_SMOOTHING,
-    SOFT_TEMPERATURE,
-    TEXT_COL,
-)
 from llm2edge.extras import require
 
 
 def curate_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
     out: Path = typer.Option(..., "--out", help="Output folder: labels.jsonl, report.md, report.json."),
-    method: str = typer.Option(CURATE_METHOD, "--method", help="Curation method (cleanlab)."),
-    probs: str = typer.Option(CURATE_PROBS, "--probs", help="Out-of-sample probabilities: crossval (K-fold "
+    method: str = typer.Option(defaults.CURATE_METHOD, "--method", help="Curation method (cleanlab)."),
+    probs: str = typer.Option(defaults.CURATE_PROBS, "--probs",
+                              help="Out-of-sample probabilities: crossval (K-fold "
                               "model on student embeddings) | llm (the LLM's own; weak, see docs)."),
-    action: str = typer.Option(CURATE_ACTION, "--action",
+    action: str = typer.Option(defaults.CURATE_ACTION, "--action",
                                help="flag (add label_issue) | drop (flagged rows)."),
-    folds: int = typer.Option(CURATE_FOLDS, "--folds", help="Cross-validation folds for --probs crossval."),
+    folds: int = typer.Option(defaults.CURATE_FOLDS, "--folds",
+                              help="Cross-validation folds for --probs crossval."),
     model: str | None = typer.Option(None, "--model", help="Encoder for crossval embeddings "
                                         "(default: the packaged MiniLM student)."),
-    max_length: int = typer.Option(MAX_LENGTH, "--max-length",
+    max_length: int = typer.Option(defaults.MAX_LENGTH, "--max-length",
                                    help="Tokens per text for the embeddings (as the student trains)."),
-    batch_size: int = typer.Option(EMBED_BATCH_SIZE, "--batch-size", help="Embedding batch size."),
-    filter_by: str = typer.Option(CURATE_FILTER_BY, "--filter-by", help="cleanlab filter_by method."),
+    batch_size: int = typer.Option(defaults.EMBED_BATCH_SIZE, "--batch-size", help="Embedding batch size."),
+    filter_by: str = typer.Option(defaults.CURATE_FILTER_BY, "--filter-by",
+                                  help="cleanlab filter_by method."),
     threads: int | None = threads_option("Torch threads for the embeddings"),
-    seed: int = typer.Option(SEED, "--seed", help="Seed of the fold split."),
-    top: int = typer.Option(CURATE_TOP, "--top", help="Flagged examples listed in the report."),
+    seed: int = typer.Option(defaults.SEED, "--seed", help="Seed of the fold split."),
+    top: int = typer.Option(defaults.CURATE_TOP, "--top", help="Flagged examples listed in the report."),
 ) -> None:
     """Flag or drop likely-wrong LLM labels with confident learning (cleanlab)."""
     require("hub")
@@ -64,15 +48,15 @@ def curate_cmd(
 def sample_experts_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl written by `llm2edge label`."),
     out: Path = typer.Option(..., "--out", help="Output folder for review.csv, label_studio.json, ..."),
-    fraction: float = typer.Option(EXPERT_FRACTION, "--fraction",
+    fraction: float = typer.Option(defaults.EXPERT_FRACTION, "--fraction",
                                    help="Share of the items to send to experts."),
-    strategy: str = typer.Option(EXPERT_STRATEGY, "--strategy",
+    strategy: str = typer.Option(defaults.EXPERT_STRATEGY, "--strategy",
                                  help="confidence (least confident) | random."),
     stratify: bool = typer.Option(False, "--stratify/--no-stratify",
                                   help="The same budget for each LLM label (RED-CT's rule)."),
-    by: str = typer.Option(EXPERT_BY, "--by", help="confidence (top1-top2 probability) | margin "
+    by: str = typer.Option(defaults.EXPERT_BY, "--by", help="confidence (top1-top2 probability) | margin "
                            "(log-prob margin)."),
-    seed: int = typer.Option(SEED, "--seed", help="Seed for --strategy random."),
+    seed: int = typer.Option(defaults.SEED, "--seed", help="Seed for --strategy random."),
     threads: int | None = no_model_threads_option(),
 ) -> None:
     """Pick items for expert review: the least-confident LLM labels (RED-CT) or a random sample."""
@@ -94,12 +78,16 @@ def merge_experts_cmd(
                                                  help="Gold file: fill unreviewed sampled items from it."),
     gold_id_col: str | None = typer.Option(None, "--gold-id-col", help="Id column of the gold file "
                                               "(default: join by the stable row id, then by text)."),
-    gold_label_col: str = typer.Option(LABEL_COL, "--gold-label-col", help="Label column of the gold file."),
-    gold_text_col: str = typer.Option(TEXT_COL, "--gold-text-col", help="Text column of the gold file."),
-    on_conflict: str = typer.Option(EXPERT_ON_CONFLICT, "--on-conflict", help="An item whose annotations "
+    gold_label_col: str = typer.Option(defaults.LABEL_COL, "--gold-label-col",
+                                       help="Label column of the gold file."),
+    gold_text_col: str = typer.Option(defaults.TEXT_COL, "--gold-text-col",
+                                      help="Text column of the gold file."),
+    on_conflict: str = typer.Option(defaults.EXPERT_ON_CONFLICT, "--on-conflict",
+                                    help="An item whose annotations "
                                     "disagree: error (list them) | latest (newest created_at; in review.csv "
                                     "the later line) | majority (a tie is an error)."),
-    control: str = typer.Option(EXPERT_CONTROL, "--control", help="The Label Studio Choices control that "
+    control: str = typer.Option(defaults.EXPERT_CONTROL, "--control",
+                                help="The Label Studio Choices control that "
                                 "holds the label (llm2edge's config names it 'label')."),
     threads: int | None = no_model_threads_option(),
 ) -> None:
@@ -117,9 +105,9 @@ def merge_experts_cmd(
 def soft_labels_cmd(
     labels: Path = typer.Option(..., "--labels", help="labels.jsonl (LLM or merged)."),
     out: Path = typer.Option(..., "--out", help="labels.jsonl with normalized `probs` to write."),
-    smoothing: float = typer.Option(SOFT_SMOOTHING, "--smoothing",
+    smoothing: float = typer.Option(defaults.SOFT_SMOOTHING, "--smoothing",
                                     help="Label smoothing of expert (one-hot) rows."),
-    temperature: float = typer.Option(SOFT_TEMPERATURE, "--temperature",
+    temperature: float = typer.Option(defaults.SOFT_TEMPERATURE, "--temperature",
                                       help="Sharpen (<1) or flatten (>1) LLM probs."),
     threads: int | None = no_model_threads_option(),
 ) -> None:

@@ -6,45 +6,37 @@ from pathlib import Path
 
 import typer
 
+from llm2edge import defaults
 from llm2edge.cli.options import threads_option
-from llm2edge.defaults import (
-    DEMO_CALIBRATE,
-    DEMO_CLASS_WEIGHT,
-    DEMO_CURATE,
-    DEMO_EPOCHS,
-    DEMO_LR,
-    DEMO_OUT,
-    DEMO_QUICK_TRAIN_ITEMS,
-    DEMO_TASK,
-    DEMO_TEST_ITEMS,
-    DEMO_TRAIN_ITEMS,
-    SHOTS,
-)
 
 
 def demo(
-    out: Path = typer.Option(DEMO_OUT, "--out", "-o", help="Folder for every stage's output."),
+    out: Path = typer.Option(defaults.DEMO_OUT, "--out", "-o", help="Folder for every stage's output."),
     dataset: Path | None = typer.Option(None, "--dataset",
                                         help="Folder with train.csv and test.csv (text,label); "
                                              "default: the shipped example."),
-    task: str = typer.Option(DEMO_TASK, "--task", help="Labeling task (name or file) matching the dataset."),
+    task: str = typer.Option(defaults.DEMO_TASK, "--task",
+                             help="Labeling task (name or file) matching the dataset."),
     quick: bool = typer.Option(False, "--quick",
-                               help=f"A tiny run (~{DEMO_QUICK_TRAIN_ITEMS} items) to check the pipeline."),
+                               help=f"A tiny run (~{defaults.DEMO_QUICK_TRAIN_ITEMS} items) to check the "
+                                    "pipeline."),
     threads: int | None = threads_option(
         "Threads of every stage and of both timed systems (on a machine busy with other jobs, 1 is faster)"),
     train_items: int | None = typer.Option(None, "--train-items",
-                                           help=f"Train items to label (default {DEMO_TRAIN_ITEMS})."),
+                                           help=f"Train items to label "
+                                                f"(default {defaults.DEMO_TRAIN_ITEMS})."),
     test_items: int | None = typer.Option(None, "--test-items",
-                                          help=f"Test items to score (default {DEMO_TEST_ITEMS})."),
-    shots: int = typer.Option(SHOTS, "--shots", help="Few-shot examples from the task in each LLM prompt."),
-    calibrate: bool = typer.Option(DEMO_CALIBRATE, "--calibrate/--no-calibrate",
+                                          help=f"Test items to score (default {defaults.DEMO_TEST_ITEMS})."),
+    shots: int = typer.Option(defaults.SHOTS, "--shots",
+                              help="Few-shot examples from the task in each LLM prompt."),
+    calibrate: bool = typer.Option(defaults.DEMO_CALIBRATE, "--calibrate/--no-calibrate",
                                    help="Contextual calibration of the LLM's label scores."),
-    curate: str = typer.Option(DEMO_CURATE, "--curate",
+    curate: str = typer.Option(defaults.DEMO_CURATE, "--curate",
                                help="cleanlab on the LLM labels: drop, flag or none."),
     epochs: int | None = typer.Option(None, "--epochs",
-                                      help=f"Student training epochs (default {DEMO_EPOCHS})."),
-    lr: float = typer.Option(DEMO_LR, "--lr", help="Student learning rate."),
-    class_weight: str = typer.Option(DEMO_CLASS_WEIGHT, "--class-weight",
+                                      help=f"Student training epochs (default {defaults.DEMO_EPOCHS})."),
+    lr: float = typer.Option(defaults.DEMO_LR, "--lr", help="Student learning rate."),
+    class_weight: str = typer.Option(defaults.DEMO_CLASS_WEIGHT, "--class-weight",
                                      help="Student loss weights per class: balanced (against the LLM's "
                                           "skewed labels) or none."),
 ) -> None:

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import typer
 
+from llm2edge import defaults
 from llm2edge.cli.options import threads_option
-from llm2edge.defaults import LABEL_COL, MIN_AGREEMENT, QUANTIZE, TEXT_COL
 
 
 def export(
     model: Path = typer.Option(..., "--model", "-m", help="Model folder made by `llm2edge train`."),
     out: Path = typer.Option(..., "--out", "-o", help="Bundle folder to write (replaced if it is a bundle)."),
-    quantize: str = typer.Option(QUANTIZE, "--quantize", "-q", help="int8 or none."),
+    quantize: str = typer.Option(defaults.QUANTIZE, "--quantize", "-q", help="int8 or none."),
     validate: Path | None = typer.Option(None, "--validate",
                                          help="Validation file (default: MODEL/validation.csv)."),
-    min_agreement: float = typer.Option(MIN_AGREEMENT, "--min-agreement",
+    min_agreement: float = typer.Option(defaults.MIN_AGREEMENT, "--min-agreement",
                                         help="int8 must agree with torch this often, else fp32 ships."),
     strict: bool = typer.Option(False, "--strict", help="Fail instead of falling back to fp32."),
     max_length: int | None = typer.Option(None, "--max-length",
@@ -26,8 +26,9 @@ def export(
     no_optimize: bool = typer.Option(False, "--no-optimize", help="Skip the transformer graph fusion."),
     per_channel: bool | None = typer.Option(None, "--per-channel/--per-tensor",
                                             help="int8 weight layout (default: chosen for this CPU)."),
-    text_col: str = typer.Option(TEXT_COL, "--text-col", help="Text column of the validation file."),
-    label_col: str = typer.Option(LABEL_COL, "--label-col", help="Label column of the validation file."),
+    text_col: str = typer.Option(defaults.TEXT_COL, "--text-col", help="Text column of the validation file."),
+    label_col: str = typer.Option(defaults.LABEL_COL, "--label-col",
+                                  help="Label column of the validation file."),
     threads: int | None = threads_option("Threads for validation (torch and onnxruntime)"),
 ) -> None:
     """Export a trained model to an edge bundle: ONNX, fused, int8, validated, with a manifest."""

@@ -6,20 +6,8 @@ from pathlib import Path
 
 import typer
 
+from llm2edge import defaults
 from llm2edge.cli.options import threads_option
-from llm2edge.defaults import (
-    LABEL_BACKEND,
-    LABEL_BATCH_SIZE,
-    LABEL_CONCURRENCY,
-    LABEL_DTYPE,
-    LABEL_FORMAT,
-    LABEL_MAX_RETRIES,
-    LABEL_TIMEOUT_S,
-    MAX_NEW_TOKENS,
-    PROGRESS,
-    SHOTS,
-    TEXT_COL,
-)
 
 
 def label(
@@ -27,35 +15,37 @@ def label(
     task: str = typer.Option(..., "--task", help="Shipped task name (stance, misinfo, "
                       "ideology, humor) or a .toml/.yaml file."),
     out: Path = typer.Option(..., "--out", help="Labels file (.jsonl, append-only, resumable)."),
-    backend: str = typer.Option(LABEL_BACKEND, "--backend", help="hf (in-process) or openai "
+    backend: str = typer.Option(defaults.LABEL_BACKEND, "--backend", help="hf (in-process) or openai "
                          "(any OpenAI-compatible server)."),
     model: str = typer.Option(None, "--model", help="hf: HF id, folder or .gguf (default: embedded SmolLM2); "
                                                     "openai: model name."),
     base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (default: OpenAI)."),
-    shots: int = typer.Option(SHOTS, "--shots", help="Few-shot examples in the prompt."),
+    shots: int = typer.Option(defaults.SHOTS, "--shots", help="Few-shot examples in the prompt."),
     examples: Path = typer.Option(None, "--examples", help="Labeled file to take the shots from "
                                                            "(default: the task's examples)."),
     cot: bool = typer.Option(False, "--cot", help="Reason first, then score the labels."),
     calibrate: bool = typer.Option(False, "--calibrate", help="Contextual calibration (content-free)."),
     limit: int = typer.Option(None, "--limit", help="Label only the first N items."),
-    batch_size: int = typer.Option(LABEL_BATCH_SIZE, "--batch-size", help="Items per backend call."),
-    text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column with the text."),
+    batch_size: int = typer.Option(defaults.LABEL_BATCH_SIZE, "--batch-size", help="Items per backend call."),
+    text_col: str = typer.Option(defaults.TEXT_COL, "--text-col", help="Column with the text."),
     id_col: str = typer.Option(None, "--id-col", help="Column with unique ids "
                         "(default: row number + text hash)."),
-    fmt: str = typer.Option(LABEL_FORMAT, "--format", help="jsonl, or csv to also write a CSV "
+    fmt: str = typer.Option(defaults.LABEL_FORMAT, "--format", help="jsonl, or csv to also write a CSV "
                      "with p_<label> columns."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print items, tokens, cost; label nothing."),
-    concurrency: int = typer.Option(LABEL_CONCURRENCY, "--concurrency", help="openai: requests in flight."),
-    timeout: float = typer.Option(LABEL_TIMEOUT_S, "--timeout", help="openai: seconds per request."),
-    max_retries: int = typer.Option(LABEL_MAX_RETRIES, "--max-retries",
+    concurrency: int = typer.Option(defaults.LABEL_CONCURRENCY, "--concurrency",
+                                    help="openai: requests in flight."),
+    timeout: float = typer.Option(defaults.LABEL_TIMEOUT_S, "--timeout", help="openai: seconds per request."),
+    max_retries: int = typer.Option(defaults.LABEL_MAX_RETRIES, "--max-retries",
                                     help="openai: client retries per request."),
     threads: int | None = threads_option("Torch threads of the hf backend"),
-    dtype: str = typer.Option(LABEL_DTYPE, "--dtype", help="hf: auto, float32, bfloat16 or float16."),
+    dtype: str = typer.Option(defaults.LABEL_DTYPE, "--dtype",
+                              help="hf: auto, float32, bfloat16 or float16."),
     device: str = typer.Option(None, "--device", help="hf: cpu, cuda, cuda:1... (default: device_map=auto "
                                                       "on GPUs, else cpu)."),
-    max_new_tokens: int = typer.Option(MAX_NEW_TOKENS, "--max-new-tokens",
+    max_new_tokens: int = typer.Option(defaults.MAX_NEW_TOKENS, "--max-new-tokens",
                                        help="hf --cot: longest reasoning."),
-    progress: bool = typer.Option(PROGRESS, "--progress/--no-progress",
+    progress: bool = typer.Option(defaults.PROGRESS, "--progress/--no-progress",
                                   help="Show a progress bar on stderr."),
 ) -> None:
     """Label a data file with an LLM: label probabilities per item, resumable, one row per item."""

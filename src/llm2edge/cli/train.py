@@ -6,53 +6,44 @@ from pathlib import Path
 
 import typer
 
+from llm2edge import defaults
 from llm2edge.cli.options import threads_option
 from llm2edge.console import say
-from llm2edge.defaults import (
-    CLASS_WEIGHT,
-    GRAD_ACCUM,
-    LABEL_COL,
-    MAX_LENGTH,
-    STATIC_DIMS,
-    STUDENT,
-    TEXT_COL,
-    TRAIN_BATCH_SIZE,
-    TRAIN_EPOCHS,
-    TRAIN_LR,
-    TRAIN_SEED,
-)
 
 
 def train(
     data: Path = typer.Option(..., "--data", "-d", help="Training data (csv, jsonl, parquet)."),
     out: Path = typer.Option(..., "--out", "-o", help="Model folder to write (Hugging Face layout)."),
     eval_data: Path | None = typer.Option(None, "--eval", help="Gold-labelled data to evaluate on."),
-    text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column holding the text."),
-    label_col: str = typer.Option(LABEL_COL, "--label-col", help="Column holding the label."),
+    text_col: str = typer.Option(defaults.TEXT_COL, "--text-col", help="Column holding the text."),
+    label_col: str = typer.Option(defaults.LABEL_COL, "--label-col", help="Column holding the label."),
     model: str | None = typer.Option(None, "--model", "-m",
                                      help="Student: hub id or local folder (default: packaged MiniLM-L6)."),
-    student: str = typer.Option(STUDENT, "--student",
+    student: str = typer.Option(defaults.STUDENT, "--student",
                                 help="transformer (fine-tune --model) or static (a token table distilled "
                                      "from --model, a local folder, plus a linear head: ~50x faster, a few "
                                      "points less accurate)."),
-    dims: int = typer.Option(STATIC_DIMS, "--dims", help="static: width of the distilled token table."),
-    epochs: int = typer.Option(TRAIN_EPOCHS, "--epochs", help="Passes over the training data."),
-    max_length: int = typer.Option(MAX_LENGTH, "--max-length",
+    dims: int = typer.Option(defaults.STATIC_DIMS, "--dims",
+                             help="static: width of the distilled token table."),
+    epochs: int = typer.Option(defaults.TRAIN_EPOCHS, "--epochs", help="Passes over the training data."),
+    max_length: int = typer.Option(defaults.MAX_LENGTH, "--max-length",
                                    help="Tokens per text (longer texts are truncated)."),
-    batch_size: int = typer.Option(TRAIN_BATCH_SIZE, "--batch-size",
+    batch_size: int = typer.Option(defaults.TRAIN_BATCH_SIZE, "--batch-size",
                                    help="Examples per batch (per process)."),
-    lr: float = typer.Option(TRAIN_LR, "--lr", help="Peak learning rate (AdamW, linear decay, 10% warm-up)."),
-    seed: int = typer.Option(TRAIN_SEED, "--seed", help="Seed for init, shuffling and the validation slice."),
+    lr: float = typer.Option(defaults.TRAIN_LR, "--lr",
+                             help="Peak learning rate (AdamW, linear decay, 10% warm-up)."),
+    seed: int = typer.Option(defaults.TRAIN_SEED, "--seed",
+                             help="Seed for init, shuffling and the validation slice."),
     freeze_encoder: bool = typer.Option(False, "--freeze-encoder",
                                         help="Train only the classification head on frozen embeddings."),
     soft: bool = typer.Option(False, "--soft", help="Train on the 'probs' distributions of labels.jsonl."),
-    class_weight: str = typer.Option(CLASS_WEIGHT, "--class-weight",
+    class_weight: str = typer.Option(defaults.CLASS_WEIGHT, "--class-weight",
                                      help="Loss weights per class: none, or balanced (n / (k * n_c), "
                                           "against skewed labels)."),
     threads: int | None = threads_option("Torch threads per process"),
     no_resume: bool = typer.Option(False, "--no-resume",
                                    help="Discard OUT/checkpoints (last epoch kept) and start over."),
-    grad_accum: int = typer.Option(GRAD_ACCUM, "--grad-accum", help="Batches per optimizer step."),
+    grad_accum: int = typer.Option(defaults.GRAD_ACCUM, "--grad-accum", help="Batches per optimizer step."),
 ) -> None:
     """Fine-tune a student classifier; resumes from the last epoch checkpoint after a crash."""
     from llm2edge.extras import require
