@@ -178,13 +178,14 @@ def test_sample_writes_least_confident_first_with_the_chosen_score(ls, tmp_path)
 
 
 def test_label_studio_serves_file_order_with_blind_review(ls):
-    # recorded: with "Use predictions to prelabel tasks" off, Label Studio clears the model version and its
-    # Uncertainty sampling falls back to random; Sequential sampling serves the file order, which
-    # sample-experts makes least confident first
-    rec = json.loads((ls / "sampling.json").read_text())
-    assert rec["first_served"]["sequential, prelabel off"] == rec["file_order"][0] == "s7"
-    assert rec["first_served"]["uncertainty, prelabel on"] == "s7"
-    assert rec["first_served"]["model_version with prelabel off"] == ""
+    # recorded: Sequential sampling serves the file order (sample-experts: least confident first), even
+    # when that is not the score order; Uncertainty sampling serves the lowest score, but only with
+    # "Use predictions to prelabel tasks" on: switching it off clears the model version (then random)
+    served = json.loads((ls / "sampling.json").read_text())["first_served"]
+    assert served["sequential, prelabel off"] == "s7"  # the least confident item, first in the file
+    assert served["sequential, prelabel off, reversed import"] == "s4"  # the most confident, first in file
+    assert served["uncertainty, prelabel on, reversed import"] == "s7"
+    assert served["model_version with prelabel off"] == ""
 
 
 def test_bad_on_conflict_and_control(ls, tmp_path):
