@@ -26,6 +26,8 @@ def bench(
                                                "(default: start llama.cpp locally)."),
     student: Path | None = typer.Option(None, "--student", help="The torch model folder (`llm2edge train` "
                                                                 "output) for the torch eager rows."),
+    static: Path | None = typer.Option(None, "--static", help="A static-student bundle (`train --student "
+                                                              "static`, exported) timed beside --bundle."),
     task: str | None = typer.Option(None, "--task", help="Task name or file for the LLM prompts "
                                                          "(default: a plain task over the bundle's labels)."),
     output: Path = typer.Option(defaults.BENCH_OUTPUT, "--output", "-o",
@@ -41,7 +43,7 @@ def bench(
 
     result = run_bench(BenchConfig(
         bundle=bundle, output=output, texts=texts, text_col=text_col, llm=llm, model=model,
-        server_url=server_url, student=student, task=task, threads=threads, n_texts=n_texts,
+        server_url=server_url, student=student, static=static, task=task, threads=threads, n_texts=n_texts,
         budget_s=budget))
     reference = result.extra["reference"]
     print(speed_table(result.rows, reference=reference))

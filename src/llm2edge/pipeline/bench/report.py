@@ -89,7 +89,7 @@ def plot_speed(rows: Sequence[SpeedRow], path: str | Path, *, title: str = "Late
 
     shown = [r for r in rows if r.kind != "noop"]
     shown.sort(key=lambda r: r.per_item_ms)
-    colors = {"edge": "#2a9d8f", "torch": "#e76f51", "ortmodel": "#f4a261"}
+    colors = {"edge": "#2a9d8f", "static": "#264653", "torch": "#e76f51", "ortmodel": "#f4a261"}
     fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(shown) + 1.4))
     ax.barh([r.system for r in shown], [r.per_item_ms for r in shown],
             color=[colors.get(r.kind, "#6c757d") for r in shown])

@@ -49,6 +49,9 @@ class BenchConfig:
     model: str | None = None
     #: An already running OpenAI-compatible server (llm="server"); None: start llama.cpp locally.
     server_url: str | None = None
+    #: A static-student bundle (`train --student static`, then export) timed beside the bundle ("static"
+    #: rows at the same batch sizes); None: no static rows.
+    static: str | Path | None = None
     #: Torch model folder for the torch eager rows (default: the manifest's source_model).
     student: str | Path | None = None
     #: Task for the LLM prompts (default: a plain task over the bundle's labels).
@@ -93,6 +96,13 @@ def bench_systems(config: BenchConfig, info: BundleInfo) -> tuple[list[SystemSpe
     specs += [SystemSpec(name=f"edge {quant} b{b} stream", kind="edge", batch=b, chunk=STREAM_CHUNK,
                          path=str(info.path), **common)
               for b in config.batches if b > 1 and config.n_texts >= STREAM_CHUNK]
+    if config.static is not None:
+        static = read_bundle(config.static)
+        if static.student != "static":
+            raise ConfigError(f"{config.static}: --static needs a static-student bundle (its manifest says "
+                              f"student: {static.student})")
+        specs += [SystemSpec(name=f"static b{b}", kind="static", batch=b, path=str(static.path),
+                             **{**common, "max_length": static.max_length}) for b in config.batches]
     skipped: list[tuple[str, str]] = []
     student = config.student or (info.source_model if info.source_model and Path(info.source_model).is_dir()
                                  else None)

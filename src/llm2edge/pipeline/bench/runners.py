@@ -33,7 +33,7 @@ def missing_module(*modules: str) -> str | None:
 
 def cuda_unavailable(kind: str) -> str | None:
     """None when systems of `kind` can run on CUDA here, else the reason why not."""
-    if kind == "edge":
+    if kind in ("edge", "static"):
         import onnxruntime as ort
 
         if "CUDAExecutionProvider" not in ort.get_available_providers():
@@ -129,7 +129,7 @@ def build_runner(spec: SystemSpec) -> Runner:
         raise BackendError(f"unknown system kind '{spec.kind}': use one of {', '.join(KINDS)}")
     if spec.kind == "noop":
         return lambda batch: None
-    if spec.kind == "edge":
+    if spec.kind in ("edge", "static"):
         from llm2edge.edge import Classifier
 
         clf = Classifier.load(spec.path or "", threads=spec.threads, providers=[spec.device])

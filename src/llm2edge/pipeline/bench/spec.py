@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass
 
 from llm2edge.defaults import MAX_LENGTH
 
-#: What a worker can run.
-KINDS = ("noop", "edge", "torch", "ortmodel", "llm-score", "llm-generate", "llm-server")
+#: What a worker can run ("static": a static-embedding student's bundle, run by the edge runtime too).
+KINDS = ("noop", "edge", "static", "torch", "ortmodel", "llm-score", "llm-generate", "llm-server")
 
 
 @dataclass(frozen=True)
