@@ -1,10 +1,4 @@
-"""Classify texts with a verified bundle: tokenizers + onnxruntime + numpy, length-sorted batches.
-
-A text's logits never depend on the texts it is classified with (batch size, chunk size, resume point,
-thread count): batches hold texts of one token length only, so no text is ever padded, and a dynamic int8
-model (activation scales computed per call over the whole input) runs one text per call. Checked bit for bit
-in tests/edge/test_batch_invariance.py and tests/export/test_batch_invariance.py.
-"""
+"""Classify texts with a verified bundle: tokenizers + onnxruntime + numpy, length-sorted batches."""
 
 from __future__ import annotations
 
@@ -106,9 +100,6 @@ class Classifier:
         self._types = "token_type_ids" in names  # a static student's graph takes no token types
         outputs = [o.name for o in session.get_outputs()]
         self.output_name = "logits" if "logits" in outputs else outputs[0]
-        #: One text per model call: dynamic int8 quantizes activations with one scale per call, so a batch
-        #: would make each text's result depend on its neighbours.
-        self.row_at_a_time = info.quantization == "int8"
 
     @classmethod
     def load(cls, bundle: str | Path, *, threads: int | None = None,
@@ -138,20 +129,7 @@ class Classifier:
         if missing:
             raise BundleError(f"execution provider {missing[0]} failed to start (onnxruntime fell back to "
                               f"{session.get_providers()}); check the CUDA/cuDNN libraries")
-        clf = cls(info, session, tokenizer, pad_id=pad_id, threads=n_threads)
-        clf._probe()
-        return clf
-
-    def _probe(self) -> None:
-        """Run one input of max_length tokens, so a manifest whose max_length the model cannot take (more
-        positions than its position embeddings) fails here, before any output is written."""
-        row = np.full((1, self.info.max_length), self.pad_id, dtype=np.int64)
-        feed = {"input_ids": row, "attention_mask": np.ones_like(row), "token_type_ids": np.zeros_like(row)}
-        try:
-            self._run({name: feed[name] for name in self.input_names})
-        except BundleError as exc:
-            raise BundleError(f"{self.info.path / 'manifest.json'}: max_length {self.info.max_length} "
-                              f"does not fit the model ({exc})") from None
+        return cls(info, session, tokenizer, pad_id=pad_id, threads=n_threads)
 
     @property
     def labels(self) -> list[str]:
@@ -197,44 +175,21 @@ class Classifier:
         arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         return {name: arrays[name] for name in self.input_names}
 
-    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        """One model call; a one-line BundleError if onnxruntime fails or the output is not [n, labels]."""
-        ids = feed["input_ids"]
-        try:
-            (logits,) = self.session.run([self.output_name], feed)
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument/RuntimeException types
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise BundleError(f"{self.info.model_path}: onnxruntime failed on {ids.shape[0]} text(s) of "
-                              f"{ids.shape[1]} tokens: {first}") from None
-        k = len(self.info.labels)
-        if logits.ndim != 2 or logits.shape[1] != k or logits.shape[0] != ids.shape[0]:
-            raise BundleError(f"{self.info.model_path}: model output '{self.output_name}' has shape "
-                              f"{list(logits.shape)}, expected [{ids.shape[0]}, {k}]")
-        return logits
-
-    def _batches(self, order: list[int], encodings: list[Encoding], batch_size: int) -> Iterator[list[int]]:
-        """Consecutive runs of `order` (length-sorted) with one token length each, at most batch_size long
-        (1 for dynamic int8): no text is padded, so no text's result depends on another's."""
-        size = 1 if self.row_at_a_time else batch_size
-        batch: list[int] = []
-        for i in order:
-            if batch and (len(batch) == size or len(encodings[i].ids) != len(encodings[batch[0]].ids)):
-                yield batch
-                batch = []
-            batch.append(i)
-        if batch:
-            yield batch
-
     def _logits_windows(self, texts: list[str], batch_size: int) -> Iterator[np.ndarray]:
-        """Logits for consecutive windows of texts, each window length-sorted into equal-length batches."""
+        """Logits for consecutive windows of texts, each window length-sorted into batches."""
         k = len(self.info.labels)
         for start in range(0, len(texts), SORT_WINDOW):
             window = texts[start:start + SORT_WINDOW]
             encodings = self._encode(window)
             order = sorted(range(len(window)), key=lambda i: len(encodings[i].ids))
             out = np.empty((len(window), k), dtype=np.float32)
-            for idx in self._batches(order, encodings, batch_size):
-                out[idx] = self._run(self._feed([encodings[i] for i in idx]))
+            for b in range(0, len(order), batch_size):
+                idx = order[b:b + batch_size]
+                (logits,) = self.session.run([self.output_name], self._feed([encodings[i] for i in idx]))
+                if logits.ndim != 2 or logits.shape[1] != k:
+                    raise BundleError(f"{self.info.model_path}: model output '{self.output_name}' has shape "
+                                      f"{list(logits.shape)}, expected [batch, {k}]")
+                out[idx] = logits
             yield out
 
     def predict_logits(self, texts: Sequence[str] | str, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
