@@ -16,6 +16,7 @@ import torch
 from llm2edge.checks import one_of
 from llm2edge.hub.train.config import CLASS_WEIGHTS
 from llm2edge.hub.train.data import Example
+from llm2edge.hub.train.small_data import label_mass, resolve_class_weight
 
 #: Length grouping: sort by length inside windows of MEGABATCH batches.
 MEGABATCH = 50
@@ -71,18 +72,16 @@ def target_tensor(examples: Sequence[Example], labels: Sequence[str], soft: bool
 
 
 def class_weights(targets: torch.Tensor, num_labels: int, mode: str) -> torch.Tensor | None:
-    """Per-class loss weights: None for "none"; "balanced" is sklearn's n / (k * n_c).
+    """Per-class loss weights: None for "none"; "balanced" is sklearn's n / (k * n_c); "auto" is balanced
+    when the targets are skewed (small_data.resolve_class_weight), else None.
 
     n_c counts the hard targets of class c, or sums the soft targets' mass on c; a class absent from the
     training targets gets weight 1 (it never appears as a target, so its weight has no effect).
     """
-    if mode == "none":
-        return None
     one_of("class_weight", mode, CLASS_WEIGHTS)
-    if targets.dim() == 1:
-        counts = torch.bincount(targets, minlength=num_labels).to(torch.float64)
-    else:
-        counts = targets.to(torch.float64).sum(0)
+    if resolve_class_weight(mode, targets, num_labels) == "none":
+        return None
+    counts = label_mass(targets, num_labels)
     n = counts.sum()
     weights = torch.ones(num_labels, dtype=torch.float64)
     present = counts > 0

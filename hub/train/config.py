@@ -17,8 +17,11 @@ from llm2edge.defaults import (
     STUDENT,
     TEXT_COL,
     TRAIN_BATCH_SIZE,
+    TRAIN_BEST_BY,
     TRAIN_EPOCHS,
     TRAIN_LR,
+    TRAIN_MAX_EPOCHS,
+    TRAIN_MIN_STEPS,
     TRAIN_SEED,
 )
 from llm2edge.errors import ConfigError
@@ -27,7 +30,9 @@ from llm2edge.hashing import digest
 #: The JSONL field that holds a soft label distribution {label: p} (the labels.jsonl contract).
 PROBS_FIELD = "probs"
 #: Accepted values of TrainConfig.class_weight.
-CLASS_WEIGHTS = ("none", "balanced")
+CLASS_WEIGHTS = ("auto", "none", "balanced")
+#: Accepted values of TrainConfig.best_by.
+BEST_BY = ("macro_f1", "last")
 #: Accepted values of TrainConfig.student.
 STUDENTS = ("transformer", "static")
 
@@ -58,6 +63,14 @@ class TrainConfig:
     dims: int = STATIC_DIMS
     #: Passes over the training data.
     epochs: int = TRAIN_EPOCHS
+    #: Fewest optimizer steps: on a small set the epochs are raised until the run takes at least this many
+    #: (at most max_epochs); 0 runs exactly `epochs` (the behaviour before issue 10).
+    min_steps: int = TRAIN_MIN_STEPS
+    #: The most epochs min_steps may raise a run to (never below `epochs`).
+    max_epochs: int = TRAIN_MAX_EPOCHS
+    #: The weights kept: "macro_f1" (the epoch with the best macro-F1 on the held-back slice; the last
+    #: epoch without a slice) or "last".
+    best_by: str = TRAIN_BEST_BY
     #: Tokens per text (longer texts are truncated); written to train_meta.json, then the bundle manifest.
     max_length: int = MAX_LENGTH
     #: Examples per batch (per process).
@@ -84,7 +97,8 @@ class TrainConfig:
     head_lr: float = 1e-3
     #: Targets from the `probs` field ({label: p}) instead of the label column.
     soft_labels: bool = False
-    #: "balanced": weight class c by n / (k * n_c) in the loss (sklearn's rule); "none": no weights.
+    #: "balanced": weight class c by n / (k * n_c) in the loss (sklearn's rule); "none": no weights;
+    #: "auto": balanced when the labels are skewed (small_data.AUTO_SKEW_RATIO), else none.
     class_weight: str = CLASS_WEIGHT
     #: Torch threads per process; None: `resolve_threads` (the CPUs this process may use, 1 per process
     #: under accelerate launch / torchrun).
@@ -110,6 +124,9 @@ class TrainConfig:
         fraction("warmup_ratio", self.warmup_ratio, closed=False)
         fraction("val_fraction", self.val_fraction, closed=False)
         one_of("class_weight", self.class_weight, CLASS_WEIGHTS)
+        one_of("best_by", self.best_by, BEST_BY)
+        at_least("min_steps", self.min_steps, 0)
+        at_least("max_epochs", self.max_epochs)
         one_of("student", self.student, STUDENTS)
         at_least("dims", self.dims, 2)
         check_threads(self.threads)
@@ -128,6 +145,8 @@ def fingerprint(config: TrainConfig, *, model: str, data_sha256: str, num_proces
     payload: dict[str, Any] = {k: getattr(config, k) for k in keys}
     if config.class_weight != "none":  # only when set: checkpoints made before the option still match
         payload["class_weight"] = config.class_weight
+    if config.min_steps or config.best_by != "last":  # likewise (issue 10's schedule and selection)
+        payload.update(min_steps=config.min_steps, max_epochs=config.max_epochs, best_by=config.best_by)
     if config.student != "transformer":  # likewise
         payload.update(student=config.student, dims=config.dims)
     payload.update(model=model, data_sha256=data_sha256, num_processes=num_processes)

@@ -38,7 +38,10 @@ from llm2edge.hub.train.checkpoints import CHECKPOINTS, last_checkpoint, save_ch
 from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
 from llm2edge.hub.train.data import load_training_data, write_validation
 from llm2edge.hub.train.evaluation import report_dict
+from llm2edge.hub.train.guard import check_collapse
 from llm2edge.hub.train.head import train_head
+from llm2edge.hub.train.selection import BestEpoch
+from llm2edge.hub.train.small_data import planned_epochs
 
 
 def _distributed_without_accelerator() -> bool:
@@ -122,8 +125,12 @@ def train(config: TrainConfig) -> TrainResult:
     weight = None if weights is None else weights.to(device)
 
     start_epoch = 0
+    epochs = config.epochs
+    selecting = config.best_by == "macro_f1" and bool(val_ex) and not config.freeze_encoder
+    best = BestEpoch(root, key, enabled=selecting, main=main)
     t0 = time.perf_counter()
     processed = 0
+    kept_epoch = epochs
     if config.freeze_encoder:
         model.to(device)
         train_head(model, feats, y, config, pad_id, device, main, weight)
@@ -139,7 +146,9 @@ def train(config: TrainConfig) -> TrainResult:
         first = epoch_batches(lengths, config.batch_size, config.seed, 0)
         batches_per_proc = len(shard(first, rank, world))
         steps_per_epoch = math.ceil(batches_per_proc / config.grad_accum)
-        total_steps = steps_per_epoch * config.epochs
+        epochs = planned_epochs(steps_per_epoch, epochs=config.epochs, min_steps=config.min_steps,
+                                max_epochs=config.max_epochs)
+        total_steps = steps_per_epoch * epochs
         scheduler = get_linear_schedule_with_warmup(optimizer, round(config.warmup_ratio * total_steps),
                                                     total_steps)
         model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -150,13 +159,14 @@ def train(config: TrainConfig) -> TrainResult:
                 raise TrainError(f"{last[0]}: the checkpoint is damaged and cannot be loaded "
                                  f"({type(exc).__name__}); pass --no-resume to start over") from None
             start_epoch = int(last[1]["epoch"])
+            best.load()
             if main:
-                say(f"llm2edge: resuming from {last[0]} (epoch {start_epoch} of {config.epochs} done)")
-        for epoch in range(start_epoch, config.epochs):
+                say(f"llm2edge: resuming from {last[0]} (epoch {start_epoch} of {epochs} done)")
+        for epoch in range(start_epoch, epochs):
             set_seed(config.seed + 1 + epoch)  # dropout RNG per epoch: a resumed run draws the same masks
             mine = shard(epoch_batches(lengths, config.batch_size, config.seed, epoch), rank, world)
             model.train()
-            bar = tqdm(total=len(mine), desc=f"epoch {epoch + 1}/{config.epochs}", file=sys.stderr,
+            bar = tqdm(total=len(mine), desc=f"epoch {epoch + 1}/{epochs}", file=sys.stderr,
                        disable=not (main and config.progress), unit="batch")
             for i, idx in enumerate(mine):
                 group_start = (i // config.grad_accum) * config.grad_accum
@@ -179,8 +189,13 @@ def train(config: TrainConfig) -> TrainResult:
                 bar.set_postfix(loss=f"{loss.item() * group:.4f}")
             bar.close()
             accelerator.wait_for_everyone()
+            if best.enabled:  # every process scores the same slice with the same weights: same choice
+                bare = accelerator.unwrap_model(model)
+                scored = report_dict(bare, tokenizer, val_ex, labels, config, device)
+                best.update(epoch + 1, scored["macro_f1"], bare)
             save_checkpoint(accelerator, root, epoch + 1, key)
         unwrapped = accelerator.unwrap_model(model)
+        kept_epoch = best.restore(unwrapped, epochs)
     seconds = time.perf_counter() - t0
 
     # ---- outputs (main process only)
@@ -197,6 +212,9 @@ def train(config: TrainConfig) -> TrainResult:
         if eval_examples is not None:
             metrics = {"split": "eval", "data": str(config.eval_data),
                        **report_dict(unwrapped, tokenizer, eval_examples, labels, config, device)}
+        collapse = check_collapse({"validation": val_metrics, "eval": metrics})
+        if metrics is not None:
+            metrics["collapsed"] = collapse["collapsed"]
             write_json(out / "metrics.json", metrics)
         write_json(out / "train_meta.json", {
             "labels": labels, "max_length": config.max_length, "seed": config.seed,
@@ -205,7 +223,10 @@ def train(config: TrainConfig) -> TrainResult:
             "freeze_encoder": config.freeze_encoder, "class_weight": config.class_weight,
             "class_weights": None if weights is None else
             {label: round(float(w), 6) for label, w in zip(labels, weights.tolist())},
-            "epochs": config.epochs, "batch_size": config.batch_size,
+            "epochs": config.epochs, "epochs_run": epochs, "min_steps": config.min_steps,
+            "best_by": config.best_by if best.enabled else "last", "kept_epoch": kept_epoch,
+            "validation_macro_f1_per_epoch": best.history, "collapsed": collapse["collapsed"],
+            "collapse": collapse["slices"], "batch_size": config.batch_size,
             "lr": config.lr, "num_processes": world, "threads": threads, "train_rows": len(train_ex),
             "validation_rows": len(val_ex), "seconds": round(seconds, 3),
             "examples_per_second": round(processed / seconds, 3) if seconds > 0 else None,

@@ -91,8 +91,16 @@ TRAIN_BATCH_SIZE = 32
 TRAIN_LR = 1e-4
 #: Seed of initialization, shuffling and the validation slice.
 TRAIN_SEED = 42
-#: Loss weights per class: "none", or "balanced" (n / (k * n_c), sklearn's rule).
-CLASS_WEIGHT = "none"
+#: Loss weights per class: "auto" (balanced when the most frequent label has more than 1.5x the rows of the
+#: least frequent: llm2edge.hub.train.small_data), "balanced" (n / (k * n_c), sklearn's rule) or "none".
+CLASS_WEIGHT = "auto"
+#: Fewest optimizer steps of a fine-tuning run: on small sets the epochs are raised to reach it (0: exactly
+#: --epochs). Issue 10: 3 epochs of ~350 skewed LLM labels (33 steps) left the student on one label.
+TRAIN_MIN_STEPS = 100
+#: The most epochs TRAIN_MIN_STEPS may raise a run to.
+TRAIN_MAX_EPOCHS = 10
+#: Which epoch's weights a fine-tuning run keeps: "macro_f1" (the best on the held-back slice) or "last".
+TRAIN_BEST_BY = "macro_f1"
 #: Batches per optimizer step.
 GRAD_ACCUM = 1
 #: The student: "transformer" (fine-tune --model, MiniLM by default) or "static" (a token table distilled

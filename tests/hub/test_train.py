@@ -29,7 +29,9 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1",
        "TOKENIZERS_PARALLELISM": "false"}
 TINY = {"epochs": 2, "max_length": 32, "batch_size": 8, "seed": 7, "lr": 1e-4, "threads": 1,
-        "progress": False}
+        "progress": False, "min_steps": 0, "best_by": "last"}  # exactly `epochs`, the last epoch kept
+#: TINY's schedule and selection as CLI flags.
+TINY_FLAGS = ["--min-steps", "0", "--best-by", "last"]
 
 
 def _write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
@@ -131,7 +133,7 @@ def test_crash_then_resume_matches_uninterrupted_run(reference, tiny, tmp_path):
     out = tmp_path / "model"
     cmd = [sys.executable, "-m", "llm2edge", "train", "--data", str(tiny["train"]), "--out", str(out),
            "--epochs", "2", "--max-length", "32", "--batch-size", "8", "--seed", "7", "--lr", "1e-4",
-           "--threads", "1"]
+           "--threads", "1", *TINY_FLAGS]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     marker = out / "checkpoints" / "epoch-1" / "checkpoint.json"
     deadline = time.monotonic() + 600
@@ -171,7 +173,7 @@ def test_soft_labels_are_the_targets(tiny, tmp_path):
                                 "probs": {"funny": 0.8, "not_funny": 0.2}}) + "\n")
     torch.set_num_threads(1)
     result = train(TrainConfig(data=soft, out=tmp_path / "m", soft_labels=True, freeze_encoder=True,
-                               val_fraction=0, head_epochs=300, **TINY))
+                               val_fraction=0, head_epochs=300, class_weight="none", **TINY))
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     model = AutoModelForSequenceClassification.from_pretrained(result.out).eval()
@@ -226,7 +228,7 @@ def test_balanced_class_weights_counter_skewed_labels(example_dir, tmp_path):
     data = _write_csv(tmp_path / "skewed.csv", rows)
     torch.set_num_threads(1)
     cfg = {**TINY, "freeze_encoder": True, "head_epochs": 100, "val_fraction": 0}
-    plain = train(TrainConfig(data=data, out=tmp_path / "plain", **cfg))
+    plain = train(TrainConfig(data=data, out=tmp_path / "plain", class_weight="none", **cfg))
     weighted = train(TrainConfig(data=data, out=tmp_path / "balanced", class_weight="balanced", **cfg))
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -277,7 +279,7 @@ def test_data_errors_name_file_and_row(tiny, tmp_path):
         train(TrainConfig(data=soft, out=tmp_path / "m", soft_labels=True, **TINY))
     with pytest.raises(ConfigError, match="epochs must be at least 1"):
         train(TrainConfig(data=tiny["small"], out=tmp_path / "m", **{**TINY, "epochs": 0}))
-    with pytest.raises(ConfigError, match="class_weight must be one of none, balanced"):
+    with pytest.raises(ConfigError, match="class_weight must be one of auto, none, balanced"):
         train(TrainConfig(data=tiny["small"], out=tmp_path / "m", class_weight="inverse", **TINY))
 
 
@@ -329,7 +331,7 @@ def test_corrupt_checkpoint_on_resume_is_one_line(tiny, tmp_path, capsys):
     train(TrainConfig(data=tiny["small"], out=out, **{**TINY, "epochs": 1}))
     ckpt = out / "checkpoints" / "epoch-1"
     args = ["train", "--data", str(tiny["small"]), "--out", str(out), "--epochs", "1", "--max-length", "32",
-            "--batch-size", "8", "--seed", "7", "--lr", "1e-4", "--threads", "1"]
+            "--batch-size", "8", "--seed", "7", "--lr", "1e-4", "--threads", "1", *TINY_FLAGS]
     torch.save(Path("not/a/state/dict"), ckpt / "optimizer.bin")  # a pickle torch refuses to load
     for name in ("optimizer.bin", "model.safetensors"):
         if name == "model.safetensors":
@@ -354,7 +356,7 @@ def test_ddp_two_processes_under_accelerate_launch(tiny, tmp_path):
         [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
          "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
          "-m", "llm2edge", "train", "--data", str(tiny["train"]), "--eval", str(tiny["eval"]),
-         "--out", str(out), "--epochs", "1", "--max-length", "32", "--batch-size", "8"],
+         "--out", str(out), "--epochs", "1", "--max-length", "32", "--batch-size", "8", "--min-steps", "0"],
         env={**ENV, "CUDA_VISIBLE_DEVICES": ""}, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads((out / "train_meta.json").read_text())

@@ -26,6 +26,14 @@ def train(
     dims: int = typer.Option(defaults.STATIC_DIMS, "--dims",
                              help="static: width of the distilled token table."),
     epochs: int = typer.Option(defaults.TRAIN_EPOCHS, "--epochs", help="Passes over the training data."),
+    min_steps: int = typer.Option(defaults.TRAIN_MIN_STEPS, "--min-steps",
+                                  help="Fewest optimizer steps: on small sets epochs are raised to reach "
+                                       "them (at most --max-epochs); 0: exactly --epochs."),
+    max_epochs: int = typer.Option(defaults.TRAIN_MAX_EPOCHS, "--max-epochs",
+                                   help="The most epochs --min-steps may raise a run to."),
+    best_by: str = typer.Option(defaults.TRAIN_BEST_BY, "--best-by",
+                                help="Weights kept: macro_f1 (the best epoch on the held-back slice) or "
+                                     "last."),
     max_length: int = typer.Option(defaults.MAX_LENGTH, "--max-length",
                                    help="Tokens per text (longer texts are truncated)."),
     batch_size: int = typer.Option(defaults.TRAIN_BATCH_SIZE, "--batch-size",
@@ -38,8 +46,8 @@ def train(
                                         help="Train only the classification head on frozen embeddings."),
     soft: bool = typer.Option(False, "--soft", help="Train on the 'probs' distributions of labels.jsonl."),
     class_weight: str = typer.Option(defaults.CLASS_WEIGHT, "--class-weight",
-                                     help="Loss weights per class: none, or balanced (n / (k * n_c), "
-                                          "against skewed labels)."),
+                                     help="Loss weights per class: auto (balanced when the labels are "
+                                          "skewed), balanced (n / (k * n_c)) or none."),
     threads: int | None = threads_option("Torch threads per process"),
     no_resume: bool = typer.Option(False, "--no-resume",
                                    help="Discard OUT/checkpoints (last epoch kept) and start over."),
@@ -56,7 +64,7 @@ def train(
         data=data, out=out, eval_data=eval_data, text_col=text_col, label_col=label_col, model=model,
         epochs=epochs, max_length=max_length, batch_size=batch_size, lr=lr, seed=seed,
         freeze_encoder=freeze_encoder, soft_labels=soft, class_weight=class_weight, threads=threads,
-        student=student, dims=dims,
+        student=student, dims=dims, min_steps=min_steps, max_epochs=max_epochs, best_by=best_by,
         resume=not no_resume, grad_accum=grad_accum))
     if not result.main_process:
         return
