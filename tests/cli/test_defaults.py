@@ -21,7 +21,7 @@ import typer
 
 import llm2edge.cli
 from llm2edge.cli.app import COMMAND_MODULES, build_app
-from llm2edge.cli.options import THREADS_DEFAULT_HELP
+from llm2edge.cli.edge import EDGE_COMMANDS, HUB_COMMANDS, THREADS_DEFAULT_HELP, edge_parser
 
 pytest.importorskip("torch")  # the hub and export configs are imported (their packages need the extras)
 pytest.importorskip("optimum.onnxruntime")
@@ -114,9 +114,31 @@ def _same(cli: Any, lib: Any, name: str) -> bool:
     return type(cli) is type(lib) and cli == lib  # 64.0 is not the int 64, True is not 1
 
 
+class _ArgparseParam:
+    """An argparse action read like a click parameter: name, default, required, opts, help."""
+
+    def __init__(self, action: Any) -> None:
+        self.name, self.default, self.required = action.dest, action.default, action.required
+        self.opts, self.help = list(action.option_strings), action.help or ""
+
+
+class _ArgparseCommand:
+    """A base-install command (argparse, cli/edge.py) read like a click command: its params."""
+
+    def __init__(self, name: str) -> None:
+        self.params = [_ArgparseParam(a) for a in edge_parser(name)._actions if a.dest != "help"]
+
+
 def _commands() -> dict[str, Any]:
-    """Command name -> the click command typer built (typer may vendor its own click)."""
-    return dict(typer.main.get_command(build_app()).commands)
+    """Command name -> its parameters: the click command typer built (typer may vendor its own click), or
+    the argparse parser of a base-install command (typer only lists those)."""
+    commands = dict(typer.main.get_command(build_app()).commands)
+    return {**commands, **{name: _ArgparseCommand(name) for name in EDGE_COMMANDS}}
+
+
+def test_the_app_lists_every_command_once():
+    """The typer app and cli/edge.py name the same commands (help and errors work without typer)."""
+    assert set(typer.main.get_command(build_app()).commands) == set(EDGE_COMMANDS) | set(HUB_COMMANDS)
 
 
 def test_every_command_module_is_covered():
@@ -165,12 +187,17 @@ def test_a_changed_cli_default_is_caught():
 
 
 def _option_defaults(tree: ast.AST) -> list[tuple[int, ast.expr]]:
-    """(line, default expression) of every typer.Option(...) / typer.Argument(...) call in a module."""
+    """(line, default expression) of every typer.Option(...) / typer.Argument(...) call in a module, and of
+    every argparse `default=` (cli/edge.py's commands)."""
     out = []
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and node.func.attr in ("Option", "Argument") and node.args):
             out.append((node.lineno, node.args[0]))
+        elif isinstance(node, ast.Call):  # argparse: add_argument(..., default=X) / add(..., default=X)
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in ("add_argument", "add"):
+                out += [(node.lineno, k.value) for k in node.keywords if k.arg == "default"]
     return out
 
 

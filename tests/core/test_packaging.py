@@ -72,3 +72,16 @@ def test_wheel_contains_every_module_and_py_typed(repo, tmp_path):
     assert not [n for n in names if n.split("/")[0] in ("edge", "export", "hub", "src")], "top-level leak"
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "llm2edge = llm2edge.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
+
+
+@pytest.mark.slow
+def test_base_install_is_the_runtime_libraries_and_no_more(repo, tmp_path):
+    """`pip install llm2edge` in a fresh venv (du) is within 3 MB of onnxruntime + numpy + tokenizers alone,
+    and holds no CLI framework (bench/footprint.py; numbers in bench/RESULTS.md)."""
+    spec = importlib.util.spec_from_file_location("footprint", repo / "bench" / "footprint.py")
+    footprint = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(footprint)
+    result = footprint.measure(tmp_path)  # pip needs the package index (as scripts/setup.sh does)
+    base = result["base"]["packages"]
+    assert not {"typer", "rich", "pydantic", "pygments", "shellingham", "torch"} & set(base), sorted(base)
+    assert result["overhead_mb"] <= 3, result

@@ -1,7 +1,10 @@
-"""The `llm2edge` command: a thin typer layer that parses arguments and calls the library.
+"""The `llm2edge` command: a thin layer that parses arguments and calls the library.
 
-`app.py` builds the app from one module per command (or command group); each module only parses and
-calls, importing its stage lazily inside the command so `llm2edge predict` starts fast on a base install.
+The base-install commands (predict, evaluate, calibrate, merge-predictions, bench) are argparse commands
+(`edge.py`) that `main` runs before any CLI framework is imported, so `llm2edge predict` starts within a few
+percent of the libraries' own start-up; the others are a typer app (`app.py`, one module per command or
+command group), which the hub/export extras install. Each module only parses and calls, importing its stage
+lazily inside the command.
 """
 
 from __future__ import annotations
@@ -9,26 +12,55 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import traceback
 
-from llm2edge.errors import Llm2EdgeError
+from llm2edge.errors import Llm2EdgeError, MissingExtraError
+
+#: Options of `llm2edge` itself, given before the command.
+ROOT_OPTIONS = ("--debug", "-h", "--help")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; library errors become one line on stderr and exit code 2."""
-    from llm2edge.cli.app import build_app
-
     args = sys.argv[1:] if argv is None else argv
     try:
-        build_app()(args=args, prog_name="llm2edge")  # standalone mode: usage errors exit 2 by themselves
+        _dispatch(args)
     except (Llm2EdgeError, OSError) as exc:  # OSError: permission, disk full, a folder given as a file, ...
-        if "--debug" in args:  # the root option (app.py) is parsed by typer; the traceback is printed here
+        if "--debug" in args:  # the root option: the traceback is printed here
+            import traceback
+
             traceback.print_exc()
         line = str(exc) if isinstance(exc, Llm2EdgeError) else os_error_line(exc)
         print(f"llm2edge: error: {line}", file=sys.stderr)
         if not isinstance(exc, Llm2EdgeError):
             _drop_broken_stdout()
         raise SystemExit(2) from None
+
+
+def _dispatch(args: list[str]) -> None:
+    """Run a base-install command with argparse, anything else with the typer app (usage errors exit 2)."""
+    from llm2edge.cli.edge import EDGE_COMMANDS, HUB_COMMANDS, print_help, run_edge
+
+    n = 0
+    while n < len(args) and args[n] in ROOT_OPTIONS:
+        n += 1
+    command = args[n] if n < len(args) else None
+    if command in EDGE_COMMANDS and not {"-h", "--help"} & set(args[:n]):
+        run_edge(command, args[n + 1:])
+        return
+    try:
+        from llm2edge.cli.app import build_app
+    except ModuleNotFoundError as exc:
+        if exc.name != "typer":
+            raise
+        if command is None:  # `llm2edge [--help]`: the base commands, and where the others come from
+            print_help(typer_missing=True)
+            raise SystemExit(0 if {"-h", "--help"} & set(args) else 2) from None
+        if command not in HUB_COMMANDS:
+            print(f"llm2edge: error: no such command '{command}' (`llm2edge --help` lists them)",
+                  file=sys.stderr)
+            raise SystemExit(2) from None
+        raise MissingExtraError("hub", "typer") from None
+    build_app()(args=args, prog_name="llm2edge")  # standalone mode: usage errors exit 2 by themselves
 
 
 def os_error_line(exc: OSError) -> str:

@@ -1,7 +1,9 @@
 """Builds the `llm2edge` typer app from an explicit list of command modules, in pipeline order.
 
 Each module in COMMAND_MODULES defines its command(s) and a `register(app)` function; nothing registers
-itself on import and no module keeps mutable state.
+itself on import and no module keeps mutable state. The base-install commands (cli/edge.py: predict,
+evaluate, ...) are argparse commands that `main` runs without typer; here they are listed by name and help
+only, and hand their arguments to argparse if typer is asked to run them.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import importlib
 
 import typer
+
+from llm2edge.cli.edge import EDGE_COMMANDS, command_module, run_edge
 
 #: The command modules, in the order `llm2edge --help` lists them (pipeline order).
 COMMAND_MODULES = ("label", "import_labels", "curate", "train", "export", "calibrate", "predict",
@@ -32,6 +36,20 @@ def build_app() -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
+    edge = {module: name for name, module in EDGE_COMMANDS.items()}
     for name in COMMAND_MODULES:
-        importlib.import_module(f"llm2edge.cli.{name}").register(app)
+        if name in edge:
+            _register_edge(app, edge[name])
+        else:
+            importlib.import_module(f"llm2edge.cli.{name}").register(app)
     return app
+
+
+def _register_edge(app: typer.Typer, name: str) -> None:
+    """List the base-install command `name` in the app; its arguments (and --help) go to argparse."""
+
+    def command(ctx: typer.Context) -> None:
+        run_edge(name, list(ctx.args))
+
+    app.command(name, help=command_module(name).HELP, add_help_option=False,
+                context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(command)

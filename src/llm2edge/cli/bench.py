@@ -2,49 +2,49 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
-import typer
-
 from llm2edge import defaults
-from llm2edge.cli.options import threads_option
+from llm2edge.cli.edge import add_threads, at_least_one
 from llm2edge.console import say
 
+HELP = "Per-item latency of the bundle vs torch eager, optimum's ORTModel and the LLM; ratios in a table."
 
-def bench(
-    bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle folder made by `llm2edge export`."),
-    texts: Path | None = typer.Option(None, "--texts", help="Texts to time (csv, jsonl, parquet, txt); "
-                                                             "default: a small built-in mixed-length set."),
-    text_col: str = typer.Option(defaults.TEXT_COL, "--text-col", help="Column holding the text."),
-    llm: str = typer.Option(defaults.BENCH_LLM, "--llm",
-                            help="LLM rows: hf (in-process scoring and generation), "
-                                                "server (llama.cpp, OpenAI-compatible) or none."),
-    model: str | None = typer.Option(None, "--model", "-m",
-                                     help="LLM id, folder or GGUF (default: the embedded SmolLM2)."),
-    server_url: str | None = typer.Option(None, "--server-url",
-                                          help="Use this running OpenAI-compatible server for --llm server "
-                                               "(default: start llama.cpp locally)."),
-    student: Path | None = typer.Option(None, "--student", help="The torch model folder (`llm2edge train` "
-                                                                "output) for the torch eager rows."),
-    static: Path | None = typer.Option(None, "--static", help="A static-student bundle (`train --student "
-                                                              "static`, exported) timed beside --bundle."),
-    task: str | None = typer.Option(None, "--task", help="Task name or file for the LLM prompts "
-                                                         "(default: a plain task over the bundle's labels)."),
-    output: Path = typer.Option(defaults.BENCH_OUTPUT, "--output", "-o",
-                                help="Folder for speed.md/json/png."),
-    threads: int | None = threads_option("Threads of every system, the same for all"),
-    n_texts: int = typer.Option(defaults.BENCH_N_TEXTS, "--n-texts", help="Texts sampled from --texts."),
-    budget: float = typer.Option(defaults.BENCH_BUDGET_S, "--budget",
-                                 help="Seconds of timed calls per system."),
-) -> None:
-    """Per-item latency of the bundle vs torch eager, optimum's ORTModel and the LLM; ratios in a table."""
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """bench's arguments."""
+    add = parser.add_argument
+    add("--bundle", "-b", type=Path, required=True, help="Bundle folder made by `llm2edge export`.")
+    add("--texts", type=Path, default=None, help="Texts to time (csv, jsonl, parquet, txt); default: a small "
+                                                 "built-in mixed-length set.")
+    add("--text-col", default=defaults.TEXT_COL, help="Column holding the text.")
+    add("--llm", default=defaults.BENCH_LLM, help="LLM rows: hf (in-process scoring and generation), server "
+                                                  "(llama.cpp, OpenAI-compatible) or none.")
+    add("--model", "-m", default=None, help="LLM id, folder or GGUF (default: the embedded SmolLM2).")
+    add("--server-url", default=None, help="Use this running OpenAI-compatible server for --llm server "
+                                           "(default: start llama.cpp locally).")
+    add("--student", type=Path, default=None, help="The torch model folder (`llm2edge train` output) for the "
+                                                   "torch eager rows.")
+    add("--static", type=Path, default=None, help="A static-student bundle (`train --student static`, "
+                                                  "exported) timed beside --bundle.")
+    add("--task", default=None, help="Task name or file for the LLM prompts (default: a plain task over the "
+                                     "bundle's labels).")
+    add("--output", "-o", type=Path, default=defaults.BENCH_OUTPUT, help="Folder for speed.md/json/png.")
+    add_threads(parser, "Threads of every system, the same for all")
+    add("--n-texts", type=at_least_one, default=defaults.BENCH_N_TEXTS, help="Texts sampled from --texts.")
+    add("--budget", type=float, default=defaults.BENCH_BUDGET_S, help="Seconds of timed calls per system.")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Time every system and print the table with ratios."""
     from llm2edge.pipeline.bench.report import ratio_sentences, speed_table
     from llm2edge.pipeline.bench.run import BenchConfig, run_bench
 
     result = run_bench(BenchConfig(
-        bundle=bundle, output=output, texts=texts, text_col=text_col, llm=llm, model=model,
-        server_url=server_url, student=student, static=static, task=task, threads=threads, n_texts=n_texts,
-        budget_s=budget))
+        bundle=args.bundle, output=args.output, texts=args.texts, text_col=args.text_col, llm=args.llm,
+        model=args.model, server_url=args.server_url, student=args.student, static=args.static,
+        task=args.task, threads=args.threads, n_texts=args.n_texts, budget_s=args.budget))
     reference = result.extra["reference"]
     print(speed_table(result.rows, reference=reference))
     for line in ratio_sentences(result.rows, reference=reference):
@@ -53,8 +53,3 @@ def bench(
         say(f"llm2edge bench: skipped {name}: {why}")
     wrote = [str(result.markdown), str(result.json)] + ([str(result.plot)] if result.plot else [])
     say(f"llm2edge bench: wrote {', '.join(wrote)}")
-
-
-def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to `app`."""
-    app.command("bench")(bench)

@@ -1,4 +1,5 @@
-"""Options every command shares, defined once so they read and behave the same in each command."""
+"""Options every typer command shares (the base-install commands' argparse twins are in cli/edge.py, with the
+same help texts), defined once so they read and behave the same in each command."""
 
 from __future__ import annotations
 
@@ -6,8 +7,7 @@ from typing import Any
 
 import typer
 
-#: What `--threads` defaults to, in every command (llm2edge.edge.threads.resolve_threads).
-THREADS_DEFAULT_HELP = "default: the CPUs this process may use; 1 per process under torchrun/accelerate"
+from llm2edge.cli.edge import NO_MODEL_THREADS_HELP, THREADS_DEFAULT_HELP
 
 
 def threads_option(what: str, default: str = THREADS_DEFAULT_HELP) -> Any:
@@ -18,6 +18,4 @@ def threads_option(what: str, default: str = THREADS_DEFAULT_HELP) -> Any:
 
 def no_model_threads_option() -> Any:
     """`--threads` of a command that runs no model: accepted so scripts can pass it to every command."""
-    return typer.Option(None, "--threads", min=1,
-                        help="Accepted for uniformity with the other commands; this command runs no model "
-                             "and uses one thread.")
+    return typer.Option(None, "--threads", min=1, help=NO_MODEL_THREADS_HELP)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
 from pathlib import Path
 
-import typer
-
-from llm2edge.cli.options import threads_option
+from llm2edge.cli.edge import add_threads, at_least_one
 from llm2edge.console import say, warn
 from llm2edge.defaults import CHUNK_SIZE, DEFER, PREDICT_BATCH_SIZE, PROVIDER, TEXT_COL
 from llm2edge.errors import ConfigError, DataError
@@ -40,46 +39,58 @@ class _Progress:
         print(file=sys.stderr, flush=True)
 
 
-def predict(
-    texts: list[str] | None = typer.Argument(None, help="Texts to classify (else --input or stdin)."),
-    bundle: Path = typer.Option(..., "--bundle", "-b", help="Bundle folder made by `llm2edge export`."),
-    input: str | None = typer.Option(None, "--input", "-i",
-                                        help="Input file (csv, jsonl, parquet, txt) or '-' for stdin."),
-    output: str | None = typer.Option(None, "--output", "-o", help="Output file (default: stdout)."),
-    fmt: str | None = typer.Option(None, "--format", "-f",
-                                      help="csv or jsonl (default: from --output's suffix, else jsonl)."),
-    text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column holding the text."),
-    id_col: str | None = typer.Option(None, "--id-col",
-                                         help="Column holding the id (default: 'id' if the file has one, "
-                                              "else row number + text hash)."),
-    input_format: str | None = typer.Option(None, "--input-format",
-                                               help="csv, jsonl, txt or parquet (default: from the suffix; "
-                                                    "stdin: txt, one text per line)."),
-    batch_size: int = typer.Option(PREDICT_BATCH_SIZE, "--batch-size", min=1, help="Texts per model call."),
-    chunk_size: int = typer.Option(CHUNK_SIZE, "--chunk-size", min=1,
-                                   help="Rows read, classified and written at a time."),
-    threads: int | None = threads_option("onnxruntime threads"),
-    provider: str = typer.Option(PROVIDER, "--provider", help="cpu, cuda or cuda:N (GPU N)."),
-    with_text: bool = typer.Option(False, "--with-text", help="Copy each text into the output."),
-    resume: bool = typer.Option(False, "--resume",
-                                help="Continue a crashed run: keep --output's complete rows, skip them."),
-    progress: bool | None = typer.Option(None, "--progress/--no-progress",
-                                            help="Progress on stderr (default: when stderr is a terminal)."),
-    defer: str = typer.Option(DEFER, "--defer",
-                              help="Mark items whose top probability is under a threshold 'deferred' (label "
-                                   "still given): auto (the bundle's `llm2edge calibrate` threshold), a "
-                                   "probability, or none."),
-    deferred_out: Path | None = typer.Option(None, "--deferred-out",
-                                             help="Also write the deferred items here (id,text CSV) as input "
-                                                  "for `llm2edge label --id-col id`."),
-) -> None:
-    """Classify texts with an edge bundle; writes one row per text, in input order.
+HELP = "Classify texts with an edge bundle; one row per text, in input order."
+DESCRIPTION = """Classify texts with an edge bundle; writes one row per text, in input order.
 
-    JSONL (default): {"id": ..., "label": ..., "probs": {label: p, ...}}.
-    CSV: columns id, label, p_<label>... (with --with-text: id, text, label, p_<label>...).
-    With --defer: a `deferred` field (JSONL: true/false; CSV: a column after label).
-    Texts come from the arguments, --input FILE, or stdin (one text per line; --input-format jsonl/csv).
-    """
+JSONL (default): {"id": ..., "label": ..., "probs": {label: p, ...}}.
+CSV: columns id, label, p_<label>... (with --with-text: id, text, label, p_<label>...).
+With --defer: a `deferred` field (JSONL: true/false; CSV: a column after label).
+Texts come from the arguments, --input FILE, or stdin (one text per line; --input-format jsonl/csv)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """predict's arguments (argparse: `llm2edge predict` imports no CLI framework)."""
+    add = parser.add_argument
+    add("texts", nargs="*", default=None, help="Texts to classify (else --input or stdin).")
+    add("--bundle", "-b", type=Path, required=True, help="Bundle folder made by `llm2edge export`.")
+    add("--input", "-i", default=None, help="Input file (csv, jsonl, parquet, txt) or '-' for stdin.")
+    add("--output", "-o", default=None, help="Output file (default: stdout).")
+    add("--format", "-f", dest="fmt", default=None,
+        help="csv or jsonl (default: from --output's suffix, else jsonl).")
+    add("--text-col", default=TEXT_COL, help="Column holding the text.")
+    add("--id-col", default=None,
+        help="Column holding the id (default: 'id' if the file has one, else row number + text hash).")
+    add("--input-format", default=None,
+        help="csv, jsonl, txt or parquet (default: from the suffix; stdin: txt, one text per line).")
+    add("--batch-size", type=at_least_one, default=PREDICT_BATCH_SIZE,
+        help="Texts per model call on a GPU (on CPU each text runs alone: results never depend on the "
+             "batch).")
+    add("--chunk-size", type=at_least_one, default=CHUNK_SIZE,
+        help="Rows read, classified and written at a time.")
+    add_threads(parser, "onnxruntime threads")
+    add("--provider", default=PROVIDER, help="cpu, cuda or cuda:N (GPU N).")
+    add("--with-text", action="store_true", help="Copy each text into the output.")
+    add("--resume", action="store_true",
+        help="Continue a crashed run: keep --output's complete rows, skip them.")
+    add("--progress", action=argparse.BooleanOptionalAction, default=None,
+        help="Progress on stderr (default: when stderr is a terminal).")
+    add("--defer", default=DEFER,
+        help="Mark items whose top probability is under a threshold 'deferred' (label still given): auto "
+             "(the bundle's `llm2edge calibrate` threshold), a probability, or none.")
+    add("--deferred-out", type=Path, default=None,
+        help="Also write the deferred items here (id,text CSV) as input for `llm2edge label --id-col id`.")
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run predict with parsed arguments."""
+    predict(**vars(args))
+
+
+def predict(*, texts: list[str] | None, bundle: Path, input: str | None, output: str | None, fmt: str | None,
+            text_col: str, id_col: str | None, input_format: str | None, batch_size: int, chunk_size: int,
+            threads: int | None, provider: str, with_text: bool, resume: bool, progress: bool | None,
+            defer: str, deferred_out: Path | None) -> None:
+    """Classify texts with an edge bundle (see DESCRIPTION); every argument comes from the command line."""
     from llm2edge.edge.classifier import Classifier
     from llm2edge.edge.defer import resolve_defer
     from llm2edge.edge.stream import output_format, predict_to_path
@@ -134,7 +145,3 @@ def predict(
         rate = summary.rows / max(summary.seconds, 1e-9)
         say(f"llm2edge: {summary.rows:,} rows in {summary.seconds:.1f} s ({rate:,.0f} rows/s){resumed}")
 
-
-def register(app: typer.Typer) -> None:
-    """Add this module's command(s) to `app`."""
-    app.command("predict")(predict)
