@@ -8,6 +8,14 @@
 
 from __future__ import annotations
 
+import os
+
+# onnxruntime >= 1.32 writes a persistent device id and a telemetry queue under
+# ~/.cache/Microsoft/DeveloperTools/.onnxruntime/ as soon as it is imported, unless this is set first
+# (disable_telemetry_events() does not stop it). Every module of the edge imports onnxruntime after this
+# line; a program that imported onnxruntime before llm2edge.edge must set the variable itself.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+
 from llm2edge.edge.bundle import (
     MANIFEST_NAME,
     MANIFEST_SCHEMA,

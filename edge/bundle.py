@@ -3,11 +3,21 @@
 A bundle is a folder in Hugging Face ONNX layout (`model.onnx`, `tokenizer.json`, `config.json`, ...) plus
 `manifest.json`: `{schema, labels, max_length, files: {name: sha256}, source_model, quantization,
 validation, versions, created}`. Every file in the folder except the manifest is listed with its checksum.
+
+What `read_bundle` covers, since the manifest cannot hold its own checksum:
+- the folder holds exactly the listed files plus manifest.json: regular files only, no symbolic links (to
+  files or folders), no unlisted file (such as `model.onnx.data`, which onnxruntime would load as external
+  weights), every listed file present with its SHA-256;
+- the manifest's own fields are checked against the files: `labels` against config.json's id2label,
+  `schema`, `student`, `quantization` and `calibration` against the known values; `max_length` against the
+  model itself when `Classifier.load` runs one input of max_length tokens (more positions than the model's
+  position embeddings fail there, before any output), and `quantization` against the model's operators.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -63,13 +73,24 @@ class BundleInfo:
 
 
 def _bundle_files(folder: Path) -> list[str]:
-    """Every regular file under `folder` except the manifest, as sorted POSIX-style relative names."""
+    """Every file under `folder` except the manifest, as sorted POSIX-style relative names; BundleError for a
+    symbolic link (to a file or a folder) or anything that is not a regular file or folder.
+
+    A bundle is self-contained: what is checked is what is loaded, so nothing in it may point elsewhere.
+    """
     names = []
-    for p in folder.rglob("*"):
-        if p.is_file():
-            rel = p.relative_to(folder).as_posix()
-            if rel != MANIFEST_NAME:
-                names.append(rel)
+    for root, dirs, files in os.walk(folder):
+        for name in sorted(dirs + files):
+            path = Path(root) / name
+            if path.is_symlink():
+                raise BundleError(f"{path}: is a symbolic link; a bundle holds only its own regular files "
+                                  "(copy the file in, or re-export)")
+            if name in files:
+                if not path.is_file():
+                    raise BundleError(f"{path}: not a regular file")
+                rel = path.relative_to(folder).as_posix()
+                if rel != MANIFEST_NAME:
+                    names.append(rel)
     return sorted(names)
 
 
@@ -190,6 +211,7 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
     if not folder.is_dir():
         raise BundleError(f"{folder}: bundle folder not found")
     mpath = folder / MANIFEST_NAME
+    present = _bundle_files(folder)  # no links, nothing but regular files (the manifest included)
     if not mpath.is_file():
         raise BundleError(f"{mpath}: manifest is missing (not an llm2edge bundle?)")
     try:
@@ -212,6 +234,10 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
     for name in REQUIRED_FILES:
         if name not in files:
             raise BundleError(f"{mpath}: 'files' does not list {name}")
+    unlisted = [name for name in present if name not in files]
+    if unlisted:  # e.g. model.onnx.data: onnxruntime would load external weights no checksum covers
+        raise BundleError(f"{folder / unlisted[0]}: not listed in the manifest ({len(unlisted)} unlisted "
+                          "file(s)); a bundle holds only the files its manifest lists: remove or re-export")
     for name, expected in files.items():
         name = _safe_name(name, str(mpath))
         fpath = folder / name
@@ -225,6 +251,9 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
                           f"the manifest's labels {labels}")
     validation = manifest.get("validation") or {}
     versions = manifest.get("versions") or {}
+    quantization = manifest.get("quantization", "none")
+    if quantization not in QUANTIZATIONS:
+        raise BundleError(f"{mpath}: unknown quantization {quantization!r} (known: {QUANTIZATIONS})")
     student = manifest.get("student", "transformer")
     if student not in STUDENTS:
         raise BundleError(f"{mpath}: unknown student {student!r} (this llm2edge knows {', '.join(STUDENTS)})")
@@ -233,7 +262,7 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
         path=folder,
         labels=labels,
         max_length=max_length,
-        quantization=str(manifest.get("quantization", "none")),
+        quantization=quantization,
         source_model=str(manifest.get("source_model", "")),
         validation=dict(validation) if isinstance(validation, dict) else {},
         versions=dict(versions) if isinstance(versions, dict) else {},

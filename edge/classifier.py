@@ -1,7 +1,17 @@
-"""Classify texts with a verified bundle: tokenizers + onnxruntime + numpy, length-sorted batches."""
+"""Classify texts with a verified bundle: tokenizers + onnxruntime + numpy, length-sorted batches.
+
+A text's logits never depend on the texts it is classified with (batch size, chunk size, resume point,
+thread count). On CPU every text runs alone, one model call each: a dynamic int8 model computes its
+activation scales per call over the whole input, and even fp32 matrix kernels round differently for
+different batch shapes (last-bit differences that can move a printed probability). Checked bit for bit in
+tests/edge/test_batch_invariance.py and tests/export/test_export.py. Sorting by length and one call per text
+cost little on CPU (MiniLM int8 at 1 thread: b1 is as fast per item as padded b32); fp32 pays about a third.
+On a GPU, texts of one token length share a call (`batch_size` at most, never padded), except dynamic int8.
+"""
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +42,8 @@ PROVIDER_ALIASES = {
 }
 #: Texts are tokenized, length-sorted and batched this many at a time (bounds memory on huge inputs).
 SORT_WINDOW = 8192
+#: Operators that quantize activations with a scale computed per call (onnxruntime's quantize_dynamic).
+DYNAMIC_INT8_OPS = (b"DynamicQuantizeLinear", b"DynamicQuantizeMatMul", b"QAttention")
 
 
 @dataclass
@@ -71,6 +83,15 @@ def _provider_name(provider: str | tuple[str, dict[str, str]]) -> str:
     return provider if isinstance(provider, str) else provider[0]
 
 
+def dynamic_int8(model: Path) -> bool:
+    """Whether an ONNX file uses dynamic int8 operators (their names appear as plain strings in the file)."""
+    with model.open("rb") as handle:
+        if model.stat().st_size == 0:
+            return False
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return any(data.find(op) != -1 for op in DYNAMIC_INT8_OPS)
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Row-wise softmax in float32, numerically stable."""
     z = logits.astype(np.float32, copy=True)
@@ -84,7 +105,7 @@ class Classifier:
     """A text classifier from an edge bundle; build it with `Classifier.load(bundle)`."""
 
     def __init__(self, info: BundleInfo, session: ort.InferenceSession, tokenizer: Tokenizer, *,
-                 pad_id: int = 0, threads: int = 1) -> None:
+                 pad_id: int = 0, threads: int = 1, row_at_a_time: bool = False) -> None:
         self.info = info
         self.session = session
         self.tokenizer = tokenizer
@@ -100,6 +121,9 @@ class Classifier:
         self._types = "token_type_ids" in names  # a static student's graph takes no token types
         outputs = [o.name for o in session.get_outputs()]
         self.output_name = "logits" if "logits" in outputs else outputs[0]
+        #: One text per model call (on CPU, and for dynamic int8 everywhere): results bit-identical whatever
+        #: the batch (see the module docstring).
+        self.row_at_a_time = row_at_a_time
 
     @classmethod
     def load(cls, bundle: str | Path, *, threads: int | None = None,
@@ -129,7 +153,25 @@ class Classifier:
         if missing:
             raise BundleError(f"execution provider {missing[0]} failed to start (onnxruntime fell back to "
                               f"{session.get_providers()}); check the CUDA/cuDNN libraries")
-        return cls(info, session, tokenizer, pad_id=pad_id, threads=n_threads)
+        dynamic = dynamic_int8(info.model_path)
+        if dynamic and info.quantization != "int8":
+            raise BundleError(f"{info.path / 'manifest.json'}: quantization is '{info.quantization}' but "
+                              f"{info.model_path.name} holds dynamic int8 operators")
+        alone = dynamic or session.get_providers()[0] == "CPUExecutionProvider"
+        clf = cls(info, session, tokenizer, pad_id=pad_id, threads=n_threads, row_at_a_time=alone)
+        clf._probe()
+        return clf
+
+    def _probe(self) -> None:
+        """Run one input of max_length tokens, so a manifest whose max_length the model cannot take (more
+        positions than its position embeddings) fails here, before any output is written."""
+        row = np.full((1, self.info.max_length), self.pad_id, dtype=np.int64)
+        feed = {"input_ids": row, "attention_mask": np.ones_like(row), "token_type_ids": np.zeros_like(row)}
+        try:
+            self._run({name: feed[name] for name in self.input_names})
+        except BundleError as exc:
+            raise BundleError(f"{self.info.path / 'manifest.json'}: max_length {self.info.max_length} "
+                              f"does not fit the model ({exc})") from None
 
     @property
     def labels(self) -> list[str]:
@@ -175,21 +217,44 @@ class Classifier:
         arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
         return {name: arrays[name] for name in self.input_names}
 
+    def _run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """One model call; a one-line BundleError if onnxruntime fails or the output is not [n, labels]."""
+        ids = feed["input_ids"]
+        try:
+            (logits,) = self.session.run([self.output_name], feed)
+        except Exception as exc:  # onnxruntime raises its own Fail/InvalidArgument/RuntimeException types
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BundleError(f"{self.info.model_path}: onnxruntime failed on {ids.shape[0]} text(s) of "
+                              f"{ids.shape[1]} tokens: {first}") from None
+        k = len(self.info.labels)
+        if logits.ndim != 2 or logits.shape[1] != k or logits.shape[0] != ids.shape[0]:
+            raise BundleError(f"{self.info.model_path}: model output '{self.output_name}' has shape "
+                              f"{list(logits.shape)}, expected [{ids.shape[0]}, {k}]")
+        return logits
+
+    def _batches(self, order: list[int], encodings: list[Encoding], batch_size: int) -> Iterator[list[int]]:
+        """Consecutive runs of `order` (length-sorted) with one token length each, at most batch_size long
+        (1 when `row_at_a_time`): no text is ever padded."""
+        size = 1 if self.row_at_a_time else batch_size
+        batch: list[int] = []
+        for i in order:
+            if batch and (len(batch) == size or len(encodings[i].ids) != len(encodings[batch[0]].ids)):
+                yield batch
+                batch = []
+            batch.append(i)
+        if batch:
+            yield batch
+
     def _logits_windows(self, texts: list[str], batch_size: int) -> Iterator[np.ndarray]:
-        """Logits for consecutive windows of texts, each window length-sorted into batches."""
+        """Logits for consecutive windows of texts, each window length-sorted into equal-length batches."""
         k = len(self.info.labels)
         for start in range(0, len(texts), SORT_WINDOW):
             window = texts[start:start + SORT_WINDOW]
             encodings = self._encode(window)
             order = sorted(range(len(window)), key=lambda i: len(encodings[i].ids))
             out = np.empty((len(window), k), dtype=np.float32)
-            for b in range(0, len(order), batch_size):
-                idx = order[b:b + batch_size]
-                (logits,) = self.session.run([self.output_name], self._feed([encodings[i] for i in idx]))
-                if logits.ndim != 2 or logits.shape[1] != k:
-                    raise BundleError(f"{self.info.model_path}: model output '{self.output_name}' has shape "
-                                      f"{list(logits.shape)}, expected [batch, {k}]")
-                out[idx] = logits
+            for idx in self._batches(order, encodings, batch_size):
+                out[idx] = self._run(self._feed([encodings[i] for i in idx]))
             yield out
 
     def predict_logits(self, texts: Sequence[str] | str, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:

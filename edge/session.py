@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import onnxruntime as ort
 
-#: Log level of the sessions: 3 = errors only (onnxruntime's warnings about unused initializers are noise).
-LOG_SEVERITY = 3
+#: Log level of the sessions: 4 = fatal only. Warnings (unused initializers) are noise, and a failing model
+#: call raises an exception that the edge reports as one line; onnxruntime's own error log line would only
+#: repeat it, in colour, before the message.
+LOG_SEVERITY = 4
 
 
 def session_options(threads: int) -> ort.SessionOptions:

@@ -42,8 +42,10 @@ def weights(vocab: int, labels: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def build_onnx(path: Path, w: dict[str, np.ndarray], *, token_type: bool = True) -> None:
-    """Write the tiny classifier as an ONNX graph with inputs input_ids, attention_mask[, token_type_ids]."""
+def build_onnx(path: Path, w: dict[str, np.ndarray], *, token_type: bool = True,
+               positions: int | None = None) -> None:
+    """Write the tiny classifier as an ONNX graph with inputs input_ids, attention_mask[, token_type_ids];
+    with `positions`, a learned position embedding of that many rows is added (longer inputs fail)."""
     from onnx import TensorProto, helper, numpy_helper, save
 
     k = w["w"].shape[1]
@@ -62,10 +64,22 @@ def build_onnx(path: Path, w: dict[str, np.ndarray], *, token_type: bool = True)
                   helper.make_node("Add", ["tok", "typ"], ["hid"])]
     else:
         nodes.append(helper.make_node("Identity", ["tok"], ["hid"]))
+    hidden = "hid"
+    if positions is not None:
+        pos_emb = np.random.default_rng(1).normal(0, 1, (positions, DIM)).astype(np.float32)
+        inits += [numpy_helper.from_array(pos_emb, "pos_emb"),
+                  numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
+                  numpy_helper.from_array(np.array(1, dtype=np.int64), "one")]
+        nodes += [helper.make_node("Shape", ["input_ids"], ["shape"]),
+                  helper.make_node("Gather", ["shape", "one"], ["seq_len"], axis=0),
+                  helper.make_node("Range", ["zero", "seq_len", "one"], ["pos"]),
+                  helper.make_node("Gather", ["pos_emb", "pos"], ["pos_vec"], axis=0),
+                  helper.make_node("Add", ["hid", "pos_vec"], ["hid_pos"])]
+        hidden = "hid_pos"
     nodes += [
         helper.make_node("Cast", ["attention_mask"], ["maskf"], to=TensorProto.FLOAT),
         helper.make_node("Unsqueeze", ["maskf", "axis2"], ["mask3"]),
-        helper.make_node("Mul", ["hid", "mask3"], ["masked"]),
+        helper.make_node("Mul", [hidden, "mask3"], ["masked"]),
         helper.make_node("ReduceSum", ["masked", "axis1"], ["summed"], keepdims=0),
         helper.make_node("ReduceSum", ["mask3", "axis1"], ["count"], keepdims=0),
         helper.make_node("Max", ["count", "eps"], ["count_safe"]),
@@ -89,9 +103,13 @@ def numpy_logits(w: dict[str, np.ndarray], ids: Sequence[int], type_ids: Sequenc
     return hid.mean(axis=0) @ w["w"] + w["b"]
 
 
-def build_bundle(folder: Path, *, labels: Sequence[str] = LABELS,
-                 max_length: int = 32, token_type: bool = True, seed: int = 0) -> dict[str, np.ndarray]:
-    """Write a complete bundle (model, tokenizer, config, manifest) and return the model's weights."""
+def build_bundle(folder: Path, *, labels: Sequence[str] = LABELS, max_length: int = 32,
+                 token_type: bool = True, seed: int = 0, positions: int | None = None,
+                 vocab_rows: int | None = None) -> dict[str, np.ndarray]:
+    """Write a complete bundle (model, tokenizer, config, manifest) and return the model's weights.
+
+    `positions`: add a position embedding of that many rows; `vocab_rows`: keep only the first rows of the
+    token embedding, so texts with higher token ids fail inside onnxruntime (a mid-run failure)."""
     from llm2edge.edge.bundle import write_manifest
 
     src = minilm_dir()
@@ -102,7 +120,9 @@ def build_bundle(folder: Path, *, labels: Sequence[str] = LABELS,
             shutil.copy(src / name, folder / name)
     vocab = len(json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"])
     w = weights(vocab, len(labels), seed)
-    build_onnx(folder / "model.onnx", w, token_type=token_type)
+    if vocab_rows is not None:
+        w["emb"] = w["emb"][:vocab_rows]
+    build_onnx(folder / "model.onnx", w, token_type=token_type, positions=positions)
     config = {"architectures": ["TinyForSequenceClassification"], "model_type": "bert",
               "id2label": {str(i): name for i, name in enumerate(labels)},
               "label2id": {name: i for i, name in enumerate(labels)}}
@@ -163,9 +183,11 @@ def make_bundle(tmp_path: Path) -> Callable[..., TinyBundle]:
     _require_parts()
 
     def make(name: str = "bundle", *, labels: Sequence[str] = LABELS, max_length: int = 32,
-             token_type: bool = True, seed: int = 0) -> TinyBundle:
+             token_type: bool = True, seed: int = 0, positions: int | None = None,
+             vocab_rows: int | None = None) -> TinyBundle:
         path = tmp_path / name
-        w = build_bundle(path, labels=labels, max_length=max_length, token_type=token_type, seed=seed)
+        w = build_bundle(path, labels=labels, max_length=max_length, token_type=token_type, seed=seed,
+                         positions=positions, vocab_rows=vocab_rows)
         return TinyBundle(path, w, token_type, tuple(labels), max_length)
 
     return make

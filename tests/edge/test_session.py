@@ -12,7 +12,7 @@ def test_session_options_recipe() -> None:
     assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (3, 1)
     assert opts.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
     assert opts.graph_optimization_level == ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    assert opts.log_severity_level == 3
+    assert opts.log_severity_level == 4  # fatal only: a failing call is reported once, as one line
 
 
 def test_classifier_session_uses_the_recipe(tiny_bundle) -> None:  # noqa: ANN001
