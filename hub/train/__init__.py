@@ -9,6 +9,9 @@ Needs the `hub` extra: importing this package without it raises MissingExtraErro
 - `checkpoints`: epoch checkpoints (find the newest complete one, save, prune).
 - `head`: `--freeze-encoder` (cache encoder features once, train only the head).
 - `evaluation`: `predict_indices`, the classification report and `metrics_table`.
+- `small_data`: settings sized for a few hundred skewed labels (epochs from --min-steps, "auto" class
+  weights); `selection`: the best epoch by macro-F1 on the held-back slice; `guard`: the collapse check
+  (one label for >= 95% of a slice) behind `collapsed` in metrics.json.
 """
 
 from __future__ import annotations
