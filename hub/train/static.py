@@ -40,6 +40,7 @@ from llm2edge.hub.train.checkpoints import write_json
 from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
 from llm2edge.hub.train.data import Example, load_training_data, write_validation
 from llm2edge.hub.train.distill import load_or_distill
+from llm2edge.hub.train.guard import check_collapse
 from llm2edge.metrics import classification_report
 
 #: Standard deviations below this are treated as this (constant features).
@@ -130,6 +131,9 @@ def train_static(config: TrainConfig) -> TrainResult:
     if data.eval is not None:
         metrics = {"split": "eval", "data": str(config.eval_data),
                    **_report(model, tokenizer, data.eval, labels)}
+    collapse = check_collapse({"validation": val_metrics, "eval": metrics})
+    if metrics is not None:
+        metrics["collapsed"] = collapse["collapsed"]
         write_json(out / "metrics.json", metrics)
     processed = len(data.train) * config.head_epochs
     write_json(out / "train_meta.json", {
@@ -144,7 +148,8 @@ def train_static(config: TrainConfig) -> TrainResult:
         "final_loss": round(loss, 6), "threads": threads, "train_rows": len(data.train),
         "validation_rows": len(data.validation), "seconds": round(seconds, 3),
         "examples_per_second": round(processed / seconds, 3) if seconds > 0 else None,
-        "resumed_from_epoch": 0, "config_hash": key,
+        "resumed_from_epoch": 0, "config_hash": key, "collapsed": collapse["collapsed"],
+        "collapse": collapse["slices"],
         "validation": None if val_metrics is None else
         {k: val_metrics[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1")},
     })

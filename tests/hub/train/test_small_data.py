@@ -151,3 +151,16 @@ def test_a_student_on_balanced_labels_is_not_marked(example_dir, tmp_path, capsy
                                head_epochs=30, **SMALL))
     assert result.metrics["collapsed"] is False
     assert "collapsed" not in capsys.readouterr().err
+
+
+def test_the_static_student_is_checked_too(example_dir, tmp_path):
+    """The guard covers `--student static` (the packaged MiniLM's distilled table, 32 dims)."""
+    data = _write(tmp_path / "skewed.csv", _mix(_rows(example_dir / "train.csv"), 39, 1))
+    gold = _write(tmp_path / "eval.csv", _mix(_rows(example_dir / "test.csv"), 10, 10))
+    result = train(TrainConfig(data=data, out=tmp_path / "s", eval_data=gold, student="static", dims=32,
+                               head_epochs=20, class_weight="none", val_fraction=0, max_length=32, threads=1,
+                               progress=False))
+    want = slice_collapse(result.metrics, "eval")
+    assert result.metrics["collapsed"] is want["collapsed"]
+    meta = json.loads((result.out / "train_meta.json").read_text())
+    assert meta["collapsed"] is want["collapsed"] and meta["collapse"] == [want]
