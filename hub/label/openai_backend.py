@@ -124,13 +124,16 @@ class OpenAIBackend:
         """The API key from the environment (a placeholder for keyless local servers)."""
         return os.environ.get(self.api_key_env) or _NO_KEY
 
-    def _scrub(self, text: str) -> str:
-        """One line of `text` with the API key (and anything that looks like one) masked."""
+    def _mask(self, text: str) -> str:
+        """`text` with the API key (and anything that looks like one) masked."""
         key = self._key()
         if key != _NO_KEY and len(key) >= 4:
             text = text.replace(key, "***")
-        text = re.sub(r"\bsk-[A-Za-z0-9_\-*]{4,}", "sk-***", text)
-        return _one_line(text)
+        return re.sub(r"\bsk-[A-Za-z0-9_\-*]{4,}", "sk-***", text)
+
+    def _scrub(self, text: str) -> str:
+        """One line of `text` with the API key (and anything that looks like one) masked."""
+        return _one_line(self._mask(text))
 
     # -- public API ---------------------------------------------------------------------------------
     def label_batch(self, prompts: Sequence[Prompt], space: LabelSpace, *, cot: str | None = None
@@ -165,7 +168,10 @@ class OpenAIBackend:
             async def one(i: int) -> None:
                 async with sem:
                     try:
-                        results[i] = await self._label_one(client, prompts[i], space, cot)
+                        scored = await self._label_one(client, prompts[i], space, cot)
+                        if scored.raw:  # the server's text is stored: a server that echoes the key leaks it
+                            scored.raw = self._mask(scored.raw)
+                        results[i] = scored
                         kinds[i] = ""
                     except _ItemError as exc:
                         results[i] = Scored(item_id=prompts[i].item_id, error=self._scrub(str(exc)))
