@@ -101,8 +101,7 @@ def bench_models() -> BenchModels:
     if given:
         info = read_bundle(given)
         fp32 = os.environ.get("LLM2EDGE_BENCH_BUNDLE_FP32")
-        model = os.environ.get("LLM2EDGE_BENCH_MODEL") or (
-            info.source_model if Path(info.source_model).is_dir() else None)
+        model = os.environ.get("LLM2EDGE_BENCH_MODEL") or info.source_folder
         return BenchModels(Path(given), Path(fp32) if fp32 else None, Path(model) if model else None,
                            tuple(info.labels), info.max_length)
     root = CACHE / _source_key()

@@ -67,6 +67,17 @@ class BundleInfo:
         return self.path / "model.onnx"
 
     @property
+    def source_folder(self) -> Path | None:
+        """The trained model folder, where it can be found: a folder named `source_model` next to the bundle
+        (the usual `export -m model -o bundle` layout; manifests store the name, never this machine's path),
+        or an older manifest's absolute path; None when neither exists here."""
+        if not self.source_model:
+            return None
+        name = Path(self.source_model)
+        folder = name if name.is_absolute() else self.path.parent / name
+        return folder if folder.is_dir() else None
+
+    @property
     def tokenizer_path(self) -> Path:
         """The tokenizers-library tokenizer file."""
         return self.path / "tokenizer.json"

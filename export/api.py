@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -12,18 +10,13 @@ from typing import Any
 from llm2edge.console import say, warn
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import ExportError
-from llm2edge.export.bundle import (
-    MODEL_NAME,
-    check_destination,
-    move_into_place,
-    package_versions,
-    write_config,
-    write_tokenizer,
-)
+from llm2edge.export.bundle import MODEL_NAME, package_versions, write_config, write_tokenizer
 from llm2edge.export.config import ExportConfig, ExportResult
+from llm2edge.export.guard import describe, guard_texts, judge, too_few, training_texts
 from llm2edge.export.model_dir import check_model_dir, resolve_max_length, resolve_validation
 from llm2edge.export.onnx_export import export_onnx, load_torch_model
 from llm2edge.export.optimize import optimize_graph
+from llm2edge.export.place import check_destination, move_into_place, stage_dir
 from llm2edge.export.quantize import choose_quantization, quantize_int8
 from llm2edge.export.static_model import is_static_model
 from llm2edge.export.validate import (
@@ -38,7 +31,10 @@ from llm2edge.export.validate import (
 #: ONNX fp32 must match torch this closely, or the export itself is broken (e.g. inputs bound wrongly).
 FP32_MIN_AGREEMENT = 0.995
 FP32_MAX_LOGIT_DIFF = 1e-2
-#: Used only to sanity-check fp32 when there is no validation file (no labels, no int8 gate).
+#: A flip where torch scores int8's label within this many logits of its own is a near-tie, not counted
+#: against int8 (see llm2edge.export.guard).
+NEAR_TIE_LOGIT = 0.05
+#: Used only to sanity-check fp32 when there is no validation or training text (no labels, no int8 gate).
 PROBE_TEXTS = (
     "This is a short test sentence.",
     "The weather was terrible and the train was late again, so I missed the meeting.",
@@ -90,19 +86,31 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     warnings: list[str] = []
     vset = (load_validation(val_path, labels=model_dir.labels, text_col=config.text_col,
                             label_col=config.label_col, limit=config.max_validation)
-            if val_path is not None else None)
-    if vset is None:
-        message = (f"no validation data ({model_dir.path / 'validation.csv'} missing and no --validate): "
-                   f"only a {len(PROBE_TEXTS)}-text fp32 sanity check runs")
+            if val_path is not None else ValidationSet(path=Path("-"), texts=[], gold=[]))
+    extra, note = ([], None)
+    if config.quantize == "int8":  # int8 is judged on more texts than the validation slice may hold
+        wanted = config.guard_texts - len(vset.texts)
+        extra, note = training_texts(model_dir.path, model_dir.train_meta, wanted)
+    texts, n_train = guard_texts(vset.texts, extra, config.guard_texts)
+    judged = bool(texts)
+    if not judged:
+        looked = ""
+        if config.quantize == "int8":
+            looked = " and no training texts" + (f" ({note})" if note else "")
+        message = (f"no validation data ({model_dir.path / 'validation.csv'} missing and no --validate)"
+                   f"{looked}: only a {len(PROBE_TEXTS)}-text fp32 sanity check runs")
         if config.strict and config.quantize == "int8":
             raise ExportError(message + "; int8 cannot be validated (--strict)")
         _warn(message, warnings)
-        vset = ValidationSet(path=Path("-"), texts=list(PROBE_TEXTS), gold=[None] * len(PROBE_TEXTS))
+        texts = list(PROBE_TEXTS)
+    elif config.quantize == "int8" and (few := too_few(len(texts), config.min_agreement)):
+        _warn(few + (f"; {note}" if note else ""), warnings)
+    gold = [*vset.gold, *[None] * (len(texts) - len(vset.gold))]
+    n_val = len(vset.texts)
 
     import torch
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    stage = stage_dir(out)
     old_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -133,7 +141,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
 
         hf_tok = AutoTokenizer.from_pretrained(model_dir.path, use_fast=True)
         versions = package_versions()
-        source = str(model_dir.path.resolve())
+        source = model_dir.path.resolve().name  # a name, not this machine's path
         common = {"labels": model_dir.labels, "max_length": max_length, "source_model": source,
                   "versions": versions}
         bundles = {"fp32": _candidate(stage / "fp32", fp32, shared, quantization="none", **common)}
@@ -141,21 +149,26 @@ def export_bundle(config: ExportConfig) -> ExportResult:
             bundles["int8"] = _candidate(stage / "int8", int8, shared, quantization="int8", **common)
 
         kinds = "torch, onnx fp32" + (", onnx int8" if int8 else "")
-        _say(config, f"validating on {len(vset.texts)} texts: {kinds}")
-        ref = torch_logits(model, hf_tok, vset.texts, max_length=max_length)
+        _say(config, f"validating on {len(texts)} texts ({n_val} validation, {n_train} training): {kinds}")
+        ref = torch_logits(model, hf_tok, texts, max_length=max_length)
         del model
-        val: dict[str, Any] = {"n": len(vset.texts), "validation_file": str(val_path) if val_path else None,
-                               "probe_only": val_path is None, "fallback_reason": None,
-                               "accuracy_torch": accuracy(ref, vset.gold, model_dir.labels)}
+        val: dict[str, Any] = {"n": n_val if judged else len(texts),
+                               "validation_file": val_path.name if val_path else None,
+                               "probe_only": not judged, "fallback_reason": None,
+                               "accuracy_torch": accuracy(ref, gold, model_dir.labels)}
+        logits = {}
         for name, folder in bundles.items():
-            logits = edge_logits(folder, vset.texts, threads=threads)
-            agree, diff = compare(ref, logits)
+            logits[name] = edge_logits(folder, texts, threads=threads)
+            agree, diff = compare(ref, logits[name])
+            if judged and n_val:  # the validation-only agreement, beside the guard's wider one
+                agree = compare(ref[:n_val], logits[name][:n_val])[0]
             val[f"agreement_{name}"] = agree
             val[f"max_logit_diff_{name}"] = round(diff, 6)
-            val[f"accuracy_{name}"] = accuracy(logits, vset.gold, model_dir.labels)
+            val[f"accuracy_{name}"] = accuracy(logits[name], gold, model_dir.labels)
         val.setdefault("agreement_int8", None)
-        if val["agreement_fp32"] < FP32_MIN_AGREEMENT or val["max_logit_diff_fp32"] > FP32_MAX_LOGIT_DIFF:
-            raise ExportError(f"ONNX fp32 does not match torch (agreement {val['agreement_fp32']:.4f}, "
+        fp32_agree = compare(ref, logits["fp32"])[0]
+        if fp32_agree < FP32_MIN_AGREEMENT or val["max_logit_diff_fp32"] > FP32_MAX_LOGIT_DIFF:
+            raise ExportError(f"ONNX fp32 does not match torch (agreement {fp32_agree:.4f}, "
                               f"max logit difference {val['max_logit_diff_fp32']:.3g}): the export is broken")
         val.update({"optimized": bool(config.optimize), "fused_ops": fused, "max_length": max_length,
                     "min_agreement": config.min_agreement, "size_fp32": sizes["fp32"]})
@@ -166,14 +179,18 @@ def export_bundle(config: ExportConfig) -> ExportResult:
                         "size_int8": sizes["int8"]})
 
         shipped = "int8" if int8 is not None else "fp32"
-        if int8 is not None and val_path is not None and val["agreement_int8"] < config.min_agreement:
-            message = (f"int8 agrees with torch on only {val['agreement_int8']:.4f} of {val['n']} validation "
-                       f"texts (< --min-agreement {config.min_agreement})")
-            if config.strict:
-                raise ExportError(message + " (--strict)")
-            _warn(message + ": shipping fp32 instead", warnings)
-            shipped = "fp32"
-            val["fallback_reason"] = message
+        if int8 is not None and judged:
+            guard = judge(ref, logits["int8"], from_validation=n_val, near_tie=NEAR_TIE_LOGIT)
+            val["int8_guard"] = guard.to_dict()
+            if guard.judged_agreement < config.min_agreement:
+                message = (f"int8 refused: {describe(guard)} < --min-agreement {config.min_agreement}")
+                if config.strict:
+                    raise ExportError(message + " (--strict)")
+                _warn(message + "; shipping fp32 instead", warnings)
+                shipped = "fp32"
+                val["fallback_reason"] = message
+            else:
+                _say(config, describe(guard))
         folder = bundles[shipped]
         quantization = "int8" if shipped == "int8" else "none"
         for other, path in bundles.items():
@@ -186,7 +203,6 @@ def export_bundle(config: ExportConfig) -> ExportResult:
 
         manifest = write_manifest(folder, quantization=quantization, validation=val, **common)
         read_bundle(folder)  # the finished bundle must verify before it is moved into place
-        os.chmod(folder, 0o755)
         move_into_place(folder, out)
     finally:
         torch.set_num_threads(old_threads)

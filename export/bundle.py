@@ -1,9 +1,7 @@
-"""Lay out a bundle folder (Hugging Face ONNX layout) and move it into place atomically."""
+"""Lay out a bundle folder (Hugging Face ONNX layout); `llm2edge.export.place` moves it into place."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -50,28 +48,3 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def check_destination(out: Path) -> None:
-    """ExportError if `out` is a file or a non-empty folder that is not an earlier bundle."""
-    if out.is_file():
-        raise ExportError(f"{out}: exists and is a file")
-    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
-        raise ExportError(f"{out}: folder exists, is not empty and is not a bundle; choose another --out")
-
-
-def move_into_place(staged: Path, out: Path) -> None:
-    """Replace `out` with the finished `staged` folder (renames on one filesystem, old one removed last)."""
-    check_destination(out)
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    try:
-        staged.rename(out)
-    except OSError:
-        if old is not None:
-            old.rename(out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

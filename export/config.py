@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from llm2edge.checks import at_least, check_max_length, check_threads, one_of, optional_at_least
-from llm2edge.defaults import LABEL_COL, MAX_VALIDATION, MIN_AGREEMENT, QUANTIZE, TEXT_COL
+from llm2edge.defaults import GUARD_TEXTS, LABEL_COL, MAX_VALIDATION, MIN_AGREEMENT, QUANTIZE, TEXT_COL
 
 #: Accepted values of ExportConfig.quantize.
 QUANTIZE_CHOICES = ("int8", "none")
@@ -25,8 +25,11 @@ class ExportConfig:
     quantize: str = QUANTIZE
     #: Validation data (CSV/JSONL/Parquet with text and label); default MODEL/validation.csv if present.
     validate: str | Path | None = None
-    #: int8 must agree with torch on at least this share of validation texts, else fp32 ships.
+    #: int8 must agree with torch on at least this share of the guard texts, else fp32 ships (flips on
+    #: near-ties are reported but not counted; see llm2edge.export.guard).
     min_agreement: float = MIN_AGREEMENT
+    #: int8 is judged on at least this many texts: the validation rows, topped up with training texts.
+    guard_texts: int = GUARD_TEXTS
     #: Raise ExportError instead of falling back to fp32 (and when there is nothing to validate on).
     strict: bool = False
     #: Token limit; None: train_meta.json's, else the tokenizer's model_max_length (never above the
@@ -56,6 +59,7 @@ class ExportConfig:
             check_max_length(self.max_length)
         check_threads(self.threads)
         optional_at_least("max_validation", self.max_validation)
+        at_least("guard_texts", self.guard_texts, 0)
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,14 @@ class ExportResult:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
                  for r in rows]
+        guard = v.get("int8_guard")
+        if guard:
+            lines.append(f"int8 guard: {guard['n']} texts ({guard['from_validation']} validation + "
+                         f"{guard['from_training']} training), {guard['real_flips']} real disagreement(s), "
+                         f"{guard['near_tie_flips']} near-tie flip(s); judged agreement "
+                         f"{guard['judged_agreement']:.4f} (--min-agreement {v.get('min_agreement')})")
+        if v.get("fallback_reason"):
+            lines.append(f"int8 REFUSED, fp32 shipped: {v['fallback_reason']}")
         lines.append(f"shipped: {self.quantization} ({self.bundle}), validated on {v.get('n', 0)} texts, "
                      f"{self.seconds:.1f} s")
         return "\n".join(lines)

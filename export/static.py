@@ -11,9 +11,7 @@ runtime needs no new code. The bundle is validated against the numpy reference (
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,9 +21,10 @@ import numpy as np
 from llm2edge.console import say, warn
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import ExportError
-from llm2edge.export.bundle import MODEL_NAME, check_destination, move_into_place, package_versions
+from llm2edge.export.bundle import MODEL_NAME, package_versions
 from llm2edge.export.config import ExportConfig, ExportResult
 from llm2edge.export.model_dir import ModelDir, resolve_max_length, resolve_validation
+from llm2edge.export.place import check_destination, move_into_place, stage_dir
 from llm2edge.export.static_model import STATIC_STUDENT, StaticWeights, load_static_weights
 from llm2edge.export.validate import ValidationSet, accuracy, compare, load_validation
 
@@ -134,8 +133,7 @@ def export_static(config: ExportConfig, model_dir: ModelDir) -> ExportResult:
     if config.quantize != "none":
         _say(config, f"static student: the head is folded into a [vocab, labels] fp32 table; "
                      f"--quantize {config.quantize} does not apply")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    stage = stage_dir(out)
     try:
         folder = stage / "bundle"
         folder.mkdir()
@@ -145,7 +143,7 @@ def export_static(config: ExportConfig, model_dir: ModelDir) -> ExportResult:
         shutil.copy2(model_dir.path / "config.json", folder / "config.json")
         versions = package_versions()
         common: dict[str, Any] = {"labels": model_dir.labels, "max_length": max_length,
-                                  "source_model": str(model_dir.path.resolve()), "quantization": "none",
+                                  "source_model": model_dir.path.resolve().name, "quantization": "none",
                                   "versions": versions, "student": STATIC_STUDENT}
         write_manifest(folder, validation={}, **common)
         clf = Classifier.load(folder, threads=threads)
@@ -153,7 +151,7 @@ def export_static(config: ExportConfig, model_dir: ModelDir) -> ExportResult:
         got = clf.predict_logits(vset.texts)
         agree, diff = compare(ref, got)
         val: dict[str, Any] = {
-            "n": len(vset.texts), "validation_file": str(val_path) if val_path else None,
+            "n": len(vset.texts), "validation_file": val_path.name if val_path else None,
             "probe_only": val_path is None, "reference": "numpy", "head_folded": True,
             "accuracy_reference": accuracy(ref, vset.gold, model_dir.labels),
             "agreement_fp32": agree, "max_logit_diff_fp32": round(diff, 8),
@@ -166,7 +164,6 @@ def export_static(config: ExportConfig, model_dir: ModelDir) -> ExportResult:
                               f"{agree:.4f}, max logit difference {diff:.3g}): the export is broken")
         manifest = write_manifest(folder, validation=val, **common)
         read_bundle(folder)
-        os.chmod(folder, 0o755)
         move_into_place(folder, out)
     finally:
         shutil.rmtree(stage, ignore_errors=True)

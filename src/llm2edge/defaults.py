@@ -116,6 +116,9 @@ QUANTIZE = "int8"
 MIN_AGREEMENT = 0.99
 #: Validation rows export reads at most (the first ones).
 MAX_VALIDATION = 2000
+#: int8 is judged against torch on at least this many texts: the validation rows, topped up with the
+#: training texts named in train_meta.json (agreement with torch needs no labels).
+GUARD_TEXTS = 1000
 
 # --------------------------------------------------------------------------------------- predict (edge)
 #: Texts per model call.

@@ -160,3 +160,17 @@ def test_bundle_folder_itself_may_be_a_link(make_bundle, tmp_path):
     link.symlink_to(b.path, target_is_directory=True)
     assert read_bundle(link).labels == list(b.labels)
     assert os.path.islink(link)
+
+
+def test_source_folder_is_found_next_to_the_bundle(make_bundle, tmp_path):
+    """Manifests store the model folder's name (no build path); tools find it beside the bundle."""
+    b = make_bundle()
+    write_manifest(b.path, labels=list(b.labels), max_length=b.max_length, source_model="model",
+                   quantization="none")
+    assert read_bundle(b.path).source_folder is None
+    (tmp_path / "model").mkdir()
+    assert read_bundle(b.path).source_folder == tmp_path / "model"
+    old_style = str(tmp_path / "model")  # an older manifest's absolute path still works where it exists
+    write_manifest(b.path, labels=list(b.labels), max_length=b.max_length, source_model=old_style,
+                   quantization="none")
+    assert read_bundle(b.path).source_folder == tmp_path / "model"

@@ -73,6 +73,9 @@ def test_int8_bundle_layout_manifest_and_checksums(int8_export, trained_model):
     assert manifest["labels"] == ["funny", "not_funny"] and manifest["max_length"] == 32
     assert set(manifest["files"]) == EXPECTED_FILES - {"manifest.json"}
     assert manifest["files"]["model.onnx"] == sha256_file(bundle / "model.onnx")
+    assert manifest["source_model"] == trained_model.name  # a name, never this machine's path (14.6)
+    assert manifest["validation"]["validation_file"] == "validation.csv"
+    assert str(trained_model.parent) not in (bundle / "manifest.json").read_text(encoding="utf-8")
     assert set(manifest["versions"]) >= {"onnx", "onnxruntime", "optimum", "transformers", "torch"}
     v = manifest["validation"]
     assert set(v) >= VALIDATION_KEYS
@@ -84,8 +87,11 @@ def test_int8_bundle_layout_manifest_and_checksums(int8_export, trained_model):
     assert "MatMulInteger" in _op_types(bundle / "model.onnx")
     tok = json.loads((bundle / "tokenizer.json").read_text(encoding="utf-8"))
     assert tok["padding"] is None and tok["truncation"]["max_length"] == 32
+    guard = v["int8_guard"]  # no training data named in this fixture's train_meta.json: validation only
+    assert (guard["n"], guard["from_validation"], guard["from_training"]) == (48, 48, 0)
+    assert guard["real_flips"] + guard["near_tie_flips"] == round((1 - guard["agreement"]) * 48)
     table = int8_export.table()
-    assert "onnx int8" in table and "shipped: int8" in table
+    assert "onnx int8" in table and "shipped: int8" in table and "int8 guard: 48 texts" in table
 
 
 def test_int8_bundle_loads_in_optimum_with_the_same_logits(int8_export, trained_model):
@@ -142,7 +148,7 @@ def test_low_agreement_falls_back_to_fp32_and_replaces_old_bundle(trained_model,
 @pytest.mark.slow
 def test_strict_raises_and_leaves_nothing(trained_model, tmp_path):
     out = tmp_path / "bundle"
-    with pytest.raises(ExportError, match=r"int8 agrees with torch on only .* \(--strict\)"):
+    with pytest.raises(ExportError, match=r"int8 refused: int8 vs torch on 48 texts .* \(--strict\)"):
         _export(trained_model, out, min_agreement=1.01, strict=True)
     assert list(tmp_path.iterdir()) == []
 
@@ -152,3 +158,84 @@ def test_refuses_a_non_bundle_destination(trained_model, tmp_path):
     with pytest.raises(ExportError, match="not empty and is not a bundle"):
         _export(trained_model, tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+# -- issue 14.5-14.7 on the real export ------------------------------------------------------------------
+def _dead_pid() -> int:
+    import os
+
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1
+
+
+def test_guard_uses_training_texts_private_modes_and_cleans_leftovers(trained_model, example_dir, tmp_path,
+                                                                      capfd):
+    """train_meta.json names the training data: the guard tops 48 validation texts up to 120; under umask
+    077 the bundle stays private; a killed export's leftovers beside --out are removed."""
+    import os
+    import shutil
+    import stat
+
+    model = tmp_path / "model"
+    shutil.copytree(trained_model, model)
+    meta = json.loads((model / "train_meta.json").read_text(encoding="utf-8"))
+    meta.update(data=str(example_dir / "train.csv"), text_col="text")
+    (model / "train_meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    out = tmp_path / "out" / "bundle"
+    dead = _dead_pid()
+    for name in (f".bundle.tmp-{dead}-abc", f".bundle.old-{dead}"):
+        (out.parent / name / "work").mkdir(parents=True)
+    old = os.umask(0o077)
+    try:
+        result = _export(model, out, guard_texts=120, min_agreement=0.9)
+    finally:
+        os.umask(old)
+    err = capfd.readouterr().err
+    guard = result.validation["int8_guard"]
+    assert (guard["n"], guard["from_validation"], guard["from_training"]) == (120, 48, 72)
+    assert result.validation["n"] == 48  # accuracy and agreement_* stay on the labelled validation rows
+    shipped = guard["judged_agreement"] >= 0.9
+    assert result.quantization == ("int8" if shipped else "none")
+    assert ("int8 refused" in err) != shipped
+    assert "judged on only" not in err  # 120 texts resolve 0.9
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bundle"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()} == {0o600}
+
+
+def test_int8_output_does_not_depend_on_batch_chunk_threads_or_resume(int8_export, example_dir, tmp_path):
+    """Issue 14.7 on the real MiniLM int8 bundle: probabilities bit-identical at batch 1/7/32 and 1-2
+    threads; predict files byte-identical across chunk sizes and a resumed run."""
+    from llm2edge.edge.classifier import Classifier
+    from llm2edge.edge.stream import predict_to_path
+    from llm2edge.records import read_records
+
+    src = example_dir / "test.csv"
+    records = read_records(src)[:150]
+    texts = [r.text for r in records]
+    ref = Classifier.load(int8_export.bundle, threads=1).predict_proba(texts, batch_size=1)
+    for threads in (1, 2):
+        clf = Classifier.load(int8_export.bundle, threads=threads)
+        for batch_size in (7, 32):
+            got = clf.predict_proba(texts, batch_size=batch_size)
+            assert np.array_equal(got, ref), (threads, batch_size, float(np.abs(got - ref).max()))
+    clf = Classifier.load(int8_export.bundle, threads=1)
+    whole = tmp_path / "whole.jsonl"
+    predict_to_path(clf, records, whole, chunk_size=2048, batch_size=32)
+    data = whole.read_bytes()
+    for chunk in (1, 13):
+        other = tmp_path / f"chunk{chunk}.jsonl"
+        predict_to_path(clf, records, other, chunk_size=chunk, batch_size=7)
+        assert other.read_bytes() == data
+    part = tmp_path / "part.jsonl"
+    cut = data.index(b"\n", len(data) // 3) + 20  # a torn row, as after a crash mid-write
+    part.write_bytes(data[:cut])
+    summary = predict_to_path(clf, records, part, chunk_size=16, batch_size=5, resume=True)
+    assert summary.skipped > 0 and part.read_bytes() == data

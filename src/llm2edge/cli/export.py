@@ -18,6 +18,9 @@ def export(
                                          help="Validation file (default: MODEL/validation.csv)."),
     min_agreement: float = typer.Option(defaults.MIN_AGREEMENT, "--min-agreement",
                                         help="int8 must agree with torch this often, else fp32 ships."),
+    guard_texts: int = typer.Option(defaults.GUARD_TEXTS, "--guard-texts", min=0,
+                                    help="Judge int8 on at least this many texts: the validation rows, "
+                                         "topped up with the training texts of train_meta.json."),
     strict: bool = typer.Option(False, "--strict", help="Fail instead of falling back to fp32."),
     max_length: int | None = typer.Option(None, "--max-length",
                                           help="Token limit (default: train_meta.json's, else the "
@@ -39,8 +42,8 @@ def export(
 
     result = export_bundle(ExportConfig(
         model=model, out=out, quantize=quantize, validate=validate, min_agreement=min_agreement,
-        strict=strict, max_length=max_length, optimize=not no_optimize, per_channel=per_channel,
-        text_col=text_col, label_col=label_col, threads=threads,
+        guard_texts=guard_texts, strict=strict, max_length=max_length, optimize=not no_optimize,
+        per_channel=per_channel, text_col=text_col, label_col=label_col, threads=threads,
     ))
     typer.echo(result.table())
 

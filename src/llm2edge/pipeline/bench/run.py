@@ -52,7 +52,8 @@ class BenchConfig:
     #: A static-student bundle (`train --student static`, then export) timed beside the bundle ("static"
     #: rows at the same batch sizes); None: no static rows.
     static: str | Path | None = None
-    #: Torch model folder for the torch eager rows (default: the manifest's source_model).
+    #: Torch model folder for the torch eager rows (default: the folder named as the manifest's
+    #: source_model next to the bundle, BundleInfo.source_folder).
     student: str | Path | None = None
     #: Task for the LLM prompts (default: a plain task over the bundle's labels).
     task: str | None = None
@@ -104,14 +105,13 @@ def bench_systems(config: BenchConfig, info: BundleInfo) -> tuple[list[SystemSpe
         specs += [SystemSpec(name=f"static b{b}", kind="static", batch=b, path=str(static.path),
                              **{**common, "max_length": static.max_length}) for b in config.batches]
     skipped: list[tuple[str, str]] = []
-    student = config.student or (info.source_model if info.source_model and Path(info.source_model).is_dir()
-                                 else None)
+    student = config.student or info.source_folder
     missing_hub = missing_module("torch", "transformers")
     if missing_hub:
         skipped.append(("torch eager", f"{missing_hub} is not installed (pip install 'llm2edge[hub]')"))
     elif student is None:
         skipped.append(("torch eager", "no student model folder: pass --student DIR (the `llm2edge train` "
-                                       "output; the manifest's source_model is not a folder here)"))
+                                       "output; the manifest's source_model is not beside the bundle)"))
     else:
         specs += [SystemSpec(name=f"torch eager b{b}", kind="torch", batch=b, path=str(student), **common)
                   for b in config.batches]
