@@ -23,6 +23,17 @@ def write_json(path: Path, obj: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def share_one_mode(folder: Path) -> None:
+    """Give every file under `folder` the mode a new file gets under this process's umask (safetensors and
+    accelerate write 0600 whatever the umask, the other writers 0666 minus it): one mode for a run's files."""
+    mask = os.umask(0)
+    os.umask(mask)
+    mode = 0o666 & ~mask
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink() and (path.stat().st_mode & 0o777) != mode:
+            path.chmod(mode)
+
+
 def last_checkpoint(root: Path) -> tuple[Path, dict[str, Any]] | None:
     """The newest complete checkpoint (its folder has checkpoint.json) under `root`, or None."""
     found: list[tuple[int, Path, dict[str, Any]]] = []

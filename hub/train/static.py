@@ -36,7 +36,7 @@ from llm2edge.export.static_model import (
 from llm2edge.hashing import sha256_file
 from llm2edge.hub.models import default_student, resolve_model
 from llm2edge.hub.train.batches import class_weights, target_tensor
-from llm2edge.hub.train.checkpoints import write_json
+from llm2edge.hub.train.checkpoints import share_one_mode, write_json
 from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
 from llm2edge.hub.train.data import Example, load_training_data, write_validation
 from llm2edge.hub.train.distill import load_or_distill
@@ -153,5 +153,6 @@ def train_static(config: TrainConfig) -> TrainResult:
         "validation": None if val_metrics is None else
         {k: val_metrics[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1")},
     })
+    share_one_mode(out)
     return TrainResult(out=out, labels=labels, metrics=metrics, seconds=seconds,
                        examples_per_second=processed / seconds if seconds > 0 else 0.0, resumed_from_epoch=0)

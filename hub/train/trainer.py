@@ -34,7 +34,13 @@ from llm2edge.errors import TrainError
 from llm2edge.hashing import sha256_file
 from llm2edge.hub.models import default_student, load_pretrained, resolve_model
 from llm2edge.hub.train.batches import class_weights, collate, epoch_batches, shard, target_tensor, tokenize
-from llm2edge.hub.train.checkpoints import CHECKPOINTS, last_checkpoint, save_checkpoint, write_json
+from llm2edge.hub.train.checkpoints import (
+    CHECKPOINTS,
+    last_checkpoint,
+    save_checkpoint,
+    share_one_mode,
+    write_json,
+)
 from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
 from llm2edge.hub.train.data import load_training_data, write_validation
 from llm2edge.hub.train.evaluation import report_dict
@@ -234,6 +240,7 @@ def train(config: TrainConfig) -> TrainResult:
             "validation": None if val_metrics is None else
             {k: val_metrics[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1")},
         })
+        share_one_mode(out)
     accelerator.wait_for_everyone()
     if not main and (out / "metrics.json").is_file() and eval_examples is not None:
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))

@@ -95,6 +95,10 @@ def test_model_dir_layout_and_metrics(reference, tiny):
     assert all(r["text"] in train_texts for r in val)
     # only the last epoch's checkpoint is kept
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["epoch-2"]
+    # every file has the mode the umask gives (safetensors alone wrote 0600 before: issue 14.6)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {p.stat().st_mode & 0o777 for p in out.rglob("*") if p.is_file()} == {0o666 & ~umask}
     # tokenizer.json truncates at max_length and does not pad to a fixed width
     tok = json.loads((out / "tokenizer.json").read_text())
     assert tok["padding"] is None and tok["truncation"]["max_length"] == 32
