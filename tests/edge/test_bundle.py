@@ -1,10 +1,14 @@
-"""The bundle manifest: write_manifest hashes every file, read_bundle verifies all of it."""
+"""The bundle manifest: write_manifest hashes every file, read_bundle verifies all of it (and nothing else is
+in the folder: issue 14.8)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -164,3 +168,145 @@ def test_write_manifest_hashes_subfolders_and_rewrites(tiny_bundle, tmp_path):
     (copy / "extra" / "notes.txt").write_text("changed", encoding="utf-8")
     with pytest.raises(BundleError, match=r"notes\.txt: checksum mismatch"):
         read_bundle(copy)
+
+
+# -- issue 14.8: the check covers what the runtime loads and nothing else ------------------------------------
+# Refused: symbolic links anywhere in the bundle (model.onnx or manifest.json pointing at a copy outside, a
+# listed link to /etc/passwd, a path through a linked folder), files the manifest does not list
+# (model.onnx.data would be loaded by onnxruntime as external weights), a manifest max_length the model
+# cannot take, a quantization the model's operators contradict. A failure inside onnxruntime is one line.
+
+def test_model_replaced_by_a_link_to_a_copy_outside(make_bundle, tmp_path):
+    b = make_bundle()
+    outside = tmp_path / "elsewhere.onnx"
+    shutil.copy(b.path / "model.onnx", outside)
+    (b.path / "model.onnx").unlink()
+    (b.path / "model.onnx").symlink_to(outside)  # same bytes, same checksum
+    with pytest.raises(BundleError, match=r"model\.onnx: is a symbolic link"):
+        read_bundle(b.path)
+
+
+def test_manifest_replaced_by_a_link(make_bundle, tmp_path):
+    b = make_bundle()
+    outside = tmp_path / "manifest-copy.json"
+    shutil.copy(b.path / "manifest.json", outside)
+    (b.path / MANIFEST_NAME).unlink()
+    (b.path / MANIFEST_NAME).symlink_to(outside)
+    with pytest.raises(BundleError, match=r"manifest\.json: is a symbolic link"):
+        read_bundle(b.path)
+
+
+def test_listed_link_to_etc_passwd(make_bundle):
+    if not Path("/etc/passwd").is_file():
+        pytest.skip("no /etc/passwd here")
+    b = make_bundle()
+    (b.path / "notes.txt").symlink_to("/etc/passwd")
+    with pytest.raises(BundleError, match="symbolic link"):  # export cannot list it either
+        write_manifest(b.path, labels=list(b.labels), max_length=b.max_length, source_model="x",
+                       quantization="none")
+    manifest = _manifest(b.path)
+    manifest["files"]["notes.txt"] = sha256_file("/etc/passwd")  # a hand-made listing
+    (b.path / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(BundleError, match=r"notes\.txt: is a symbolic link"):
+        read_bundle(b.path)
+
+
+def test_path_through_a_linked_folder(make_bundle, tmp_path):
+    b = make_bundle()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.move(str(b.path / "tokenizer.json"), outside / "tokenizer.json")
+    (b.path / "sub").symlink_to(outside, target_is_directory=True)
+    (b.path / "tokenizer.json").write_bytes((outside / "tokenizer.json").read_bytes())
+    manifest = _manifest(b.path)
+    manifest["files"]["sub/tokenizer.json"] = sha256_file(outside / "tokenizer.json")
+    (b.path / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+    with pytest.raises(BundleError, match=r"sub: is a symbolic link"):
+        read_bundle(b.path)
+
+
+def test_unlisted_external_weights_file(make_bundle):
+    b = make_bundle()
+    (b.path / "model.onnx.data").write_bytes(b"\0" * 64)
+    with pytest.raises(BundleError, match=r"model\.onnx\.data: not listed in the manifest"):
+        read_bundle(b.path)
+    with pytest.raises(BundleError, match="not listed"):  # verify=False checks the listing too
+        read_bundle(b.path, verify=False)
+
+
+def test_unknown_quantization_in_the_manifest(make_bundle):
+    b = make_bundle()
+    _rewrite(b.path, quantization="int4")
+    with pytest.raises(BundleError, match="unknown quantization 'int4'"):
+        read_bundle(b.path)
+
+
+def test_edited_max_length_fails_at_load_not_mid_run(make_bundle, tmp_path):
+    b = make_bundle(positions=64, max_length=48)
+    assert Classifier.load(b.path, threads=1).predict(["a short text"])  # fits: 48 <= 64 positions
+    _rewrite(b.path, max_length=100000)
+    with pytest.raises(BundleError, match=r"manifest\.json: max_length 100000 does not fit the model"):
+        Classifier.load(b.path, threads=1)
+    out = tmp_path / "p.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "llm2edge", "predict", "-b", str(b.path), "-o", str(out),
+                           "some text"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "max_length 100000 does not fit the model" in lines[0], proc.stderr
+    assert not out.exists()  # nothing written, not an empty file
+
+
+def test_failure_inside_onnxruntime_mid_run_is_one_line(make_bundle, tmp_path):
+    """A model whose embedding has fewer rows than the tokenizer's vocabulary fails on the second text."""
+    b = make_bundle(vocab_rows=1100)  # MiniLM ids: [CLS] 101, [SEP] 102, 'a' 1037, 'the' 1996
+    src = tmp_path / "in.csv"
+    src.write_text("id,text\n1,a\n2,the house\n3,a\n", encoding="utf-8")
+    out = tmp_path / "p.jsonl"
+    proc = subprocess.run([sys.executable, "-m", "llm2edge", "predict", "-b", str(b.path), "-i", str(src),
+                           "-o", str(out), "--chunk-size", "1"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "model.onnx: onnxruntime failed on 1 text(s) of 4 tokens" in lines[0]
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ["1"]  # --resume goes on
+
+
+def test_quantization_must_match_the_model(make_bundle):
+    """A dynamic int8 model whose manifest claims fp32 would be batched (and batch-dependent): refused."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    b = make_bundle()
+    model = b.path / "model.onnx"
+    quantize_dynamic(model, model, weight_type=QuantType.QInt8)
+    write_manifest(b.path, labels=list(b.labels), max_length=b.max_length, source_model="x",
+                   quantization="none")
+    with pytest.raises(BundleError, match="quantization is 'none' but model.onnx holds dynamic int8"):
+        Classifier.load(b.path, threads=1)
+    write_manifest(b.path, labels=list(b.labels), max_length=b.max_length, source_model="x",
+                   quantization="int8")
+    clf = Classifier.load(b.path, threads=1)
+    assert clf.row_at_a_time and clf.predict(["fine"])
+
+
+def test_bundle_folder_itself_may_be_a_link(make_bundle, tmp_path):
+    b = make_bundle()
+    link = tmp_path / "current"
+    link.symlink_to(b.path, target_is_directory=True)
+    assert read_bundle(link).labels == list(b.labels)
+    assert os.path.islink(link)
+
+
+def test_source_folder_is_found_next_to_the_bundle(make_bundle, tmp_path):
+    """Manifests store the model folder's name (no build path); tools find it beside the bundle."""
+    b = make_bundle()
+    write_manifest(b.path, labels=list(b.labels), max_length=b.max_length, source_model="model",
+                   quantization="none")
+    assert read_bundle(b.path).source_folder is None
+    (tmp_path / "model").mkdir()
+    assert read_bundle(b.path).source_folder == tmp_path / "model"
+    old_style = str(tmp_path / "model")  # an older manifest's absolute path still works where it exists
+    write_manifest(b.path, labels=list(b.labels), max_length=b.max_length, source_model=old_style,
+                   quantization="none")
+    assert read_bundle(b.path).source_folder == tmp_path / "model"

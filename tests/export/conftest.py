@@ -85,3 +85,17 @@ def trained_model(tmp_path_factory, example_dir) -> Path:
     meta = {"labels": labels, "max_length": MAX_LENGTH, "source_model": str(src)}
     (out / "train_meta.json").write_text(json.dumps(meta), encoding="utf-8")
     return out
+
+
+@pytest.fixture
+def dead_pid() -> int:
+    """A PID that no process has now (for leftovers of a killed export)."""
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid -= 1

@@ -161,22 +161,8 @@ def test_refuses_a_non_bundle_destination(trained_model, tmp_path):
 
 
 # -- issue 14.5-14.7 on the real export ------------------------------------------------------------------
-def _dead_pid() -> int:
-    import os
-
-    pid = 4_000_000
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
-
-
 def test_guard_uses_training_texts_private_modes_and_cleans_leftovers(trained_model, example_dir, tmp_path,
-                                                                      capfd):
+                                                                      capfd, dead_pid):
     """train_meta.json names the training data: the guard tops 48 validation texts up to 120; under umask
     077 the bundle stays private; a killed export's leftovers beside --out are removed."""
     import os
@@ -189,7 +175,7 @@ def test_guard_uses_training_texts_private_modes_and_cleans_leftovers(trained_mo
     meta.update(data=str(example_dir / "train.csv"), text_col="text")
     (model / "train_meta.json").write_text(json.dumps(meta), encoding="utf-8")
     out = tmp_path / "out" / "bundle"
-    dead = _dead_pid()
+    dead = dead_pid
     for name in (f".bundle.tmp-{dead}-abc", f".bundle.old-{dead}"):
         (out.parent / name / "work").mkdir(parents=True)
     old = os.umask(0o077)

@@ -36,19 +36,6 @@ def _tag(out: Path) -> str:
     return read_bundle(out).source_model
 
 
-def _dead_pid() -> int:
-    """A PID no process has now."""
-    pid = 4_000_000
-    while True:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return pid
-        except PermissionError:
-            pass
-        pid -= 1
-
-
 def test_exchange_swaps_two_folders(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
@@ -159,9 +146,9 @@ def test_kill_between_the_fallback_renames_is_repaired_by_the_next_run(tmp_path)
     assert _leftovers(tmp_path) == [stage.name]
 
 
-def test_leftovers_of_a_running_export_are_kept(tmp_path):
+def test_leftovers_of_a_running_export_are_kept(tmp_path, dead_pid):
     out = _bundle(tmp_path / "bundle", "old")
-    dead, alive = _dead_pid(), os.getppid()
+    dead, alive = dead_pid, os.getppid()
     for name in (f".bundle.tmp-{dead}-x1", f".bundle.old-{dead}", f".bundle.tmp-{alive}-x2",
                  ".bundle.tmp-nopid", ".other.tmp-1-x"):
         (tmp_path / name).mkdir()
@@ -171,9 +158,9 @@ def test_leftovers_of_a_running_export_are_kept(tmp_path):
     assert _tag(out) == "old"
 
 
-def test_an_old_bundle_is_restored_only_when_out_is_missing(tmp_path):
+def test_an_old_bundle_is_restored_only_when_out_is_missing(tmp_path, dead_pid):
     out = tmp_path / "bundle"
-    dead = _dead_pid()
+    dead = dead_pid
     _bundle(tmp_path / f".bundle.old-{dead}", "old")
     clean_stale(out)
     assert _tag(out) == "old" and _leftovers(tmp_path) == []

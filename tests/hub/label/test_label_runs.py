@@ -33,8 +33,9 @@ TEXTS = ["a cat walks into a bar", "FAIL this one", "why did the chicken", "FAIL
 
 
 @contextlib.contextmanager
-def openai_server(*, fail_all: bool = False, delay: float = 0.0) -> Iterator[str]:
-    """A small OpenAI-compatible HTTP server on 127.0.0.1; yields its base URL (…/v1)."""
+def openai_server(*, fail_all: bool = False, delay: float = 0.0, echo_key: bool = False) -> Iterator[str]:
+    """A small OpenAI-compatible HTTP server on 127.0.0.1; yields its base URL (…/v1). With `echo_key` its
+    answers repeat the request's Authorization header (as a careless debugging proxy might)."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:  # quiet
@@ -59,9 +60,10 @@ def openai_server(*, fail_all: bool = False, delay: float = 0.0) -> Iterator[str
             if fail_all or "FAIL" in said:
                 self._send(500, {"error": {"message": "the model crashed", "type": "server_error"}})
                 return
+            content = f"funny\nDebug: you sent {self.headers.get('Authorization')}" if echo_key else "funny"
             self._send(200, {"id": "c1", "object": "chat.completion", "created": 0, "model": "m",
                              "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                                          "message": {"role": "assistant", "content": "funny"}}],
+                                          "message": {"role": "assistant", "content": content}}],
                              "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -170,3 +172,20 @@ def test_threads_zero_is_a_config_error(tmp_path: Path) -> None:
                      "--dry-run"))
     assert res.returncode == 2 and "--threads" in res.stderr and "Traceback" not in res.stderr
     assert not (tmp_path / "l.jsonl").exists()
+
+
+def test_raw_answer_is_stored_without_the_key(monkeypatch):
+    """labels.jsonl's `raw` (the server's answer) is masked like error strings, even when the server echoes
+    the API key (issue 14.6)."""
+    from llm2edge.hub.label.backend import LabelSpace, Prompt
+    from llm2edge.hub.label.openai_backend import OpenAIBackend
+
+    key = "sk-llm2edge-echo-7f3a9c2b1d"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    prompt = Prompt(item_id="a", messages=({"role": "user", "content": "funny or not?"},))
+    with openai_server(echo_key=True) as url:
+        backend = OpenAIBackend(model="m", base_url=url, mode="answer", concurrency=1, timeout=10.0)
+        (scored,) = backend.label_batch([prompt], LabelSpace(names=("funny", "not_funny")))
+    assert scored.error is None and scored.probs == {"funny": 1.0, "not_funny": 0.0}
+    assert key not in (scored.raw or "")
+    assert scored.raw == "funny\nDebug: you sent Bearer ***"  # the answer kept, several lines too
