@@ -12,6 +12,8 @@ torch, transformers and openai are imported only when a backend loads its model 
 - `backend`, `hf_backend`, `openai_backend`: the Backend protocol and its two implementations.
 - `calibrate`, `pricing`, `server`, `store`: contextual calibration, API cost estimates, the llama.cpp
   server launcher, and labels.jsonl (append-only rows, item keys, margins).
+- `votes`: self-consistency (`--samples K`: vote shares of K sampled answers, for teachers without
+  logprobs); `dryrun`: what `--dry-run` counts (items, tokens, cost).
 """
 
 from __future__ import annotations

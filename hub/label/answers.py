@@ -1,4 +1,5 @@
-"""Reading an OpenAI-compatible reply: the label distribution from its logprobs, or the label it names.
+"""Answers of an OpenAI-compatible server: the request arguments that keep an answer to the label set
+(`constraint_kwargs`), and reading a reply: the label distribution from its logprobs, or the label it names.
 
 The distribution over labels comes from the `top_logprobs` of the answer tokens, with labels that the
 tokenizer splits (`s` + `ports`) merged by prefix along the generated path (`label_logprobs`). A reply
@@ -12,6 +13,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from llm2edge.hub.label.backend import LabelSpace, logsumexp
 
@@ -51,6 +53,24 @@ def answer_choices(space: LabelSpace) -> list[str]:
         for form in label_forms(space, label):
             out.update(dict.fromkeys((form, form.lower(), form[:1].upper() + form[1:])))
     return list(out)
+
+
+def constraint_kwargs(style: str, space: LabelSpace) -> dict[str, Any]:
+    """Request arguments that restrict the answer to the label forms, for one constraint style."""
+    forms = answer_choices(space)
+    schema = {"type": "object", "properties": {"label": {"type": "string", "enum": forms}},
+              "required": ["label"], "additionalProperties": False}
+    if style == "json_schema":
+        return {"response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "label", "strict": True, "schema": schema}}}
+    if style == "json_object":
+        return {"response_format": {"type": "json_object", "schema": schema}}
+    if style == "grammar":
+        alts = " | ".join(json.dumps(f, ensure_ascii=False) for f in forms)
+        return {"extra_body": {"grammar": f"root ::= {alts}"}}
+    if style == "guided_choice":
+        return {"extra_body": {"guided_choice": forms}}
+    return {}
 
 
 def _continues(token: str, rest: str) -> str | None:

@@ -7,8 +7,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-#: Where a label distribution came from.
-PROB_SOURCES = ("scores", "logprobs", "answer")
+#: Where a label distribution came from: the model's label scores (hf), the server's logprobs, one answer
+#: (one-hot), or the vote shares of several sampled answers (`--samples`, llm2edge.hub.label.votes).
+PROB_SOURCES = ("scores", "logprobs", "answer", "votes")
 
 
 def logsumexp(values: Sequence[float]) -> float:
@@ -53,6 +54,8 @@ class Scored:
     prob_source: str | None = None  # one of PROB_SOURCES
     raw: str | None = None  # generated text (CoT reasoning, or the server's answer), if any
     error: str | None = None  # set when the item failed after all retries
+    answers: tuple[str, ...] | None = None  # votes: the label of each parsed sampled answer, in order
+    samples: int | None = None  # votes: the answers asked for (K; unparseable ones cast no vote)
 
 
 class Backend(Protocol):

@@ -14,9 +14,12 @@ from llm2edge.defaults import (
     LABEL_FORMAT,
     LABEL_MAX_RETRIES,
     LABEL_RETRY_FAILED,
+    LABEL_SAMPLE_TEMPERATURE,
+    LABEL_SAMPLES,
     LABEL_TIMEOUT_S,
     MAX_NEW_TOKENS,
     PROGRESS,
+    SEED,
     SHOTS,
     TEXT_COL,
 )
@@ -83,6 +86,13 @@ class LabelConfig:
     max_new_tokens: int = MAX_NEW_TOKENS
     #: Show a progress bar on stderr.
     progress: bool = PROGRESS
+    #: Answers per item (self-consistency, llm2edge.hub.label.votes): K > 1 samples K answers and stores
+    #: their smoothed vote shares as `probs` (`prob_source: votes`); 1 labels each item once.
+    samples: int = LABEL_SAMPLES
+    #: Sampling temperature of samples > 1 (None: LABEL_SAMPLE_TEMPERATURE); an error with samples = 1.
+    temperature: float | None = None
+    #: Seed of the sampled answers (with the item key: reruns draw the same answers).
+    seed: int = SEED
 
     def __post_init__(self) -> None:
         """ConfigError on options that cannot work, before any file or model is opened."""
@@ -95,6 +105,19 @@ class LabelConfig:
         optional_at_least("limit", self.limit)
         positive("timeout", self.timeout)
         check_threads(self.threads)
+        at_least("samples", self.samples)
+        if self.temperature is not None:
+            positive("temperature", self.temperature)
+            if self.samples == 1:
+                raise ConfigError("--temperature applies to sampled answers: give --samples K (K > 1) too")
+        if self.samples > 1 and (self.cot or self.calibrate):
+            raise ConfigError(f"--samples {self.samples} votes on sampled one-label answers: it does not "
+                              f"combine with --{'cot' if self.cot else 'calibrate'}")
         out = Path(self.out)
         if out.suffix.lower() not in (".jsonl", ".ndjson"):
             raise ConfigError(f"{out}: the labels file must end in .jsonl (use --format csv for a CSV copy)")
+
+    @property
+    def sample_temperature(self) -> float:
+        """The temperature sampled answers are drawn at."""
+        return LABEL_SAMPLE_TEMPERATURE if self.temperature is None else float(self.temperature)

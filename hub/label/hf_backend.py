@@ -3,7 +3,10 @@
 Any Hugging Face id, local folder or GGUF file (resolved by `llm2edge.hub.models.resolve_llm`, which
 converts a GGUF once to a safetensors cache). The label scores are the summed log-probabilities of each
 label's tokens after the prompt, normalized over the labels; the prompt is run once and its KV cache is
-reused for all label continuations.
+reused for all label continuations. With `samples` K > 1 the backend answers like a sampling teacher:
+K labels drawn from those scores at `temperature` with a generator seeded per item, stored as vote shares
+(`prob_source: votes`, llm2edge.hub.label.votes). The exact scores are the better confidence for this
+backend; votes exist so that a run can be compared with (and tested like) a teacher without logprobs.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from llm2edge.checks import one_of
-from llm2edge.defaults import MAX_NEW_TOKENS
+import numpy as np
+
+from llm2edge.checks import at_least, one_of, positive
+from llm2edge.defaults import LABEL_SAMPLE_TEMPERATURE, LABEL_SAMPLES, MAX_NEW_TOKENS, SEED
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import BackendError
 from llm2edge.hub.label.backend import LabelSpace, Prompt, Scored, logsumexp, normalize
 from llm2edge.hub.label.prompts import ANSWER_CUE, plain_text
+from llm2edge.hub.label.votes import item_seed, sample_answers, scored_from_answers
 from llm2edge.hub.models import resolve_llm
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -43,12 +49,17 @@ class HFBackend:
     def __init__(self, model: str | None = None, *, dtype: str = "auto", device: str | None = None,
                  threads: int | None = None, max_new_tokens: int = MAX_NEW_TOKENS, strategy: str = "kv",
                  max_length: int | None = None, prefix_cache: bool = True,
-                 micro_batch: int | None = None) -> None:
+                 micro_batch: int | None = None, samples: int = LABEL_SAMPLES,
+                 temperature: float = LABEL_SAMPLE_TEMPERATURE, seed: int = SEED) -> None:
         """`threads`: torch threads (default: `resolve_threads`); `micro_batch`: prompts per forward
         (default 4 on CPU, where compute grows with padded tokens, else the whole batch); `prefix_cache`:
-        reuse the KV cache of the prefix every prompt shares."""
+        reuse the KV cache of the prefix every prompt shares; `samples` K > 1: vote over K labels drawn
+        from the scores at `temperature` (seeded by `seed` and the item id)."""
         one_of("dtype", dtype, DTYPES)
         one_of("strategy", strategy, STRATEGIES)
+        at_least("samples", samples)
+        positive("temperature", temperature)
+        self.samples, self.temperature, self.seed = samples, temperature, seed
         n_threads = resolve_threads(threads)
         import torch
 
@@ -185,6 +196,11 @@ class HFBackend:
                     f"prompt has {len(ids[i])} tokens; the model takes at most {self.max_length}")))
                 continue
             logp = dict(zip(space.names, by_index[i]))
+            if self.samples > 1:
+                rng = np.random.default_rng(item_seed(self.seed, prompt.item_id))
+                drawn = sample_answers(logp, self.samples, self.temperature, rng)
+                out.append(scored_from_answers(prompt.item_id, drawn, space, raw=" | ".join(drawn)))
+                continue
             out.append(Scored(item_id=prompt.item_id, probs=normalize(logp), logprobs=logp,
                               prob_source="scores", raw=raws[i]))
         return out

@@ -4,7 +4,9 @@ This module owns the requests: concurrency, retries, constraint detection and er
 reply (the label distribution from the `top_logprobs` of the answer tokens, or the label an answer names)
 lives in `llm2edge.hub.label.answers`. Where the server returns no logprobs, the answer is constrained to
 the label set (grammar, guided choice or an enum JSON schema, whichever the server accepts) and scored
-with probability 1, flagged `prob_source="answer"`.
+with probability 1, flagged `prob_source="answer"`. With `samples` K > 1 (self-consistency) no logprobs are
+requested: K answers are sampled (n=K, made up request by request where the server ignores n) and their
+vote shares become the distribution (`prob_source="votes"`, llm2edge.hub.label.votes).
 
 The API key is read from the environment only; it is never stored on the backend, logged, or written
 into a result or an error message.
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -22,19 +23,27 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from llm2edge.checks import at_least, one_of
-from llm2edge.defaults import LABEL_CONCURRENCY, LABEL_MAX_RETRIES, LABEL_TIMEOUT_S
+from llm2edge.defaults import (
+    LABEL_CONCURRENCY,
+    LABEL_MAX_RETRIES,
+    LABEL_SAMPLE_TEMPERATURE,
+    LABEL_SAMPLES,
+    LABEL_TIMEOUT_S,
+    SEED,
+)
 from llm2edge.errors import BackendError
 from llm2edge.hub.label.answers import (
     ANSWER_RE,
     Token,
-    answer_choices,
     answer_offset,
+    constraint_kwargs,
     label_forms,
     label_logprobs,
     match_answer,
     token_at,
 )
 from llm2edge.hub.label.backend import LabelSpace, Prompt, Scored, normalize
+from llm2edge.hub.label.votes import item_seed, scored_from_answers
 
 MODES = ("auto", "logprobs", "answer")
 #: Ways to constrain the answer to the label set, in the order tried on an unknown server.
@@ -68,6 +77,15 @@ def _safe_url(url: str) -> str:
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
+def _tokens(choice: Any) -> list[Token] | None:
+    """The generated tokens of one choice with their logprobs and top alternatives (None without logprobs)."""
+    lp = getattr(choice, "logprobs", None)
+    if lp is None or not getattr(lp, "content", None):
+        return None
+    return [Token(t.token, t.logprob, {a.token: a.logprob for a in (t.top_logprobs or [])})
+            for t in lp.content]
+
+
 class OpenAIBackend:
     """Labels prompts through an OpenAI-compatible chat completions endpoint, `concurrency` at a time."""
 
@@ -89,9 +107,15 @@ class OpenAIBackend:
         top_logprobs: int = 20,
         retry_rounds: int = 2,
         retry_backoff: float = 0.5,
+        samples: int = LABEL_SAMPLES,
+        sample_temperature: float = LABEL_SAMPLE_TEMPERATURE,
+        seed: int = SEED,
     ) -> None:
+        """`samples` K > 1: vote over K answers sampled at `sample_temperature`, seeded per item from `seed`
+        (no logprobs requested); `temperature` is that of the single answer otherwise."""
         one_of("mode", mode, MODES)
         at_least("concurrency", concurrency)
+        at_least("samples", samples)
         if base_url is None and not os.environ.get(api_key_env):
             raise BackendError(f"openai backend: set ${api_key_env} to your API key (read from the "
                                "environment only)")
@@ -110,8 +134,10 @@ class OpenAIBackend:
         self.retry_backoff = retry_backoff
         self._constraints: list[str] | None = None  # to try, best first; pinned once one works
         self._constraint_ok = False
-        self._logprobs_ok = mode != "answer"
-        self.stats = {"logprobs": 0, "answer": 0, "failed": 0, "requests": 0}
+        self.samples, self.sample_temperature, self.seed = samples, sample_temperature, seed
+        self._logprobs_ok = mode != "answer" and samples == 1
+        self._seed_ok = True  # pass a seed per sampled request until the server refuses one
+        self.stats = {"logprobs": 0, "answer": 0, "votes": 0, "failed": 0, "requests": 0, "n_short": 0}
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, base_url={self._url()!r}, mode={self.mode!r})"
@@ -243,24 +269,45 @@ class OpenAIBackend:
                 extra.append(f'End with a final line "Answer: <label>" where <label> is one of: {forms}.')
             if extra:
                 messages[-1]["content"] = "\n\n".join([messages[-1]["content"], *extra])
-            reply = await self._request(client, messages, space, constrain=False,
-                                        max_tokens=self.cot_max_tokens)
+            reply = (await self._request(client, messages, space, constrain=False,
+                                         max_tokens=self.cot_max_tokens))[0]
             scored = self._score(prompt.item_id, reply, space, cot=True)
             if scored is not None:
                 return scored
             reasoning = reply[0]
             messages += [{"role": "assistant", "content": reasoning},
                          {"role": "user", "content": f"So which label is it? Reply with one of: {forms}."}]
-            reply = await self._request(client, messages, space, constrain=True, max_tokens=self.max_tokens)
+            reply = (await self._request(client, messages, space, constrain=True,
+                                         max_tokens=self.max_tokens))[0]
             scored = self._score(prompt.item_id, reply, space, cot=False)
             if scored is not None:
                 scored.raw = f"{reasoning}\n{scored.raw or ''}".strip()
                 return scored
             raise _ItemError(f"unparseable answer: {_one_line(reasoning, 80)!r}", "parse")
-        reply = await self._request(client, messages, space, constrain=True, max_tokens=self.max_tokens)
+        if self.samples > 1:
+            return await self._vote(client, prompt.item_id, messages, space)
+        reply = (await self._request(client, messages, space, constrain=True, max_tokens=self.max_tokens))[0]
         scored = self._score(prompt.item_id, reply, space, cot=False)
         if scored is None:
             raise _ItemError(f"unparseable answer: {_one_line(reply[0], 80)!r}", "parse")
+        return scored
+
+    async def _vote(self, client: Any, item_id: str, messages: list[dict[str, str]], space: LabelSpace
+                    ) -> Scored:
+        """Self-consistency: `samples` answers at `sample_temperature` (n in one request where the server
+        honours it; any choice it leaves out is made up with further requests, each with its own seed)."""
+        contents: list[str] = []
+        while len(contents) < self.samples:
+            want = self.samples - len(contents)
+            replies = await self._request(client, messages, space, constrain=True, max_tokens=self.max_tokens,
+                                          n=want, seed=item_seed(self.seed, item_id, len(contents)))
+            self.stats["n_short"] += max(0, want - len(replies))
+            contents += [content for content, _ in replies[:want]]
+        scored = scored_from_answers(item_id, [match_answer(c, space) for c in contents], space,
+                                     raw=" | ".join(_one_line(c, 40) for c in contents))
+        if scored.error is not None:
+            raise _ItemError(f"{scored.error}: {scored.raw!r}", "parse")
+        self.stats["votes"] += 1
         return scored
 
     def _score(self, item_id: str, reply: tuple[str, list[Token] | None], space: LabelSpace, *, cot: bool
@@ -287,12 +334,20 @@ class OpenAIBackend:
         return Scored(item_id=item_id, probs=probs, prob_source="answer", raw=content)
 
     async def _request(self, client: Any, messages: list[dict[str, str]], space: LabelSpace, *,
-                       constrain: bool, max_tokens: int) -> tuple[str, list[Token] | None]:
-        """One chat completion (constrained to the labels when asked): its text and its token logprobs."""
+                       constrain: bool, max_tokens: int, n: int = 1, seed: int | None = None
+                       ) -> list[tuple[str, list[Token] | None]]:
+        """One chat completion (constrained to the labels when asked) asking for `n` choices (sampled with
+        `seed` while the server accepts one): each choice's text and token logprobs (a server may return
+        fewer choices: llama.cpp ignores n)."""
         import openai
 
+        temperature = self.sample_temperature if self.samples > 1 else self.temperature
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
-                                  "temperature": self.temperature}
+                                  "temperature": temperature}
+        if n > 1:
+            kwargs["n"] = n
+        if seed is not None and self._seed_ok:
+            kwargs["seed"] = seed
         if self._logprobs_ok:
             kwargs.update(logprobs=True, top_logprobs=self.top_logprobs)
         assert self._constraints is not None
@@ -320,6 +375,9 @@ class OpenAIBackend:
                     kwargs.pop("logprobs", None)
                     kwargs.pop("top_logprobs", None)
                     continue
+                if status in (400, 422) and "seed" in text.lower() and kwargs.pop("seed", None) is not None:
+                    self._seed_ok = False  # this server takes no seed: sample unseeded from now on
+                    continue
                 if (constrain and style != "none" and status in (400, 422, 500, 501)
                         and not self._constraint_ok and tried < len(self._constraints) - 1):
                     # the server may not know this constraint: move it to the back and try the next
@@ -334,29 +392,9 @@ class OpenAIBackend:
                 raise _ItemError(f"HTTP {status}: {msg}", kind) from exc
             if constrain and style != "none":
                 self._constraint_ok = True
-            choice = resp.choices[0]
-            content = choice.message.content or ""
-            tokens = None
-            lp = getattr(choice, "logprobs", None)
-            if lp is not None and getattr(lp, "content", None):
-                tokens = [Token(t.token, t.logprob, {a.token: a.logprob for a in (t.top_logprobs or [])})
-                          for t in lp.content]
-            return content, tokens
+            if not resp.choices:
+                raise _ItemError(f"{self._url()} answered with no choices", "parse")
+            return [(choice.message.content or "", _tokens(choice)) for choice in resp.choices]
 
-    @staticmethod
-    def _constraint_kwargs(style: str, space: LabelSpace) -> dict[str, Any]:
-        """Request arguments that restrict the answer to the label forms, for one constraint style."""
-        forms = answer_choices(space)
-        schema = {"type": "object", "properties": {"label": {"type": "string", "enum": forms}},
-                  "required": ["label"], "additionalProperties": False}
-        if style == "json_schema":
-            return {"response_format": {"type": "json_schema",
-                                        "json_schema": {"name": "label", "strict": True, "schema": schema}}}
-        if style == "json_object":
-            return {"response_format": {"type": "json_object", "schema": schema}}
-        if style == "grammar":
-            alts = " | ".join(json.dumps(f, ensure_ascii=False) for f in forms)
-            return {"extra_body": {"grammar": f"root ::= {alts}"}}
-        if style == "guided_choice":
-            return {"extra_body": {"guided_choice": forms}}
-        return {}
+    #: Request arguments that restrict the answer to the label forms (llm2edge.hub.label.answers).
+    _constraint_kwargs = staticmethod(constraint_kwargs)

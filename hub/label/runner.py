@@ -11,15 +11,16 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import BackendError, ConfigError, DataError, Llm2EdgeError
+from llm2edge.hub.label import votes
 from llm2edge.hub.label.backend import Backend, Prompt, Scored
 from llm2edge.hub.label.config import BACKENDS, LabelConfig
+from llm2edge.hub.label.dryrun import DryRun, dry_run
 from llm2edge.hub.label.prompts import PromptBuilder, examples_from_file
 from llm2edge.hub.label.store import (
     LabelWriter,
@@ -34,33 +35,6 @@ from llm2edge.hub.label.store import (
 from llm2edge.hub.label.task import Task, load_task
 from llm2edge.hub.models import llm_name
 from llm2edge.records import Record, chunked, read_records
-
-
-@dataclass(frozen=True)
-class DryRun:
-    """What a run would do: items, prompt tokens and (for priced OpenAI models) an estimated cost."""
-
-    items: int
-    todo: int
-    prompt_tokens: int
-    output_tokens: int
-    tokens_estimated: bool  # True when counted as characters / 4 (no tokenizer)
-    cost_usd: float | None
-    model: str
-
-    def text(self) -> str:
-        """A human-readable summary."""
-        how = "estimated as characters/4" if self.tokens_estimated else "model tokenizer"
-        lines = [f"items: {self.items} ({self.todo} to label, {self.items - self.todo} already done)",
-                 f"prompt tokens: {self.prompt_tokens} ({how}); output tokens ~{self.output_tokens}"]
-        if self.cost_usd is not None:
-            from llm2edge.hub.label import pricing
-
-            lines.append(f"estimated cost: ${self.cost_usd:.4f} for {self.model} "
-                         f"(prices as of {pricing.AS_OF}, {pricing.SOURCE})")
-        else:
-            lines.append(f"estimated cost: n/a (no price known for {self.model})")
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -142,14 +116,16 @@ def make_backend(config: LabelConfig, *, threads: int | None) -> Backend:
         from llm2edge.hub.label.hf_backend import HFBackend
 
         return HFBackend(config.model, dtype=config.dtype, device=config.device, threads=threads,
-                         max_new_tokens=config.max_new_tokens)
+                         max_new_tokens=config.max_new_tokens, samples=config.samples,
+                         temperature=config.sample_temperature, seed=config.seed)
     if config.backend == "openai":
         if not config.model:
             raise ConfigError("--backend openai needs --model (the server's model name)")
         from llm2edge.hub.label.openai_backend import OpenAIBackend  # type: ignore[import-not-found]
 
         return OpenAIBackend(model=config.model, base_url=config.base_url, concurrency=config.concurrency,
-                             timeout=config.timeout, max_retries=config.max_retries)
+                             timeout=config.timeout, max_retries=config.max_retries, samples=config.samples,
+                             sample_temperature=config.sample_temperature, seed=config.seed)
     raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {config.backend!r}")
 
 
@@ -191,27 +167,9 @@ def _row(rec: Record, key: str, scored: Scored, *, backend: str, model: str, tas
         label, conf, margin = margins(probs, scored.logprobs)
         row.update(label=label, probs={n: probs[n] for n in task.label_names}, confidence=conf,
                    margin_logprob=margin, prob_source=scored.prob_source)
+        if scored.answers is not None:  # self-consistency: majority label, K, votes per label
+            row.update(votes.row_fields(scored, task.label_names))
     return row
-
-
-def _dry_run(config: LabelConfig, builder: PromptBuilder, task: Task, todo: Sequence[Record], n: int,
-             backend: Backend | None, model: str) -> DryRun:
-    """Count prompt tokens (tokenizer, or characters/4) and price them when the model has a known price."""
-    from llm2edge.hub.label import pricing
-
-    prompts = [builder.render(r.id, r.text, r.fields) for r in todo]
-    counter = getattr(backend, "count_tokens", None)
-    label_chars = max(len(f) for name in task.label_names for f in task.space.forms(name))
-    per_item = max(1, math.ceil(label_chars / 4)) + (config.max_new_tokens if config.cot else 0)
-    out_tokens = len(todo) * per_item
-    if counter is not None and config.backend == "hf":
-        tokens, estimated = sum(counter(p) for p in prompts), False
-    else:
-        chars = sum(len(m["content"]) + 16 for p in prompts for m in p.messages)  # ~4 tokens of overhead
-        tokens, estimated = math.ceil(chars / 4), True
-    cost = pricing.estimate_cost(model, tokens, out_tokens) if config.backend == "openai" else None
-    return DryRun(items=n, todo=len(todo), prompt_tokens=tokens, output_tokens=out_tokens,
-                  tokens_estimated=estimated, cost_usd=cost, model=model)
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -261,7 +219,8 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
             dist.barrier()
     model = _model_name(config, backend)
     keys = [item_key(r.text, r.fields, task=task.name, prompt_hash=prompt_hash, model=model,
-                     backend=config.backend, shots=config.shots, cot=config.cot, calibrate=config.calibrate)
+                     backend=config.backend, shots=config.shots, cot=config.cot, calibrate=config.calibrate,
+                     sampling=(config.samples, config.sample_temperature, config.seed))
             for r in records]
 
     # what is already done: the merged file, then any part files (later wins)
@@ -280,7 +239,7 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
     shard = [i for i in todo_idx if i % dist.world == dist.rank]
 
     if config.dry_run:
-        summary_dry = _dry_run(config, builder, task, [records[i] for i in todo_idx], len(records), backend,
+        summary_dry = dry_run(config, builder, task, [records[i] for i in todo_idx], len(records), backend,
                                model)
         if backend is not None:
             backend.close()

@@ -24,9 +24,14 @@ ROW_KEYS = ("id", "key", "text", "label", "probs", "confidence", "margin_logprob
 
 
 def item_key(text: str, fields: Mapping[str, str], *, task: str, prompt_hash: str, model: str, backend: str,
-             shots: int = 0, cot: bool = False, calibrate: bool = False) -> str:
-    """A hash of everything that determines an item's label (24 hex digits)."""
+             shots: int = 0, cot: bool = False, calibrate: bool = False,
+             sampling: tuple[int, float, int] | None = None) -> str:
+    """A hash of everything that determines an item's label (24 hex digits); `sampling`: (samples,
+    temperature, seed) of self-consistency votes, hashed only when samples > 1 (single-answer keys stay
+    what they were)."""
     parts = [text, sorted(fields.items()), task, prompt_hash, model, backend, shots, cot, calibrate]
+    if sampling is not None and sampling[0] > 1:
+        parts.append(list(sampling))
     return digest(parts, length=24, ensure_ascii=False)
 
 

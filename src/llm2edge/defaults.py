@@ -49,6 +49,15 @@ LABEL_RETRY_FAILED = 1
 LABEL_DTYPE = "auto"
 #: hf backend with chain of thought: the longest reasoning, in tokens.
 MAX_NEW_TOKENS = 128
+#: Answers per item (self-consistency): 1 labels each item once (scores or logprobs); K > 1 asks for K
+#: sampled answers and stores their vote shares as `probs` (`prob_source: votes`).
+LABEL_SAMPLES = 1
+#: Sampling temperature of `--samples` K > 1. At 1.0 the vote shares estimate the model's own label
+#: distribution (a constrained one-label answer is drawn from it); lower values sharpen the votes.
+LABEL_SAMPLE_TEMPERATURE = 1.0
+#: Add-alpha smoothing of vote shares: p(label) = (votes + alpha) / (K + alpha * n_labels). 0.5 is the
+#: Jeffreys / Krichevsky-Trofimov prior: a unanimous 5 of 5 gives 0.92 (binary), never a certain 1.0.
+LABEL_VOTE_ALPHA = 0.5
 
 # ------------------------------------------------------------------------------------------------ curate
 #: Curation method of `curate`.

@@ -47,6 +47,13 @@ def label(
                                        help="hf --cot: longest reasoning."),
     progress: bool = typer.Option(defaults.PROGRESS, "--progress/--no-progress",
                                   help="Show a progress bar on stderr."),
+    samples: int = typer.Option(defaults.LABEL_SAMPLES, "--samples", help="Answers per item: K > 1 samples K "
+                                "answers and stores their vote shares as probs (prob_source votes), for "
+                                "teachers without logprobs."),
+    temperature: float | None = typer.Option(None, "--temperature", help="Sampling temperature of --samples "
+                                                f"(default {defaults.LABEL_SAMPLE_TEMPERATURE})."),
+    seed: int = typer.Option(defaults.SEED, "--seed", help="Seed of the --samples draws (reruns draw the "
+                             "same answers)."),
 ) -> None:
     """Label a data file with an LLM: label probabilities per item, resumable, one row per item."""
     from llm2edge.extras import require
@@ -59,7 +66,7 @@ def label(
         examples=examples, cot=cot, calibrate=calibrate, limit=limit, batch_size=batch_size,
         text_col=text_col, id_col=id_col, fmt=fmt, dry_run=dry_run, concurrency=concurrency, timeout=timeout,
         max_retries=max_retries, threads=threads, dtype=dtype, device=device, max_new_tokens=max_new_tokens,
-        progress=progress))
+        progress=progress, samples=samples, temperature=temperature, seed=seed))
     if summary.rank == 0:
         typer.echo(summary.text())
     summary.raise_if_failed()  # items left failed: exit 2 with the count and how to retry

@@ -41,6 +41,7 @@ class FaultProxy:
         self.outage_after = outage_after  # after this many forwarded requests, answer 500 to everything
         self.lifetime = lifetime  # the proxy shuts itself down after this many seconds
         self.counts: Counter[str] = Counter()  # "ok" and each fault, per request
+        self.forwarded: list[tuple[str, bytes]] = []  # (request line, body) of each forwarded request
         self.port = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -147,6 +148,7 @@ class FaultProxy:
 
     async def _forward(self, lines: list[str], body: bytes, writer: asyncio.StreamWriter) -> None:
         """Send the request upstream with `Connection: close` and relay the whole answer back."""
+        self.forwarded.append((lines[0], body))
         headers = [line for line in lines[1:] if line and line.split(":", 1)[0].strip().lower()
                    not in ("connection", "keep-alive", "host")]
         host, port = self.upstream
