@@ -8,7 +8,9 @@ cleanlab, scikit-learn and the embedding model are imported only when a curation
 - `experts`: `sample_experts` (the items to send to people, CSV + Label Studio) and `merge_experts`;
   `label_studio`: the Label Studio config, import tasks and exports; `reviews`: one vote per annotation,
   settled per item (`--on-conflict`).
-- `soft`: soft labels from the LLM's probabilities. `embed`: the sentence embeddings cleanlab's model uses.
+- `soft`: soft labels from the LLM's probabilities, out-of-fold ones, or their mix. `embed`: the sentence
+  embeddings cleanlab's model uses. `oof`: out-of-fold confidence for any labels file (`--by crossval`).
+- `gold`: gold files (simulated experts) and `sample_error_rates`, what an expert sample is worth.
 """
 
 from __future__ import annotations
@@ -29,10 +31,13 @@ from llm2edge.hub.curate.experts import (  # noqa: E402
     sample_experts,
     select_experts,
 )
+from llm2edge.hub.curate.gold import SampleErrorRates, sample_error_rates  # noqa: E402
+from llm2edge.hub.curate.oof import CrossvalConfig, oof_probs, sampling_scores  # noqa: E402
 from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels  # noqa: E402
-from llm2edge.hub.curate.soft import build_soft_labels  # noqa: E402
+from llm2edge.hub.curate.soft import build_soft_labels, soft_labels_file  # noqa: E402
 
 __all__ = [
+    "CrossvalConfig",
     "CurateConfig",
     "CurateResult",
     "LabeledRows",
@@ -40,6 +45,7 @@ __all__ = [
     "MergeResult",
     "Row",
     "SampleConfig",
+    "SampleErrorRates",
     "SampleResult",
     "apply_expert_labels",
     "build_soft_labels",
@@ -48,6 +54,10 @@ __all__ = [
     "find_issues",
     "load_labels",
     "merge_experts",
+    "oof_probs",
+    "sample_error_rates",
     "sample_experts",
+    "sampling_scores",
     "select_experts",
+    "soft_labels_file",
 ]

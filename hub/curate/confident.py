@@ -109,12 +109,6 @@ class CurateResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def pair_text(row: Row) -> str | None:
-    """The per-item fields of a row as one string (the first segment of a text pair), or None."""
-    fields = row.get("fields") or {}
-    return " ".join(str(v) for v in fields.values()) or None
-
-
 def crossval_probs(features: np.ndarray, y: np.ndarray, n_classes: int, *, folds: int = CURATE_FOLDS,
                    seed: int = SEED, c: float = 1.0) -> np.ndarray:
     """Out-of-sample class probabilities from K-fold logistic regression on `features`."""
@@ -176,12 +170,10 @@ def find_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = CURA
 
 def _embed_rows(rows: Sequence[Row], config: CurateConfig) -> np.ndarray:
     """Frozen student embeddings of the rows' texts (paired with their fields, if any)."""
-    from llm2edge.hub.curate.embed import embed_texts
+    from llm2edge.hub.curate.embed import embed_rows
 
-    pairs = [pair_text(r) for r in rows]
-    return embed_texts([str(r["text"]) for r in rows], model=config.model,
-                       pairs=pairs if any(pairs) else None, max_length=config.max_length,
-                       batch_size=config.batch_size, threads=config.threads, progress=config.progress)
+    return embed_rows(rows, model=config.model, max_length=config.max_length, batch_size=config.batch_size,
+                      threads=config.threads, progress=config.progress)
 
 
 def build_report(data: LabeledRows, issues: Issues, config: CurateConfig, seconds: float) -> dict[str, Any]:

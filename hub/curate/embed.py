@@ -10,6 +10,7 @@ from llm2edge.checks import at_least, check_max_length
 from llm2edge.defaults import EMBED_BATCH_SIZE, MAX_LENGTH
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import ConfigError
+from llm2edge.hub.curate.rows import Row, pair_text
 
 
 def embed_texts(texts: Sequence[str], *, model: str | None = None, pairs: Sequence[str | None] | None = None,
@@ -62,3 +63,13 @@ def embed_texts(texts: Sequence[str], *, model: str | None = None, pairs: Sequen
     if bar is not None:
         bar.close()
     return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+def embed_rows(rows: Sequence[Row], *, model: str | None = None, max_length: int = MAX_LENGTH,
+               batch_size: int = EMBED_BATCH_SIZE, threads: int | None = None, progress: bool = False
+               ) -> np.ndarray:
+    """`embed_texts` of labels rows: each row's text, paired with its per-item fields (e.g. a stance
+    target) when any row has some."""
+    pairs = [pair_text(r) for r in rows]
+    return embed_texts([str(r["text"]) for r in rows], model=model, pairs=pairs if any(pairs) else None,
+                       max_length=max_length, batch_size=batch_size, threads=threads, progress=progress)

@@ -5,7 +5,9 @@
 config: `label_studio`); `merge_experts` reads the annotated CSV or a Label Studio export back (one vote
 per annotation, settled per item by `reviews.decide`), validates every label and writes the merged labels.
 RED-CT's rule (`--strategy confidence --stratify`): the same budget for each LLM label, and within each
-label the items with the smallest confidence margin.
+label the items with the smallest confidence margin. `--by crossval` ranks by the out-of-fold probability
+of the LLM label instead (`oof`: no LLM probabilities needed). With a gold file, the merge measures the
+sample: the LLM's error rate inside it, overall and in a random sample of the same size (`gold`).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ from llm2edge.defaults import (
     TEXT_COL,
 )
 from llm2edge.errors import ConfigError, DataError, TaskError
+from llm2edge.hub.curate.gold import SampleErrorRates, read_gold, sample_error_rates
 from llm2edge.hub.curate.label_studio import LS_ITEM_ID, label_config_xml, label_studio_tasks, read_export
+from llm2edge.hub.curate.oof import CROSSVAL, CrossvalConfig, sampling_scores
 from llm2edge.hub.curate.reviews import (
     ON_CONFLICT,
     REVIEW_ID,
@@ -51,10 +55,10 @@ from llm2edge.hub.curate.rows import (
     write_json,
     write_rows,
 )
-from llm2edge.records import iter_rows, stable_id
+from llm2edge.records import iter_rows
 
 STRATEGIES = ("confidence", "random")
-SCORES = ("confidence", "margin")
+SCORES = ("confidence", "margin", CROSSVAL)
 REVIEW_CSV = "review.csv"
 LABEL_STUDIO_JSON = "label_studio.json"
 LABEL_CONFIG_XML = "label_config.xml"
@@ -75,10 +79,13 @@ class SampleConfig:
     strategy: str = EXPERT_STRATEGY
     #: The same budget for each LLM label (RED-CT's rule).
     stratify: bool = False
-    #: The confidence score: "confidence" (top1 - top2 probability) or "margin" (log-prob margin).
+    #: The confidence score: "confidence" (top1 - top2 probability), "margin" (log-prob margin) or
+    #: "crossval" (out-of-fold support of the LLM label, `oof.label_support`: works for bare answers).
     by: str = EXPERT_BY
     #: Seed of the random strategy.
     seed: int = SEED
+    #: How the crossval score is computed (folds, encoder, embedding settings).
+    crossval: CrossvalConfig = field(default_factory=CrossvalConfig)
 
     def __post_init__(self) -> None:
         check_selection(self.fraction, self.strategy, self.by)
@@ -92,6 +99,7 @@ class SampleResult:
     n_rows: int
     n_sampled: int
     per_label: dict[str, int]
+    warning: str | None = None  # the scores could not rank the rows (all equal: bare answers)
 
 
 @dataclass(kw_only=True)
@@ -117,6 +125,8 @@ class MergeConfig:
     on_conflict: str = EXPERT_ON_CONFLICT
     #: The Label Studio Choices control that holds the expert label (the name llm2edge's config writes).
     control: str = EXPERT_CONTROL
+    #: Seed of the random sample the expert sample's LLM error rate is compared with (gold known).
+    seed: int = SEED
 
     def __post_init__(self) -> None:
         one_of("on_conflict", self.on_conflict, ON_CONFLICT)
@@ -139,6 +149,8 @@ class MergeResult:
     conflicts: list[str] = field(default_factory=list)  # items whose annotations disagreed (policy decided)
     on_conflict: str = EXPERT_ON_CONFLICT
     kind: str = REVIEW_CSV  # the review file: review.csv, or a Label Studio JSON / JSON_MIN / CSV export
+    error_rates: SampleErrorRates | None = None  # the LLM's error rate in the sample (with a gold file)
+    report: Path | None = None  # <out>.report.json: these counts and error rates
 
     def summary(self) -> str:
         """What was merged, in one line: counts, conflicts decided, skipped and unannotated items by id."""
@@ -155,6 +167,8 @@ class MergeResult:
         if self.unannotated:
             filled = " (filled from gold)" if self.n_simulated else ""
             parts.append(f"not annotated {len(self.unannotated)}{filled} ({show_ids(self.unannotated)})")
+        if self.error_rates is not None:
+            parts.append(self.error_rates.text())
         return "; ".join(parts) + f"; wrote {self.n_rows} rows to {self.out}"
 
 
@@ -196,9 +210,15 @@ def _tiebreak(row: Row) -> str:
 
 def select_experts(rows: Sequence[Row], labels: Sequence[str], *, fraction: float = EXPERT_FRACTION,
                    strategy: str = EXPERT_STRATEGY, stratify: bool = False, by: str = EXPERT_BY,
-                   seed: int = SEED) -> list[int]:
-    """Indices of the rows for experts: the least confident (per LLM label with `stratify`) or random."""
+                   seed: int = SEED, scores: Sequence[float] | None = None) -> list[int]:
+    """Indices of the rows for experts: the lowest `scores` (per LLM label with `stratify`) or random.
+
+    `scores` default to the rows' own `by` score; `by="crossval"` needs them (`oof.sampling_scores`)."""
     check_selection(fraction, strategy, by)
+    if scores is None and strategy != "random":
+        if by == CROSSVAL:
+            raise ConfigError("by crossval ranks by out-of-fold scores: pass scores=oof.sampling_scores(...)")
+        scores = [row_confidence(row, labels, by) for row in rows]
     n = _budget(len(rows), fraction)
     rng = np.random.default_rng(seed)
     groups = [list(range(len(rows)))]
@@ -212,7 +232,7 @@ def select_experts(rows: Sequence[Row], labels: Sequence[str], *, fraction: floa
         if strategy == "random":
             chosen.extend(int(i) for i in rng.choice(group, size=quota, replace=False))
         else:
-            ranked = sorted(group, key=lambda i: (row_confidence(rows[i], labels, by), _tiebreak(rows[i])))
+            ranked = sorted(group, key=lambda i: (scores[i], _tiebreak(rows[i])))  # type: ignore[index]
             chosen.extend(ranked[:quota])
     return sorted(chosen)
 
@@ -220,22 +240,22 @@ def select_experts(rows: Sequence[Row], labels: Sequence[str], *, fraction: floa
 def sample_experts(config: SampleConfig) -> SampleResult:
     """Write the items for expert review: review.csv, label_studio.json, label_config.xml, sample.json."""
     data = load_labels(config.labels)
+    scores = sampling_scores(data.rows, data.labels, config.by, config.crossval)
     picked = select_experts(data.rows, data.labels, fraction=config.fraction, strategy=config.strategy,
-                            stratify=config.stratify, by=config.by, seed=config.seed)
+                            stratify=config.stratify, by=config.by, seed=config.seed, scores=scores)
     # least confident first: the order reviewers meet them (Label Studio's sequential sampling = file order)
-    rows = sorted((data.rows[i] for i in picked),
-                  key=lambda row: (row_confidence(row, data.labels, config.by), _tiebreak(row)))
+    picked.sort(key=lambda i: (scores[i], _tiebreak(data.rows[i])))
+    rows, row_scores = [data.rows[i] for i in picked], [scores[i] for i in picked]
     fields = field_names(data.rows)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     with (out / REVIEW_CSV).open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([REVIEW_ID, "text", *fields, "llm_label", config.by, REVIEW_LABEL])
-        for row in rows:
+        for row, score in zip(rows, row_scores):
             values = [(row.get("fields") or {}).get(name, "") for name in fields]
-            writer.writerow([row["id"], row["text"], *values, row["label"],
-                             f"{row_confidence(row, data.labels, config.by):.6f}", ""])
-    write_json(out / LABEL_STUDIO_JSON, label_studio_tasks(rows, data.labels, fields, config.by))
+            writer.writerow([row["id"], row["text"], *values, row["label"], f"{score:.6f}", ""])
+    write_json(out / LABEL_STUDIO_JSON, label_studio_tasks(rows, data.labels, fields, scores=row_scores))
     (out / LABEL_CONFIG_XML).write_text(label_config_xml(data.labels, fields), encoding="utf-8")
     per_label = dict.fromkeys(data.labels, 0)
     for row in rows:
@@ -243,36 +263,14 @@ def sample_experts(config: SampleConfig) -> SampleResult:
     write_json(out / SAMPLE_JSON, {
         "labels_file": str(config.labels), "strategy": config.strategy, "stratify": config.stratify,
         "by": config.by, "fraction": config.fraction, "seed": config.seed, "labels": list(data.labels),
+        "folds": config.crossval.folds if config.by == CROSSVAL else None,
         "fields": fields, "rows": len(data.rows), "skipped_error": data.skipped_error, "sampled": len(rows),
         "per_label": per_label, "ids": [row["id"] for row in rows],
     })
-    return SampleResult(out, len(data.rows), len(rows), per_label)
-
-
-def _gold_lookup(config: MergeConfig, fields: Sequence[str]
-                 ) -> tuple[dict[str, str], dict[tuple[str, ...], str], dict[str, str]]:
-    """Gold labels by id, by (text, fields) and by text (ambiguous texts left out of the text index)."""
-    by_id: dict[str, str] = {}
-    by_key: dict[tuple[str, ...], str] = {}
-    by_text: dict[str, str | None] = {}
-    path = Path(config.simulate_from)  # type: ignore[arg-type]
-    for n, (line, row) in enumerate(iter_rows(path)):
-        if n == 0:
-            need = [config.gold_text_col, config.gold_label_col] + ([config.gold_id_col] if config.gold_id_col
-                                                                    else [])
-            missing = [c for c in need if c not in row]
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(missing)} (columns: {', '.join(row)})")
-        text = str(row[config.gold_text_col])
-        label = str(row[config.gold_label_col] or "").strip()
-        if not label:
-            raise DataError(f"{path}:{line}: empty gold label")
-        rid = str(row[config.gold_id_col]) if config.gold_id_col else stable_id(n, text)
-        by_id[rid] = label
-        key = (text, *(str(row.get(f, "")) for f in fields))
-        by_key[key] = label
-        by_text[text] = label if by_text.get(text, label) == label else None
-    return by_id, by_key, {t: v for t, v in by_text.items() if v is not None}
+    flat = config.strategy != "random" and len(set(scores)) == 1
+    return SampleResult(out, len(data.rows), len(rows), per_label, warning=(
+        f"every row has the same {config.by} score (answers without probabilities?): the sample is in effect "
+        "random; rank by --by crossval, or label with --samples K" if flat else None))
 
 
 def read_votes(path: str | Path, control: str = EXPERT_CONTROL, data_fields: Sequence[str] = ()
@@ -328,14 +326,14 @@ def merge_experts(config: MergeConfig) -> MergeResult:
         raise _no_labels(source, decision)
     simulated = 0
     expert: dict[str, str] = dict(decision.labels)
+    rates = None
     if config.simulate_from is not None:
-        by_id, by_key, by_text = _gold_lookup(config, fields)
+        golds = read_gold(config.simulate_from, fields, id_col=config.gold_id_col,
+                          label_col=config.gold_label_col, text_col=config.gold_text_col)
         for item_id in decision.items:
             if item_id in expert:
                 continue
-            row = data.rows[index[item_id]]
-            key = (str(row["text"]), *(str((row.get("fields") or {}).get(f, "")) for f in fields))
-            gold = by_id.get(item_id) or by_key.get(key) or by_text.get(str(row["text"]))
+            gold = golds.get(data.rows[index[item_id]])
             if gold is None:
                 raise DataError(f"{config.simulate_from}: no gold label for id '{item_id}' "
                                 f"(matched by {'id' if config.gold_id_col else 'id, then text'})")
@@ -344,10 +342,26 @@ def merge_experts(config: MergeConfig) -> MergeResult:
                                 f"label set {sorted(known)}")
             expert[item_id] = gold
             simulated += 1
+        rates = sample_error_rates([r.get("llm_label", r["label"]) for r in data.rows],
+                                   [golds.get(r) for r in data.rows],
+                                   [index[i] for i in decision.items], seed=config.seed)
     rows, changed = apply_expert_labels(data.rows, data.labels, expert)
     write_rows(config.out, rows)
-    return MergeResult(Path(config.out), len(rows), len(decision.items), len(expert), changed, simulated,
-                       decision.skipped, decision.unannotated, decision.conflicts, config.on_conflict, kind)
+    result = MergeResult(Path(config.out), len(rows), len(decision.items), len(expert), changed, simulated,
+                         decision.skipped, decision.unannotated, decision.conflicts, config.on_conflict, kind,
+                         rates, Path(config.out).with_suffix(".report.json"))
+    write_json(result.report, merge_report(result, config))  # type: ignore[arg-type]
+    return result
+
+
+def merge_report(result: MergeResult, config: MergeConfig) -> dict[str, object]:
+    """What a merge did, as JSON: the inputs, the counts, and the expert sample's LLM error rates."""
+    return {"labels_file": str(config.labels), "reviewed": str(config.reviewed), "out": str(result.out),
+            "kind": result.kind, "rows": result.n_rows, "reviewed_items": result.n_reviewed,
+            "expert_labels": result.n_expert, "changed": result.n_changed, "simulated": result.n_simulated,
+            "gold": str(config.simulate_from) if config.simulate_from else None,
+            "error_rates": result.error_rates.as_dict() if result.error_rates else None,
+            "error_rates_note": "rate_overall is the expected rate of a random sample of the same size"}
 
 
 def apply_expert_labels(rows: Sequence[Row], labels: Sequence[str], expert: dict[str, str]

@@ -57,18 +57,19 @@ def label_config_xml(labels: Sequence[str], fields: Sequence[str] = ()) -> str:
 
 
 def label_studio_tasks(rows: Sequence[Row], labels: Sequence[str], fields: Sequence[str] = (),
-                       by: str = "confidence") -> list[dict[str, Any]]:
+                       by: str = "confidence", *, scores: Sequence[float] | None = None
+                       ) -> list[dict[str, Any]]:
     """Label Studio import tasks: `data` (text, item_id, fields), the LLM label as a scored prediction.
 
-    The prediction's `score` is the sampling score `by` (lower = less confident), the order Label Studio's
-    "Uncertainty sampling" serves tasks in.
+    The prediction's `score` is the sampling score (lower = less confident; `scores`, one per row, else the
+    rows' own `by` score), the order Label Studio's "Uncertainty sampling" serves tasks in.
     """
     tasks = []
-    for row in rows:
+    for i, row in enumerate(rows):
         data: dict[str, Any] = {"text": row["text"], LS_ITEM_ID: row["id"]}
         for name in fields:
             data[name] = (row.get("fields") or {}).get(name, "")
-        score = round(float(row_confidence(row, labels, by)), 6)
+        score = round(float(scores[i] if scores is not None else row_confidence(row, labels, by)), 6)
         tasks.append({
             "data": data,
             "predictions": [{

@@ -121,6 +121,12 @@ def row_confidence(row: Row, labels: Sequence[str], by: str = "confidence") -> f
     return top[0] - (top[1] if len(top) > 1 else 0.0)
 
 
+def pair_text(row: Row) -> str | None:
+    """The per-item fields of a row as one string (the first segment of a text pair), or None."""
+    fields = row.get("fields") or {}
+    return " ".join(str(v) for v in fields.values()) or None
+
+
 def field_names(rows: Sequence[Row]) -> list[str]:
     """The per-item field names used by the rows (e.g. `target` for stance), in first-seen order."""
     names: dict[str, None] = {}

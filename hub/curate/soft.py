@@ -3,25 +3,45 @@
 RED-CT's code took `expit` of the log-probabilities as the soft target: that is neither a distribution
 nor bounded in sum. Here the LLM's probabilities are renormalized over the task's label set, so a
 cross-entropy with soft targets is a proper one.
+
+Where the distribution of a (non-expert) row comes from, `source`: "llm", the row's own `probs` (one-hot
+for a bare answer); "crossval", the out-of-fold probabilities of a model trained on the file's labels over
+frozen student embeddings (`oof`: soft targets for teachers without probabilities; its argmax may differ
+from the row's label); "mix", the equal-weight average (llm + crossval) / 2, which keeps at least half the
+mass on a bare answer's label. The temperature applies after the source is chosen.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from llm2edge.checks import fraction, positive
-from llm2edge.defaults import SOFT_SMOOTHING, SOFT_TEMPERATURE
-from llm2edge.errors import TaskError
-from llm2edge.hub.curate.rows import Row, row_probs
+from llm2edge.checks import fraction, one_of, positive
+from llm2edge.defaults import SOFT_FROM, SOFT_SMOOTHING, SOFT_TEMPERATURE
+from llm2edge.errors import ConfigError, TaskError
+from llm2edge.hub.curate.oof import CrossvalConfig, oof_probs
+from llm2edge.hub.curate.rows import Row, load_labels, row_probs, write_rows
+
+#: Where soft targets come from (see the module docstring).
+SOFT_SOURCES = ("llm", "crossval", "mix")
 
 
 def build_soft_labels(rows: Sequence[Row], smoothing: float = SOFT_SMOOTHING,
                       labels: Sequence[str] | None = None, *,
-                      temperature: float = SOFT_TEMPERATURE) -> list[Row]:
-    """Rows with `probs` a distribution over `labels` (sum 1); expert rows one-hot with `smoothing`."""
+                      temperature: float = SOFT_TEMPERATURE, source: str = SOFT_FROM,
+                      oof: Sequence[Sequence[float]] | None = None) -> list[Row]:
+    """Rows with `probs` a distribution over `labels` (sum 1); expert rows one-hot with `smoothing`; other
+    rows from `source` ("crossval" and "mix" need `oof`, the rows' out-of-fold probabilities in `labels`
+    order: `oof.oof_probs`)."""
     fraction("smoothing", smoothing, closed=False)
     positive("temperature", temperature)
+    one_of("source", source, SOFT_SOURCES)
+    if source != "llm" and (oof is None or labels is None or len(oof) != len(rows)):
+        raise ConfigError(f"soft labels from {source} need the label set and one out-of-fold distribution "
+                          "per row (oof.oof_probs)")
     if labels is None:
         seen: dict[str, None] = {}
         for row in rows:
@@ -31,13 +51,16 @@ def build_soft_labels(rows: Sequence[Row], smoothing: float = SOFT_SMOOTHING,
         labels = tuple(seen)
     k = len(labels)
     out = []
-    for row in rows:
+    for i, row in enumerate(rows):
         if row["label"] not in labels:
             raise TaskError(f"row id {row.get('id')}: label '{row['label']}' is not in {list(labels)}")
         if row.get("source") == "expert":
             probs = [(1.0 - smoothing) * (name == row["label"]) + smoothing / k for name in labels]
         else:
             probs = row_probs(row, labels)
+            if oof is not None and source != "llm":
+                other = [float(v) for v in oof[i]]
+                probs = other if source == "crossval" else [(a + b) / 2 for a, b in zip(probs, other)]
             if temperature != 1.0:  # sharpen (<1) or flatten (>1) the LLM's distribution
                 logs = [math.log(max(p, 1e-12)) / temperature for p in probs]
                 top = max(logs)
@@ -46,5 +69,30 @@ def build_soft_labels(rows: Sequence[Row], smoothing: float = SOFT_SMOOTHING,
         total = sum(probs)
         new = dict(row)
         new["probs"] = {name: p / total for name, p in zip(labels, probs)}
+        if source != "llm" and row.get("source") != "expert":
+            new["soft_from"] = source  # the row's probs are no longer the LLM's own
         out.append(new)
     return out
+
+
+@dataclass(frozen=True)
+class SoftResult:
+    """What `soft_labels_file` wrote."""
+
+    out: Path
+    rows: int
+    skipped_error: int  # rows of the input with an error (no label): left out
+    source: str
+
+
+def soft_labels_file(labels: str | Path, out: str | Path, *, smoothing: float = SOFT_SMOOTHING,
+                     temperature: float = SOFT_TEMPERATURE, source: str = SOFT_FROM,
+                     crossval: CrossvalConfig | None = None) -> SoftResult:
+    """`llm2edge soft-labels`: read a labels file, build soft targets from `source`, write them to `out`."""
+    one_of("source", source, SOFT_SOURCES)
+    data = load_labels(labels)
+    oof: Any = oof_probs(data.rows, data.labels, crossval) if source != "llm" else None
+    rows = build_soft_labels(data.rows, smoothing, data.labels, temperature=temperature, source=source,
+                             oof=oof)
+    write_rows(out, rows)
+    return SoftResult(Path(out), len(rows), data.skipped_error, source)

@@ -78,7 +78,9 @@ EMBED_BATCH_SIZE = 32
 EXPERT_FRACTION = 0.1
 #: Which items `sample-experts` picks: "confidence" (least confident) or "random".
 EXPERT_STRATEGY = "confidence"
-#: The confidence score of `sample-experts`: "confidence" (top1 - top2 probability) or "margin".
+#: The confidence score of `sample-experts`: "confidence" (top1 - top2 probability), "margin" (log-prob
+#: margin) or "crossval" (the out-of-fold probability of the LLM label from a model trained on the labels
+#: over frozen student embeddings, relative to the label's typical one: works for bare answers).
 EXPERT_BY = "confidence"
 #: What `merge-experts` does with an item whose annotations disagree: "error" (list them), "latest" (the
 #: newest by created_at) or "majority" (the most frequent label; a tie is an error).
@@ -90,6 +92,10 @@ EXPERT_CONTROL = "label"
 SOFT_SMOOTHING = 0.0
 #: Temperature of the LLM's probabilities in `soft-labels` (<1 sharpens, >1 flattens).
 SOFT_TEMPERATURE = 1.0
+#: Where `soft-labels` takes the LLM rows' distributions from: "llm" (the labels file's probs), "crossval"
+#: (out-of-fold probabilities of a model trained on the labels over frozen student embeddings) or "mix"
+#: (the equal-weight average of the two).
+SOFT_FROM = "llm"
 
 # ------------------------------------------------------------------------------------------------- train
 #: Passes over the training data.

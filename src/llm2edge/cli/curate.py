@@ -3,13 +3,48 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from llm2edge import defaults
 from llm2edge.cli.options import no_model_threads_option, threads_option
-from llm2edge.console import say
+from llm2edge.console import say, warn
 from llm2edge.extras import require
+
+if TYPE_CHECKING:
+    from llm2edge.hub.curate.oof import CrossvalConfig
+
+
+def _crossval(folds: int, model: str | None, max_length: int, batch_size: int, seed: int,
+              threads: int | None) -> CrossvalConfig:
+    """The CrossvalConfig of sample-experts --by crossval and soft-labels --from crossval|mix."""
+    from llm2edge.hub.curate.oof import CrossvalConfig
+
+    return CrossvalConfig(folds=folds, model=model, max_length=max_length, batch_size=batch_size, seed=seed,
+                          threads=threads)
+
+
+def _folds_option() -> Any:
+    """--folds of the crossval model."""
+    return typer.Option(defaults.CURATE_FOLDS, "--folds", help="Cross-validation folds (crossval).")
+
+
+def _model_option() -> Any:
+    """--model of the crossval embeddings."""
+    return typer.Option(None, "--model", help="Encoder for the crossval embeddings (default: the packaged "
+                        "MiniLM student).")
+
+
+def _max_length_option() -> Any:
+    """--max-length of the crossval embeddings."""
+    return typer.Option(defaults.MAX_LENGTH, "--max-length", help="Tokens per text for the crossval "
+                        "embeddings (as the student trains).")
+
+
+def _batch_size_option() -> Any:
+    """--batch-size of the crossval embeddings."""
+    return typer.Option(defaults.EMBED_BATCH_SIZE, "--batch-size", help="Embedding batch size (crossval).")
 
 
 def curate_cmd(
@@ -55,16 +90,26 @@ def sample_experts_cmd(
     stratify: bool = typer.Option(False, "--stratify/--no-stratify",
                                   help="The same budget for each LLM label (RED-CT's rule)."),
     by: str = typer.Option(defaults.EXPERT_BY, "--by", help="confidence (top1-top2 probability) | margin "
-                           "(log-prob margin)."),
-    seed: int = typer.Option(defaults.SEED, "--seed", help="Seed for --strategy random."),
-    threads: int | None = no_model_threads_option(),
+                           "(log-prob margin) | crossval (out-of-fold probability of the LLM label from a "
+                           "model on student embeddings, over the label's mean: for labels without "
+                           "probabilities)."),
+    seed: int = typer.Option(defaults.SEED, "--seed", help="Seed of --strategy random and the crossval "
+                             "folds."),
+    folds: int = _folds_option(),
+    model: str | None = _model_option(),
+    max_length: int = _max_length_option(),
+    batch_size: int = _batch_size_option(),
+    threads: int | None = threads_option("Torch threads for the crossval embeddings"),
 ) -> None:
     """Pick items for expert review: the least-confident LLM labels (RED-CT) or a random sample."""
     require("hub")
     from llm2edge.hub.curate.experts import SampleConfig, sample_experts
 
+    crossval = _crossval(folds, model, max_length, batch_size, seed, threads)
     result = sample_experts(SampleConfig(labels=labels, out=out, fraction=fraction, strategy=strategy,
-                                         stratify=stratify, by=by, seed=seed))
+                                         stratify=stratify, by=by, seed=seed, crossval=crossval))
+    if result.warning:
+        warn(result.warning)
     per = ", ".join(f"{k}={v}" for k, v in result.per_label.items())
     say(f"sample-experts: {result.n_sampled} of {result.n_rows} items ({per}) -> {result.out}")
 
@@ -89,6 +134,8 @@ def merge_experts_cmd(
     control: str = typer.Option(defaults.EXPERT_CONTROL, "--control",
                                 help="The Label Studio Choices control that "
                                 "holds the label (llm2edge's config names it 'label')."),
+    seed: int = typer.Option(defaults.SEED, "--seed", help="Seed of the random sample the expert sample's "
+                             "LLM error rate is compared with (with --simulate-from)."),
     threads: int | None = no_model_threads_option(),
 ) -> None:
     """Merge expert labels into labels.jsonl (`source: expert`, one-hot probabilities)."""
@@ -98,8 +145,8 @@ def merge_experts_cmd(
     result = merge_experts(MergeConfig(labels=labels, reviewed=reviewed, out=out, simulate_from=simulate_from,
                                        gold_id_col=gold_id_col, gold_label_col=gold_label_col,
                                        gold_text_col=gold_text_col, on_conflict=on_conflict,
-                                       control=control))
-    say(f"merge-experts: {result.summary()}")
+                                       control=control, seed=seed))
+    say(f"merge-experts: {result.summary()} (report: {result.report})")
 
 
 def soft_labels_cmd(
@@ -109,17 +156,24 @@ def soft_labels_cmd(
                                     help="Label smoothing of expert (one-hot) rows."),
     temperature: float = typer.Option(defaults.SOFT_TEMPERATURE, "--temperature",
                                       help="Sharpen (<1) or flatten (>1) LLM probs."),
-    threads: int | None = no_model_threads_option(),
+    source: str = typer.Option(defaults.SOFT_FROM, "--from", help="llm (the file's probs) | crossval "
+                               "(out-of-fold probabilities of a model on student embeddings) | mix (their "
+                               "average)."),
+    folds: int = _folds_option(),
+    model: str | None = _model_option(),
+    max_length: int = _max_length_option(),
+    batch_size: int = _batch_size_option(),
+    seed: int = typer.Option(defaults.SEED, "--seed", help="Seed of the crossval folds."),
+    threads: int | None = threads_option("Torch threads for the crossval embeddings"),
 ) -> None:
     """Normalize each row's label distribution to sum to 1, for `llm2edge train --soft`."""
     require("hub")
-    from llm2edge.hub.curate.rows import load_labels, write_rows
-    from llm2edge.hub.curate.soft import build_soft_labels
+    from llm2edge.hub.curate.soft import soft_labels_file
 
-    data = load_labels(labels)
-    rows = build_soft_labels(data.rows, smoothing, data.labels, temperature=temperature)
-    write_rows(out, rows)
-    say(f"soft-labels: wrote {len(rows)} rows to {out} (skipped {data.skipped_error} rows with an error)")
+    result = soft_labels_file(labels, out, smoothing=smoothing, temperature=temperature, source=source,
+                              crossval=_crossval(folds, model, max_length, batch_size, seed, threads))
+    say(f"soft-labels: wrote {result.rows} rows to {result.out} from {result.source} probabilities "
+        f"(skipped {result.skipped_error} rows with an error)")
 
 
 def register(app: typer.Typer) -> None:
