@@ -26,6 +26,7 @@ from llm2edge.edge.bundle import BundleInfo, read_bundle
 from llm2edge.edge.defer import Prediction, predictions, resolve_defer
 from llm2edge.edge.session import session_options
 from llm2edge.edge.threads import resolve_threads
+from llm2edge.edge.workers import Workers
 from llm2edge.errors import BundleError, MissingExtraError
 
 #: Model inputs the runtime knows how to fill, in the order BERT-family models take them.
@@ -105,12 +106,14 @@ class Classifier:
     """A text classifier from an edge bundle; build it with `Classifier.load(bundle)`."""
 
     def __init__(self, info: BundleInfo, session: ort.InferenceSession, tokenizer: Tokenizer, *,
-                 pad_id: int = 0, threads: int = 1, row_at_a_time: bool = False) -> None:
+                 pad_id: int = 0, threads: int = 1, row_at_a_time: bool = False, workers: int = 1) -> None:
         self.info = info
         self.session = session
         self.tokenizer = tokenizer
         self.pad_id = pad_id
         self.threads = threads
+        #: Model calls run at once (CPU: `threads`, each call on one intra-op thread; see edge/workers.py).
+        self.workers = Workers(workers)
         self.counts = Counts()
         names = [i.name for i in session.get_inputs()]
         unknown = [n for n in names if n not in KNOWN_INPUTS]
@@ -130,8 +133,10 @@ class Classifier:
              providers: Sequence[str] | None = None, verify: bool = True) -> Classifier:
         """Verify the bundle (checksums), then open its tokenizer and ONNX session.
 
-        `threads`: onnxruntime intra-op threads (default: `resolve_threads`, the CPUs this process may use);
-        `providers`: execution providers by short or full name (default: cpu).
+        `threads` (default: `resolve_threads`, the CPUs this process may use): on CPU, how many model calls
+        run at once, one onnxruntime intra-op thread each (edge/workers.py: one session, results identical at
+        every count); on a GPU provider, onnxruntime's intra-op threads. `providers`: execution providers by
+        short or full name (default: cpu).
         """
         n_threads = resolve_threads(threads)
         info = read_bundle(bundle, verify=verify)
@@ -144,8 +149,10 @@ class Classifier:
         tokenizer.no_padding()  # pad per batch to its longest item, not to a fixed length
         tokenizer.enable_truncation(max_length=info.max_length)
         wanted = resolve_providers(providers)
+        on_cpu = _provider_name(wanted[0]) == "CPUExecutionProvider"
         try:
-            session = ort.InferenceSession(str(info.model_path), sess_options=session_options(n_threads),
+            session = ort.InferenceSession(str(info.model_path),
+                                           sess_options=session_options(1 if on_cpu else n_threads),
                                            providers=wanted)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise BundleError(f"{info.model_path}: onnxruntime cannot load the model ({exc})") from None
@@ -158,7 +165,8 @@ class Classifier:
             raise BundleError(f"{info.path / 'manifest.json'}: quantization is '{info.quantization}' but "
                               f"{info.model_path.name} holds dynamic int8 operators")
         alone = dynamic or session.get_providers()[0] == "CPUExecutionProvider"
-        clf = cls(info, session, tokenizer, pad_id=pad_id, threads=n_threads, row_at_a_time=alone)
+        clf = cls(info, session, tokenizer, pad_id=pad_id, threads=n_threads, row_at_a_time=alone,
+                  workers=n_threads if on_cpu else 1)
         clf._probe()
         return clf
 
@@ -253,8 +261,11 @@ class Classifier:
             encodings = self._encode(window)
             order = sorted(range(len(window)), key=lambda i: len(encodings[i].ids))
             out = np.empty((len(window), k), dtype=np.float32)
-            for idx in self._batches(order, encodings, batch_size):
+
+            def run(idx: list[int], out: np.ndarray = out, encodings: list[Encoding] = encodings) -> None:
                 out[idx] = self._run(self._feed([encodings[i] for i in idx]))
+
+            self.workers.each(run, list(self._batches(order, encodings, batch_size)))
             yield out
 
     def predict_logits(self, texts: Sequence[str] | str, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:

@@ -119,9 +119,36 @@ def test_default_threads_follow_the_resolver(tiny_bundle, monkeypatch):
     for name in threads_mod.LAUNCHER_ENV:
         monkeypatch.delenv(name, raising=False)
     c = Classifier.load(tiny_bundle.path)
-    assert c.threads == 3 == c.session.get_session_options().intra_op_num_threads
+    # on CPU the threads run calls at once (edge/workers.py), each call on one intra-op thread
+    assert c.threads == 3 == c.workers.n
+    assert c.session.get_session_options().intra_op_num_threads == 1
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # one of two processes under torchrun: 1 thread each
-    assert Classifier.load(tiny_bundle.path).session.get_session_options().intra_op_num_threads == 1
+    assert Classifier.load(tiny_bundle.path).workers.n == 1
+
+
+def test_workers_give_the_same_logits_in_order(tiny_bundle):
+    texts = [f"text number {i} " + "word " * (i % 13) for i in range(300)]
+    one = Classifier.load(tiny_bundle.path, threads=1).predict_logits(texts)
+    three = Classifier.load(tiny_bundle.path, threads=3)
+    assert np.array_equal(three.predict_logits(texts), one)  # bit-identical, input order
+    assert np.array_equal(three.predict_logits(texts[::-1]), one[::-1])
+    three.workers.close()
+    assert np.array_equal(three.predict_logits(texts[:7]), one[:7])  # new worker threads after close
+
+
+def test_a_worker_error_is_raised_after_all_workers_stop():
+    from llm2edge.edge.workers import Workers
+
+    done: list[int] = []
+
+    def work(item: int) -> None:
+        if item == 3:
+            raise ValueError("item 3")
+        done.append(item)
+
+    with pytest.raises(ValueError, match="item 3"):
+        Workers(2).each(work, list(range(10)))
+    assert sorted(done) == [0, 1, 2, 4, 6, 8]  # worker 1 (1, 3, 5, ...) stopped at 3; worker 0 finished
 
 
 def test_padding_baked_into_tokenizer_json_is_ignored(clf, tiny_bundle):
