@@ -43,6 +43,8 @@ N_TEXTS = 256
 #: Rows measured in this session (read by the terminal summary) and fresh-process memory numbers.
 RESULTS: list[SpeedRow] = []
 MEMORY: dict[str, dict[str, float]] = {}
+#: bench/test_startup.py's result: predict vs the floor (bench/startup.py).
+STARTUP: dict = {}
 SKIPPED: list[tuple[str, str]] = []
 
 
@@ -138,6 +140,12 @@ def memory() -> dict[str, dict[str, float]]:
     return MEMORY
 
 
+@pytest.fixture(scope="session")
+def startup() -> dict:
+    """Start-up vs the floor (filled by bench/test_startup.py), for the summary."""
+    return STARTUP
+
+
 @pytest.fixture
 def run_system(benchmark, bench_texts: list[str]) -> Callable[..., SpeedRow]:  # noqa: ANN001
     """run_system(spec): time `spec` in its own worker with pytest-benchmark; records and returns the row."""
@@ -186,10 +194,16 @@ def _summary(reference: str = REFERENCE) -> tuple[str, dict]:
         torch_ = MEMORY.get("torch eager")
         if edge and torch_:
             lines.append(f"\n- peak RSS: torch eager / edge int8 = {torch_['rss_mb'] / edge['rss_mb']:.2f}×")
+    if STARTUP:
+        f, p = STARTUP["floor"], STARTUP["predict"]
+        lines += ["", f"| process start -> first label, {STARTUP['runs']} runs | CPU s | peak RSS MiB |",
+                  "|---|---:|---:|", f"| floor (bench/floor.py) | {f['cpu_s']:.3f} | {f['rss_mb']:.1f} |",
+                  f"| llm2edge predict (checksums verified) | {p['cpu_s']:.3f} | {p['rss_mb']:.1f} |",
+                  f"| predict / floor | {STARTUP['cpu_ratio']:.2f}x | {STARTUP['rss_ratio']:.2f}x |"]
     if SKIPPED:
         lines += ["", "Skipped:"] + [f"- {n}: {why}" for n, why in SKIPPED]
     data = {"threads": THREADS, "load_avg": load, "reference": reference if ref else None,
-            "rows": [asdict(r) for r in rows], "memory": MEMORY,
+            "rows": [asdict(r) for r in rows], "memory": MEMORY, "startup": STARTUP,
             "skipped": [{"system": n, "reason": w} for n, w in SKIPPED]}
     return "\n".join(lines) + "\n", data
 
@@ -204,7 +218,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # noqa: ANN001
     """Print the table with ratios and write bench/out/summary.md, summary.json and summary.png."""
-    if not RESULTS and not MEMORY:
+    if not RESULTS and not MEMORY and not STARTUP:
         return
     text, data = _summary()
     OUT.mkdir(parents=True, exist_ok=True)

@@ -47,6 +47,16 @@ def test_pipe_overhead(run_system) -> None:  # noqa: ANN001
     assert row.per_item_ms < 5
 
 
+@pytest.mark.ci
+def test_edge_two_threads(run_system, bench_models: Any) -> None:  # noqa: ANN001
+    """The stream row (256-text chunk per call) at two threads: two model calls at once (edge/workers.py);
+    bench/gates.py compares it with the same row at LLM2EDGE_BENCH_THREADS (1)."""
+    spec = SystemSpec(name="edge int8 b32 stream 2 threads", kind="edge", batch=32, chunk=STREAM_CHUNK,
+                      path=str(bench_models.int8), threads=2, labels=bench_models.labels,
+                      max_length=bench_models.max_length)
+    assert run_system(spec).per_item_ms > 0
+
+
 @pytest.mark.parametrize(("name", "kind", "which", "batch", "chunk"), [_param(r) for r in STUDENT_ROWS])
 def test_student(run_system, bench_models: Any, name: str, kind: str, which: str, batch: int,  # noqa: ANN001
                  chunk: int) -> None:

@@ -2,7 +2,7 @@
 # Create a virtualenv with llm2edge installed from this checkout.
 #   scripts/setup.sh [VENV] [--base-only] [--with-server]
 #   VENV           where to create it (default .venv)
-#   --base-only    the slim edge install only (onnxruntime, tokenizers, numpy, typer): no torch
+#   --base-only    the slim edge install only (onnxruntime, tokenizers, numpy): no torch, no typer
 #   --with-server  also llama-cpp-python[server] (the OpenAI-compatible test server; compiles ~7 min once)
 # Torch is installed first as the CPU build torch==2.13.0 unless LLM2EDGE_TORCH names another
 # requirement (e.g. LLM2EDGE_TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126").
