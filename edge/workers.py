@@ -10,6 +10,7 @@ core in bench/test_scaling.py (numbers in bench/RESULTS.md).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -29,6 +30,7 @@ class Workers:
     def __init__(self, n: int) -> None:
         self.n = n
         self._pool: ThreadPoolExecutor | None = None
+        self._pid = 0  # the process that started the pool: a forked child has none of its threads
 
     def each(self, fn: Callable[[T], None], items: Sequence[T]) -> None:
         """fn(item) for every item; worker k takes items k, k+n, k+2n, ... (a length-sorted list splits
@@ -36,8 +38,9 @@ class Workers:
         if self.n == 1 or len(items) < 2:
             _each(fn, items)
             return
-        if self._pool is None:
+        if self._pool is None or self._pid != os.getpid():
             self._pool = ThreadPoolExecutor(self.n, thread_name_prefix="llm2edge-worker")
+            self._pid = os.getpid()
         futures = [self._pool.submit(_each, fn, items[k::self.n]) for k in range(min(self.n, len(items)))]
         errors = [future.exception() for future in futures]  # waits for every worker
         first = next((exc for exc in errors if exc is not None), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import numpy as np
@@ -134,6 +135,22 @@ def test_workers_give_the_same_logits_in_order(tiny_bundle):
     assert np.array_equal(three.predict_logits(texts[::-1]), one[::-1])
     three.workers.close()
     assert np.array_equal(three.predict_logits(texts[:7]), one[:7])  # new worker threads after close
+
+
+def test_workers_start_again_in_a_forked_child(tiny_bundle):
+    clf = Classifier.load(tiny_bundle.path, threads=2)
+    texts = [f"text {i}" for i in range(20)]
+    want = clf.predict_logits(texts)  # the pool's threads run in this process only
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the same Classifier, none of the parent's threads
+        os.close(read)
+        ok = np.array_equal(clf.predict_logits(texts), want)
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1" and os.waitstatus_to_exitcode(status) == 0
 
 
 def test_a_worker_error_is_raised_after_all_workers_stop():
