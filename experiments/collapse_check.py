@@ -17,7 +17,6 @@ import argparse
 import ast
 import csv
 import os
-import random
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ def main() -> None:
     parser.add_argument("--teacher", default="chatgpt")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--only", type=int, nargs="*", help="fold numbers to run (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the fold split")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fold split (as the experiment's)")
     parser.add_argument("--freeze", action="store_true", help="head only, on frozen embeddings")
     parser.add_argument("--set", nargs="*", default=[], help="TrainConfig fields, key=value")
     parser.add_argument("--csv", type=Path, help="append the per-fold rows to this CSV")
@@ -53,13 +52,15 @@ def main() -> None:
     torch.set_num_threads(1)
     from llm2edge.hub.train import TrainConfig, train
     from llm2edge.metrics import classification_report
-    from llm2edge.records import iter_rows
+    from llm2edge.pipeline.experiment.sources import fold_of as experiment_folds
+    from llm2edge.records import iter_rows, stable_id
 
     rows = [r for _, r in iter_rows(RECORDED / f"{args.dataset}__{args.teacher}.csv")]
     labels = sorted({r["gold_label"] for r in rows})
+    ids = [stable_id(n, r["text"]) for n, r in enumerate(rows)]  # the folds `llm2edge experiment` uses
+    by_id = experiment_folds(ids, args.folds, args.seed, args.dataset)
+    fold_of = {i: by_id[rid] for i, rid in enumerate(ids)}
     order = list(range(len(rows)))
-    random.Random(f"{args.seed}:{args.dataset}").shuffle(order)
-    fold_of = {i: pos % args.folds for pos, i in enumerate(order)}
     settings = {k: _value(v) for k, v in (s.split("=", 1) for s in args.set)}
     out_rows = []
     for fold in args.only if args.only else range(args.folds):
@@ -67,15 +68,16 @@ def main() -> None:
         test_rows = [rows[i] for i in order if fold_of[i] == fold]
         with tempfile.TemporaryDirectory() as tmp:
             tmpd = Path(tmp)
-            for name, part, col in (("train.csv", train_rows, "llm_label"), ("test.csv", test_rows, "gold_label")):
+            for name, part, col in (("train.csv", train_rows, "llm_label"),
+                                    ("test.csv", test_rows, "gold_label")):
                 with (tmpd / name).open("w", encoding="utf-8", newline="") as fh:
                     w = csv.writer(fh)
                     w.writerow(["text", "label"])
                     w.writerows([r["text"], r[col]] for r in part)
             t0 = time.perf_counter()
-            result = train(TrainConfig(data=tmpd / "train.csv", out=tmpd / "model", eval_data=tmpd / "test.csv",
-                                       labels=labels, freeze_encoder=args.freeze, threads=1, progress=False,
-                                       **settings))
+            result = train(TrainConfig(data=tmpd / "train.csv", out=tmpd / "model",
+                                       eval_data=tmpd / "test.csv", labels=labels, freeze_encoder=args.freeze,
+                                       threads=1, progress=False, **settings))
             seconds = time.perf_counter() - t0
             m = result.metrics
             assert m is not None

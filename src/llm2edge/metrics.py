@@ -67,6 +67,17 @@ def classification_report(gold: Sequence[str], pred: Sequence[str],
         if g not in index or p not in index:
             raise ValueError(f"label '{g if g not in index else p}' is not in the label set {order}")
         cm[index[g], index[p]] += 1
+    return report_from_confusion(cm, order)
+
+
+def report_from_confusion(confusion: Sequence[Sequence[int]] | np.ndarray, labels: Sequence[str]) -> Report:
+    """The report of a confusion matrix (rows: gold, columns: predicted, in `labels` order); summed
+    matrices of disjoint test sets (cross-validation folds) give the pooled report."""
+    order = list(labels)
+    cm = np.asarray(confusion, dtype=np.int64)
+    k = len(order)
+    if cm.shape != (k, k):
+        raise ValueError(f"a confusion matrix of shape {cm.shape} for {k} labels")
     tp = np.diag(cm).astype(float)
     support = cm.sum(axis=1)
     predicted = cm.sum(axis=0)

@@ -4,8 +4,12 @@ Needs the `hub` and `export` extras: importing this package without them raises 
 pip command.
 
 - `config`: the experiment file (datasets, labelers, students, interventions), parsed and validated.
-- `runner`: `run_experiment` (label once, then train, export and evaluate one student per intervention,
-  everything cached).
+- `sources`: the LLM labels (a live labeler, or recorded answers imported with import-labels) and the
+  splits the students see (train/test, or k folds over the labeled rows).
+- `students`: train one student and score it (fine-tuned / static through `train`, or a linear head on
+  cached frozen embeddings), with confusion matrices so folds pool.
+- `runner`: `run_experiment` (labels once, then the interventions' training rows and one student run per
+  intervention and fold, everything cached; folds pooled).
 - `report`: results.csv, the markdown table and the plot.
 """
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from llm2edge.checks import at_least, check_max_length, check_threads, fraction, one_of, positive
 from llm2edge.defaults import (
+    CLASS_WEIGHT,
     CURATE_FILTER_BY,
     CURATE_FOLDS,
     CURATE_PROBS,
@@ -23,8 +24,13 @@ from llm2edge.defaults import (
     SEED,
     SHOTS,
     SOFT_SMOOTHING,
+    STATIC_DIMS,
+    STUDENT,
     TEXT_COL,
     TRAIN_BATCH_SIZE,
+    TRAIN_BEST_BY,
+    TRAIN_MAX_EPOCHS,
+    TRAIN_MIN_STEPS,
 )
 from llm2edge.errors import ConfigError
 
@@ -34,7 +40,15 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 #: The building blocks of an intervention; combine them with '+', e.g. "experts_confidence+soft".
-STEPS = ("naive", "cleanlab", "experts_confidence", "experts_random", "soft")
+#: experts_crossval ranks items by the out-of-fold probability of their LLM label (works for bare answers).
+STEPS = ("naive", "cleanlab", "experts_confidence", "experts_random", "experts_crossval", "soft")
+#: The expert steps (one per intervention).
+EXPERT_STEPS = ("experts_confidence", "experts_random", "experts_crossval")
+#: Students: fine-tune the encoder ("transformer"), a static table + head (`train --student static`), or
+#: "head": a linear head on cached frozen sentence embeddings (fast, scored in numpy, not exported).
+STUDENT_KINDS = ("transformer", "static", "head")
+#: Where soft targets come from (curate.soft): the LLM's probs, out-of-fold probabilities, or their mean.
+SOFT_FROM = ("llm", "crossval", "mix")
 EVALUATE = ("edge", "torch")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -57,15 +71,21 @@ class DatasetSpec:
     label_col: str = LABEL_COL
     #: Per-item columns the task's prompt uses (e.g. "target").
     fields: tuple[str, ...] = ()
+    #: The label set, when there is no task file (recorded labelers need no prompt); () : the task's.
+    labels: tuple[str, ...] = ()
     #: What the student reads: a format string over `text` and the fields (e.g. "{target}: {text}").
     student_template: str = "{text}"
     #: Sample at most this many train items; None: all.
     train_limit: int | None = None
     #: Sample at most this many test items; None: all.
     test_limit: int | None = None
+    #: With `folds`: use at most this many labeled rows (a seeded sample); None: all.
+    limit: int | None = None
+    #: Folder of recorded answers for this data set (overrides the labeler's `recorded`).
+    recorded: Path | None = None
 
     def __post_init__(self) -> None:
-        for name in ("train_limit", "test_limit"):
+        for name in ("train_limit", "test_limit", "limit"):
             value = getattr(self, name)
             if value is not None:
                 at_least(name, value)
@@ -93,8 +113,17 @@ class LabelerSpec:
     batch_size: int = 8
     #: Torch threads; None: the experiment's `threads`, else `resolve_threads`.
     threads: int | None = None
+    #: A folder of recorded answers: the labels are read from <recorded>/<dataset>__<model>.csv (column
+    #: `recorded_label_col`, gold in `recorded_gold_col`; `csv_split` says train or test), no LLM runs.
+    recorded: Path | None = None
+    #: Column of the recorded LLM answer.
+    recorded_label_col: str = "llm_label"
+    #: Column of the recorded gold label.
+    recorded_gold_col: str = "gold_label"
 
     def __post_init__(self) -> None:
+        if self.recorded is not None and not self.model:
+            raise ConfigError("a recorded labeler needs `model`: the <model> of <dataset>__<model>.csv")
         one_of("backend", self.backend, ("hf", "openai"))
         at_least("shots", self.shots, 0)
         at_least("batch_size", self.batch_size)
@@ -109,6 +138,10 @@ class StudentSpec:
     name: str
     #: Encoder id or folder; None: the packaged all-MiniLM-L6-v2.
     model: str | None = None
+    #: "transformer" (fine-tune), "static" (`train --student static`) or "head" (STUDENT_KINDS).
+    student: str = STUDENT
+    #: static: width of the distilled token table.
+    dims: int = STATIC_DIMS
     #: Training epochs (2: the grid's setting, fewer than train's default to keep the grid short).
     epochs: int = 2
     #: Tokens per text, for training and for cleanlab's embeddings.
@@ -117,6 +150,16 @@ class StudentSpec:
     batch_size: int = TRAIN_BATCH_SIZE
     #: Peak learning rate (5e-5: the grid's measured setting; `llm2edge train` defaults to 1e-4).
     lr: float = 5e-5
+    #: Loss weights per class: auto, balanced or none (as `llm2edge train --class-weight`).
+    class_weight: str = CLASS_WEIGHT
+    #: Fewest optimizer steps of a fine-tuning run (as `train --min-steps`; 0: exactly `epochs`).
+    min_steps: int = TRAIN_MIN_STEPS
+    #: The most epochs min_steps may raise a run to.
+    max_epochs: int = TRAIN_MAX_EPOCHS
+    #: The weights kept: "macro_f1" (best epoch on the held-back slice) or "last".
+    best_by: str = TRAIN_BEST_BY
+    #: Share of the training rows held back (best-epoch selection, export validation); 0: none.
+    val_fraction: float = 0.1
     #: Train only the classification head on frozen embeddings.
     freeze_encoder: bool = False
     #: Head epochs with freeze_encoder.
@@ -125,7 +168,12 @@ class StudentSpec:
     threads: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "head_epochs"):
+        one_of("student", self.student, STUDENT_KINDS)
+        one_of("class_weight", self.class_weight, ("auto", "none", "balanced"))
+        one_of("best_by", self.best_by, ("macro_f1", "last"))
+        at_least("min_steps", self.min_steps, 0)
+        fraction("val_fraction", self.val_fraction, closed=False)
+        for name in ("epochs", "batch_size", "head_epochs", "max_epochs"):
             at_least(name, getattr(self, name))
         check_max_length(self.max_length)
         positive("lr", self.lr)
@@ -152,6 +200,9 @@ class CurateSpec:
     by: str = EXPERT_BY
     #: Label smoothing of expert rows in the soft intervention.
     soft_smoothing: float = SOFT_SMOOTHING
+    #: Where the soft intervention's targets come from: "llm" (the labels' probs; one-hot for bare
+    #: answers), "crossval" (out-of-fold probabilities on frozen student embeddings) or "mix".
+    soft_from: str = "llm"
 
     def __post_init__(self) -> None:
         one_of("probs", self.probs, ("crossval", "llm"))
@@ -161,6 +212,7 @@ class CurateSpec:
         at_least("folds", self.folds, 2)
         fraction("expert_fraction", self.expert_fraction)
         one_of("by", self.by, ("confidence", "margin"))
+        one_of("soft_from", self.soft_from, SOFT_FROM)
         fraction("soft_smoothing", self.soft_smoothing, closed=False)
 
 
@@ -185,8 +237,14 @@ class ExperimentConfig:
     #: Threads of every stage without its own (export validation, the edge classifier, and labelers and
     #: students whose `threads` is None); None: `resolve_threads` (the CPUs this process may use).
     threads: int | None = None
+    #: 0: train on the train split, score on the test split. k >= 2: k-fold cross-validation over the
+    #: labeled rows (train and test together): every row is scored once by a student trained on the other
+    #: folds' LLM labels, and the teacher is scored on the same rows.
+    folds: int = 0
 
     def __post_init__(self) -> None:
+        if self.folds != 0:
+            at_least("folds", self.folds, 2)
         one_of("evaluate", self.evaluate, EVALUATE)
         one_of("quantize", self.quantize, ("int8", "none"))
         check_threads(self.threads)
@@ -203,7 +261,7 @@ def parse_intervention(name: str, where: str = "interventions") -> tuple[str, ..
                             f"{', '.join(STEPS)} (combine with '+')")
     if "naive" in steps and len(steps) > 1:
         raise ConfigError(f"{where}: 'naive' cannot be combined ('{name}')")
-    if "experts_confidence" in steps and "experts_random" in steps:
+    if sum(step in EXPERT_STEPS for step in steps) > 1:
         raise ConfigError(f"{where}: choose one expert strategy in '{name}'")
     return steps
 
@@ -250,8 +308,10 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
-    """Read an experiment TOML; `quick` applies its [quick] table (smaller sizes, fewer runs)."""
+def load_config(path: str | Path, *, quick: bool = False, only: dict[str, list[str]] | None = None
+                ) -> ExperimentConfig:
+    """Read an experiment TOML; `quick` applies its [quick] table (smaller sizes, fewer runs); `only`
+    ({"datasets"|"labelers"|"students"|"interventions": names}) keeps just those parts."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such experiment config")
@@ -264,15 +324,19 @@ def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
         if quick_table is None:
             raise ConfigError(f"{p}: --quick needs a [quick] table in the config")
         raw = _merge(raw, quick_table)
+    for key, names in (only or {}).items():
+        one_of("only", key, ("datasets", "labelers", "students", "interventions"))
+        raw["interventions" if key == "interventions" else f"only_{key}"] = list(names)
     where = str(p)
     allowed = {"name", "data_root", "seed", "train_limit", "test_limit", "interventions", "datasets",
                "labeler", "labelers", "student", "students", "curate", "evaluate", "quantize", "keep_models",
-               "only_datasets", "threads"}
+               "only_datasets", "threads", "folds", "limit", "only_labelers", "only_students"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
     root = _data_root(raw.get("data_root"), p.parent)
-    defaults = {"train_limit": raw.get("train_limit"), "test_limit": raw.get("test_limit")}
+    defaults = {"train_limit": raw.get("train_limit"), "test_limit": raw.get("test_limit"),
+                "limit": raw.get("limit")}
     datasets = []
     for n, d in enumerate(raw.get("datasets") or [], start=1):
         d = dict(d)
@@ -283,28 +347,28 @@ def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
         d["train"] = root / d.get("train", f"{name}/train.csv")
         d["test"] = root / d.get("test", f"{name}/test.csv")
         d["fields"] = tuple(d.get("fields", ()))
+        d["labels"] = tuple(d.get("labels", ()))
+        _resolved(d, "recorded", p.parent)
         for key, value in defaults.items():
             d.setdefault(key, value)
         datasets.append(_build(DatasetSpec, d, f"{where}: datasets[{n}]"))
-    only = raw.get("only_datasets")
-    if only:
-        missing = sorted(set(only) - {d.name for d in datasets})
-        if missing:
-            raise ConfigError(f"{where}: only_datasets names unknown data set(s) {', '.join(missing)}")
-        datasets = [d for d in datasets if d.name in only]
+    datasets = _only(datasets, raw.get("only_datasets"), "only_datasets", where)
     if not datasets:
         raise ConfigError(f"{where}: no [[datasets]]")
-    labelers = [_build(LabelerSpec, dict(x), f"{where}: labeler")
+    labelers = [_build(LabelerSpec, _resolved(dict(x), "recorded", p.parent), f"{where}: labeler")
                 for x in (raw.get("labelers") or [raw.get("labeler") or {"name": "default"}])]
+    labelers = _only(labelers, raw.get("only_labelers"), "only_labelers", where)
     students = [_build(StudentSpec, dict(x), f"{where}: student")
                 for x in (raw.get("students") or [raw.get("student") or {"name": "default"}])]
+    students = _only(students, raw.get("only_students"), "only_students", where)
     for items, what in ((datasets, "datasets"), (labelers, "labelers"), (students, "students")):
         _names(items, f"{where}: {what}")
     interventions = tuple(raw.get("interventions") or ("naive",))
     for name in interventions:
         parse_intervention(name, f"{where}: interventions")
     cur = _build(CurateSpec, dict(raw.get("curate") or {}), f"{where}: [curate]")
-    top = {key: raw[key] for key in ("seed", "evaluate", "quantize", "keep_models", "threads") if key in raw}
+    top = {key: raw[key] for key in ("seed", "evaluate", "quantize", "keep_models", "threads", "folds")
+           if key in raw}
     config = _build(ExperimentConfig, {"name": str(raw.get("name") or p.stem), "source": str(p),
                                        "datasets": tuple(datasets), "labelers": tuple(labelers),
                                        "students": tuple(students), "interventions": interventions,
@@ -315,4 +379,21 @@ def load_config(path: str | Path, *, quick: bool = False) -> ExperimentConfig:
                 raise ConfigError(f"{where}: data set '{d.name}': {split} does not exist (set data_root or "
                                   "$LLM2EDGE_SHARED_DATA)")
     return config
+
+
+def _only(items: list[Any], names: list[str] | None, key: str, where: str) -> list[Any]:
+    """The items named in `names` (all when None); a name that is not there is a ConfigError."""
+    if not names:
+        return items
+    missing = sorted(set(names) - {x.name for x in items})
+    if missing:
+        raise ConfigError(f"{where}: {key} names unknown name(s) {', '.join(missing)}")
+    return [x for x in items if x.name in names]
+
+
+def _resolved(table: dict[str, Any], key: str, base: Path) -> dict[str, Any]:
+    """`table` with the path under `key` (when set) resolved against the config's folder."""
+    if table.get(key):
+        table[key] = (base / table[key]).resolve()
+    return table
 

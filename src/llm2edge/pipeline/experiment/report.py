@@ -8,11 +8,25 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 #: Columns of results.csv, in order.
 COLUMNS = (
     "dataset", "labeler", "intervention", "student", "n_train", "n_experts", "n_dropped", "n_test",
     "llm_acc", "llm_wf1", "llm_train_acc", "edge_acc", "edge_wf1", "evaluated_with", "seconds",
+    "folds", "collapsed", "expert_err", "overall_err", "random_err", "err_ratio",
 )
+
+
+def error_rates(row: dict[str, Any]) -> dict[str, float | None]:
+    """The LLM's error rate inside the expert sample, overall, in a random sample of the same size, and
+    sample / overall, from a row's counts (empty for runs without experts)."""
+    if not row.get("err_sampled") or not row.get("err_rows"):
+        return {}
+    sample = row["err_errors_sampled"] / row["err_sampled"]
+    overall = row["err_errors"] / row["err_rows"]
+    return {"expert_err": sample, "overall_err": overall, "random_err": row["err_errors_random"] /
+            row["err_sampled"], "err_ratio": sample / overall if overall else None}
 
 
 def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
@@ -23,7 +37,8 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
         writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
+            full = {**row, **error_rates(row)}
+            writer.writerow({k: _fmt(full.get(k)) for k in COLUMNS})
     tmp.replace(out)
     return out
 
@@ -57,6 +72,7 @@ def results_markdown(rows: Sequence[dict[str, Any]], interventions: Sequence[str
         groups.setdefault((row["labeler"], row["student"]), {}).setdefault(row["dataset"], {})[
             row["intervention"]] = row
     lines += summary_lines(rows, interventions)
+    lines += pair_lines(rows, interventions)
     for (labeler, student), by_dataset in groups.items():
         for metric, llm_key, edge_key in (("accuracy", "llm_acc", "edge_acc"),
                                           ("weighted F1", "llm_wf1", "edge_wf1")):
@@ -92,17 +108,59 @@ def summary_lines(rows: Sequence[dict[str, Any]], interventions: Sequence[str]) 
             wf1 = sum(float(r["edge_wf1"]) > float(r["llm_wf1"]) for r in runs)
             lines.append(f"- `{name}`: the edge model beats the LLM labels in {wins} of {len(runs)} "
                          f"(accuracy), {wf1} of {len(runs)} (weighted F1)")
-    pairs = {}
-    for r in rows:
-        key = (r["dataset"], r["labeler"], r["student"])
-        if r["intervention"] in ("experts_confidence", "experts_random"):
-            pairs.setdefault(key, {})[r["intervention"]] = float(r["edge_acc"])
-    both = [p for p in pairs.values() if len(p) == 2]
-    if both:
-        better = sum(p["experts_confidence"] > p["experts_random"] for p in both)
-        ties = sum(p["experts_confidence"] == p["experts_random"] for p in both)
-        lines.append(f"- confidence-based experts beat random experts in {better} of {len(both)} "
-                     f"(ties: {ties}), by edge accuracy")
+    for confident in ("experts_confidence", "experts_crossval"):
+        pairs: dict[tuple[str, str, str], dict[str, float]] = {}
+        for r in rows:
+            if r["intervention"] in (confident, "experts_random"):
+                key = (r["dataset"], r["labeler"], r["student"])
+                pairs.setdefault(key, {})[r["intervention"]] = float(r["edge_acc"])
+        both = [p for p in pairs.values() if len(p) == 2]
+        if both:
+            better = sum(p[confident] > p["experts_random"] for p in both)
+            ties = sum(p[confident] == p["experts_random"] for p in both)
+            lines.append(f"- `{confident}` beats `experts_random` in {better} of {len(both)} (ties: {ties}), "
+                         "by edge accuracy")
+    collapsed = [r for r in rows if r.get("collapsed")]
+    if collapsed:
+        lines.append(f"- collapsed students (one label for >= 95% of a test slice): {len(collapsed)} of "
+                     f"{len(rows)} rows")
+    return [*lines, ""]
+
+
+def _score(row: dict[str, Any], ref: dict[str, Any] | None = None) -> str:
+    """'acc / wF1' of a run (percent), each bold where it beats the teacher's in `ref`."""
+    if ref is None:
+        return f"{_cell(row['llm_acc'])} / {_cell(row['llm_wf1'])}"
+    return f"{_cell(row['edge_acc'], ref['llm_acc'])} / {_cell(row['edge_wf1'], ref['llm_wf1'])}"
+
+
+def pair_lines(rows: Sequence[dict[str, Any]], interventions: Sequence[str]) -> list[str]:
+    """One table row per data set x teacher: the teacher's accuracy / weighted F1 against each intervention's
+    student (bold: the student wins), the wins and losses per intervention, and the LLM's error rate inside
+    the expert sample against its overall rate (the case for confidence-informed sampling)."""
+    groups: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["dataset"], row["labeler"], row["student"]), {})[row["intervention"]] = row
+    if not groups:
+        return []
+    lines = ["## Student vs teacher per data set x teacher (accuracy / weighted F1, %)", "",
+             "Bold: the student beats its teacher on the same rows.", "",
+             "| data set | teacher | student | teacher's labels | " + " | ".join(interventions) + " |",
+             "|---|---|---|---:|" + "---:|" * len(interventions)]
+    wins = {name: [0, 0, 0, 0] for name in interventions}  # acc wins, acc losses, wF1 wins, wF1 losses
+    for (dataset, labeler, student), runs in groups.items():
+        ref = next(iter(runs.values()))
+        cells = [_score(runs[i], ref) if i in runs else "–" for i in interventions]
+        lines.append(f"| {dataset} | {labeler} | {student} | {_score(ref)} | " + " | ".join(cells) + " |")
+        for name, run in runs.items():
+            if name in wins:
+                for j, key in ((0, "acc"), (2, "wf1")):
+                    edge, llm = float(run[f"edge_{key}"]), float(run[f"llm_{key}"])
+                    wins[name][j] += edge > llm
+                    wins[name][j + 1] += edge < llm
+    lines += ["", "| intervention | accuracy: wins / losses | weighted F1: wins / losses |", "|---|---|---|"]
+    lines += [f"| {name} | {w[0]} / {w[1]} | {w[2]} / {w[3]} |" for name, w in wins.items()]
+    lines += _ratio_lines(groups)
     return [*lines, ""]
 
 
@@ -148,3 +206,32 @@ def results_plot(path: str | Path, rows: Sequence[dict[str, Any]], interventions
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def _ratio_lines(groups: dict[tuple[str, str, str], dict[str, dict[str, Any]]]) -> list[str]:
+    """Per data set x teacher and expert intervention: the LLM's error rate inside the expert sample,
+    overall and in a random sample of the same size (%), and sample / overall; then the median ratio."""
+    rates = {(key[0], key[1], name): error_rates(run) for key, runs in groups.items()
+             for name, run in runs.items() if error_rates(run)}
+    if not rates:
+        return []
+    names = sorted({name for _, _, name in rates})
+    pairs = list(dict.fromkeys((d, t) for d, t, _ in rates))
+    lines = ["", "### The LLM's error rate (%) in the expert sample / overall / a random sample of the same "
+             "size (sample / overall)", "", "| data set | teacher | " + " | ".join(names) + " |",
+             "|---|---|" + "---:|" * len(names)]
+    for d, t in pairs:
+        cells = []
+        for name in names:
+            e = rates.get((d, t, name))
+            ratio = f"{e['err_ratio']:.2f}x" if e and e.get("err_ratio") is not None else "n/a"
+            cells.append(f"{100 * e['expert_err']:.0f} / {100 * e['overall_err']:.0f} / "
+                         f"{100 * e['random_err']:.0f} ({ratio})" if e else "–")
+        lines.append(f"| {d} | {t} | " + " | ".join(cells) + " |")
+    lines.append("")
+    for name in names:
+        values = [e["err_ratio"] for (_, _, n), e in rates.items() if n == name and e.get("err_ratio")]
+        if values:
+            lines.append(f"- `{name}`: median ratio {float(np.median(values)):.2f}x over {len(values)} "
+                         f"pairs, above 1 in {sum(v > 1 for v in values)}")
+    return lines
