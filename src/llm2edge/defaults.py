@@ -164,20 +164,23 @@ BENCH_BUDGET_S = 4.0
 # -------------------------------------------------------------------------------------------------- demo
 #: Folder for every stage's output of `demo`.
 DEMO_OUT = "llm2edge-demo"
-#: Labeling task of the shipped example.
-DEMO_TASK = "humor"
+#: Labeling task of the shipped example (examples/movie_sentiment; `--dataset examples/reddit_humor --task
+#: humor` runs the humour example, where SmolLM2-135M is near chance).
+DEMO_TASK = "sentiment"
 #: cleanlab in the demo: "drop", "flag" or "none".
 DEMO_CURATE = "drop"
-#: The demo's student learning rate: ~22 optimizer steps on 400 items; at 1e-4 the student stayed on the
+#: The demo's student learning rate: on the humour example's 400 items at 1e-4 the student stayed on the
 #: LLM's majority label (0.500 -> 0.570 accuracy at 3e-4).
 DEMO_LR = 3e-4
-#: The demo's student loss weights: the LLM's labels of the example are skewed (about 80% one class).
+#: The demo's student loss weights: the LLM's labels are skewed (62% positive on the sentiment example's
+#: balanced test split, about 80% funny on the humour example).
 DEMO_CLASS_WEIGHT = "balanced"
 #: Contextual calibration of the LLM's label scores in the demo.
 DEMO_CALIBRATE = True
 #: Demo sizes (full run, then --quick): train items labeled, test items scored, student epochs (quick:
-#: head-only training on frozen embeddings), timed seconds per system.
-DEMO_TRAIN_ITEMS, DEMO_QUICK_TRAIN_ITEMS = 400, 40
+#: head-only training on frozen embeddings), timed seconds per system. 1200 is the whole train split of the
+#: sentiment example: on 400 LLM labels the student trailed its teacher by 4.5 points, on 1200 it matched it.
+DEMO_TRAIN_ITEMS, DEMO_QUICK_TRAIN_ITEMS = 1200, 40
 DEMO_TEST_ITEMS, DEMO_QUICK_TEST_ITEMS = 200, 24
 DEMO_EPOCHS, DEMO_QUICK_EPOCHS = 2, 1
 DEMO_BENCH_BUDGET_S, DEMO_QUICK_BENCH_BUDGET_S = 3.0, 0.5

@@ -33,18 +33,24 @@ def test_demo_quick_end_to_end_and_rerun(tmp_path: Path) -> None:
     for stage in ("[1/7]", "[7/7]", "train: done", "export: done"):
         assert stage in first.stderr, stage
     report = (out / "report.md").read_text(encoding="utf-8")
-    assert report.startswith("# llm2edge demo: reddit_humor (funny / not_funny)")
+    assert report.startswith("# llm2edge demo: movie_sentiment (positive / negative)")
     assert "| LLM labels (SmolLM2-135M-Instruct.Q4_1) |" in report
     assert "| edge student (MiniLM-L6, int8 ONNX) |" in report or "| edge student (MiniLM-L6, none ONNX) |" \
         in report
     assert "faster per item than the LLM" in report and "test split: 24 items" in report
+    assert "| majority class (" in report and "points over the majority class" in report
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert data["edge_test"]["n"] == 24 and data["llm_test"]["n"] == 24 and data["llm_train"]["n"] == 40
     assert 0 <= data["edge_test"]["accuracy"] <= 1 and data["bundle_mb"] > 1
     assert data["bench"]["edge int8 b1"]["per_item_ms"] > 0
     assert data["bench"]["LLM scoring b1"]["per_item_ms"] > 0
     preds = (out / "predictions.csv").read_text(encoding="utf-8").splitlines()
-    assert preds[0] == "id,label,gold,p_funny,p_not_funny" and len(preds) == 25
+    assert preds[0] == "id,label,gold,p_positive,p_negative" and len(preds) == 25
+    gaps, majority = data["gaps_points"], data["meta"]["majority_acc"]
+    assert gaps["teacher_over_majority"] == round(100 * (data["llm_test"]["accuracy"] - majority), 1)
+    assert gaps["student_minus_teacher"] == round(
+        100 * (data["edge_test"]["accuracy"] - data["llm_test"]["accuracy"]), 1)
+    assert f"{gaps['teacher_over_majority']:+.1f} points over the majority class" in first.stdout
     assert (out / "bundle" / "manifest.json").is_file()
     assert "edge is" in first.stdout and "faster per item than the LLM" in first.stdout
 
@@ -76,6 +82,44 @@ def test_demo_rejects_labels_outside_the_task(tmp_path: Path) -> None:
     data = tmp_path / "d"
     data.mkdir()
     for name in ("train.csv", "test.csv"):
-        (data / name).write_text("text,label\nsome text,positive\nother text,negative\n", encoding="utf-8")
-    with pytest.raises(DataError, match="not labels of task 'humor'"):
+        (data / name).write_text("text,label\nsome text,funny\nother text,not_funny\n", encoding="utf-8")
+    with pytest.raises(DataError, match="not labels of task 'sentiment'"):
         run_demo(DemoConfig(out=tmp_path / "o", dataset=data, progress=False))
+
+
+def test_report_states_the_teacher_over_majority_and_the_student_gap() -> None:
+    pytest.importorskip("transformers")
+    from llm2edge.metrics import classification_report
+    from llm2edge.pipeline.demo import DemoResult
+    from llm2edge.pipeline.demo.report import gap_line, gaps
+
+    gold = ["negative"] * 6 + ["positive"] * 4  # majority: negative, 0.6
+    teacher = ["negative"] * 5 + ["positive"] * 5  # 0.9
+    student = ["negative"] * 6 + ["positive"] * 2 + ["negative"] * 2  # 0.8
+    names = ["positive", "negative"]
+    llm = classification_report(gold, teacher, names)
+    res = DemoResult(out=Path("o"), report=Path("o/report.md"), llm_test=llm, llm_train=llm,
+                     edge_test=classification_report(gold, student, names), llm_ms=None, edge_ms=None,
+                     bundle_mb=1.0, seconds=1.0)
+    meta = {"majority": "negative", "majority_acc": 0.6}
+    assert gaps(res, meta) == {"teacher_over_majority": 30.0, "student_over_majority": 20.0,
+                               "student_minus_teacher": -10.0}
+    assert gap_line(res, meta) == ("The teacher is +30.0 points over the majority class (negative, 0.600); "
+                                   "the student is -10.0 points from its teacher (+20.0 over the majority "
+                                   "class).")
+
+
+def test_shipped_examples_match_their_tasks() -> None:
+    pytest.importorskip("transformers")
+    from llm2edge.defaults import DEMO_TASK
+    from llm2edge.hub.label.task import load_task
+    from llm2edge.pipeline.demo.config import EXAMPLE
+    from llm2edge.records import read_records
+
+    assert (EXAMPLE.name, DEMO_TASK) == ("movie_sentiment", "sentiment")
+    for folder, task in ((EXAMPLE, DEMO_TASK), (EXAMPLE.parent / "reddit_humor", "humor")):
+        names = set(load_task(task).label_names)
+        for split in ("train.csv", "test.csv"):
+            labels = {str(r.label) for r in read_records(folder / split, text_col="text", label_col="label",
+                                                         require_label=True)}
+            assert labels == names, (folder, split)

@@ -38,6 +38,25 @@ def _per_s(ms: float | None) -> str:
     return _num(1000 / ms, ",.1f") if ms else "—"
 
 
+def gaps(res: DemoResult, meta: dict[str, Any]) -> dict[str, float]:
+    """Accuracy gaps in points on the test split: the teacher over the majority class, the student over it,
+    and the student minus its teacher (what the demo shows: a teacher worth distilling, a student that keeps
+    up)."""
+    teacher, student, majority = res.llm_test.accuracy, res.edge_test.accuracy, meta["majority_acc"]
+    return {"teacher_over_majority": round(100 * (teacher - majority), 1),
+            "student_over_majority": round(100 * (student - majority), 1),
+            "student_minus_teacher": round(100 * (student - teacher), 1)}
+
+
+def gap_line(res: DemoResult, meta: dict[str, Any]) -> str:
+    """One sentence: how far the teacher is above the majority class and where the student lands."""
+    g = gaps(res, meta)
+    return (f"The teacher is {g['teacher_over_majority']:+.1f} points over the majority class "
+            f"({meta['majority']}, {meta['majority_acc']:.3f}); the student is "
+            f"{g['student_minus_teacher']:+.1f} points from its teacher "
+            f"({g['student_over_majority']:+.1f} over the majority class).")
+
+
 def _speedup(res: DemoResult) -> float | None:
     """How many times faster per item the edge model is than the LLM (None if either was not timed)."""
     return res.llm_ms / res.edge_ms if res.llm_ms and res.edge_ms else None
@@ -67,6 +86,7 @@ def render_report(res: DemoResult, meta: dict[str, Any]) -> str:
         f"{_per_s(res.edge_ms)} | {res.bundle_mb:.1f} MB |",
         f"| majority class ({meta['majority']}) | {f(meta['majority_acc'])} | — | — | — | — | — |",
         "",
+        f"- {gap_line(res, meta)}",
         f"- Speed-up: the edge model is **{f(speedup, '.3g')}×** faster per item than the LLM "
         f"(batch 1, {meta['threads']} thread(s) each, each in its own process; median call)." if speedup else
         "- Speed-up: not measured (see bench in report.json).",
@@ -99,6 +119,7 @@ def print_table(res: DemoResult, meta: dict[str, Any]) -> None:
         for name, rep, ms, size in rows:
             print(f"{name}: accuracy {rep.accuracy:.3f}, weighted F1 {rep.weighted_f1:.3f}, "
                   f"{ms or float('nan'):.3g} ms/item, {size}")
+        print(f"majority class ({meta['majority']}): accuracy {meta['majority_acc']:.3f}")
     else:
         table = Table(title=f"llm2edge demo: {meta['dataset_name']} (test split, n={res.edge_test.n})")
         for col in ("model", "accuracy", "weighted F1", "ms/item", "size"):
@@ -106,7 +127,9 @@ def print_table(res: DemoResult, meta: dict[str, Any]) -> None:
         for name, rep, ms, size in rows:
             table.add_row(name, f"{rep.accuracy:.3f}", f"{rep.weighted_f1:.3f}", fmt_ms(ms) if ms else "—",
                           size)
+        table.add_row(f"majority class ({meta['majority']})", f"{meta['majority_acc']:.3f}", "—", "—", "—")
         Console().print(table)
+    print(gap_line(res, meta))
     if speedup:
         print(f"edge is {speedup:.3g}x faster per item than the LLM; report: {res.report}")
     else:

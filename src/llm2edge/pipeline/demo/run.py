@@ -10,7 +10,7 @@ from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import DataError
 from llm2edge.metrics import classification_report
 from llm2edge.pipeline.demo.config import DemoConfig, DemoResult
-from llm2edge.pipeline.demo.report import llm_labels, llm_report, print_table, render_report
+from llm2edge.pipeline.demo.report import gaps, llm_labels, llm_report, print_table, render_report
 from llm2edge.pipeline.demo.stages import (
     StageLog,
     bench_stage,
@@ -82,7 +82,8 @@ def run_demo(config: DemoConfig) -> DemoResult:
             "edge_llm_agreement": agreement, "llm_label_share": share}
     res.report.write_text(render_report(res, meta), encoding="utf-8")
     (out / "report.json").write_text(json.dumps({
-        "meta": meta, "seconds": round(res.seconds, 1), "stages": res.stages, "reused": res.reused,
+        "meta": meta, "gaps_points": gaps(res, meta), "seconds": round(res.seconds, 1), "stages": res.stages,
+        "reused": res.reused,
         "llm_test": llm_test.to_dict(), "edge_test": edge_report.to_dict(), "llm_train": llm_train.to_dict(),
         "bench": bench, "bundle_mb": res.bundle_mb}, indent=2, default=str) + "\n", encoding="utf-8")
     if config.progress:

@@ -214,7 +214,10 @@ def train_stage(data: Path, out: Path, names: list[str], config: DemoConfig, thr
                                class_weight=config.class_weight, lr=config.lr,
                                progress=config.progress, resume=False))
     write_stamp(out, key, **settings, seconds=round(result.seconds, 1))
-    log.done(f"{result.examples_per_second:.1f} examples/s")
+    meta = json.loads((out / "train_meta.json").read_text(encoding="utf-8"))
+    run = (f"; {meta['epochs_run']} epochs run (train's min steps), kept epoch {meta.get('kept_epoch')}"
+           if meta.get("epochs_run", epochs) != epochs else "")
+    log.done(f"{result.examples_per_second:.1f} examples/s{run}")
 
 
 def export_stage(model: Path, out: Path, config: DemoConfig, threads: int, log: StageLog) -> None:
