@@ -166,44 +166,47 @@ def pair_lines(rows: Sequence[dict[str, Any]], interventions: Sequence[str]) -> 
 
 def results_plot(path: str | Path, rows: Sequence[dict[str, Any]], interventions: Sequence[str], *,
                  title: str = "") -> Path:
-    """A bar chart of edge accuracy per intervention per dataset, the LLM-label accuracy as a line."""
+    """Bar charts of the student's accuracy per intervention per data set, the LLM-label accuracy as a dashed
+    line: one panel per labeler x student (stacked), so a grid of many teachers stays readable."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = []
+    panels: dict[tuple[str, str], list[str]] = {}
     for row in rows:
-        key = (row["dataset"], row["labeler"], row["student"])
-        if key not in keys:
-            keys.append(key)
-    multi = len({(k[1], k[2]) for k in keys}) > 1
+        datasets = panels.setdefault((row["labeler"], row["student"]), [])
+        if row["dataset"] not in datasets:
+            datasets.append(row["dataset"])
+    n_data = max((len(d) for d in panels.values()), default=1)
     width = 0.8 / max(1, len(interventions))
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.45 * len(keys) * max(1, len(interventions)) + 4), 4.5))
+    fig, axes = plt.subplots(len(panels) or 1, 1, squeeze=False, figsize=(
+        max(7.0, 0.35 * n_data * max(1, len(interventions)) + 4), 3.2 * max(1, len(panels)) + 0.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for j, name in enumerate(interventions):
-        xs, ys = [], []
-        for x, key in enumerate(keys):
-            run = next((r for r in rows if (r["dataset"], r["labeler"], r["student"]) == key
-                        and r["intervention"] == name), None)
-            if run is not None and run.get("edge_acc") not in (None, ""):
-                xs.append(x - 0.4 + width * (j + 0.5))
-                ys.append(float(run["edge_acc"]))
-        ax.bar(xs, ys, width=width, label=name, color=colors[j % len(colors)])
-    for x, key in enumerate(keys):
-        run = next(r for r in rows if (r["dataset"], r["labeler"], r["student"]) == key)
-        if run.get("llm_acc") not in (None, ""):
-            ax.hlines(float(run["llm_acc"]), x - 0.45, x + 0.45, colors="black", linestyles="dashed",
-                      label="LLM labels" if x == 0 else None)
-    ax.set_xticks(range(len(keys)))
-    ax.set_xticklabels([f"{k[0]}\n{k[1]}/{k[2]}" if multi else k[0] for k in keys], fontsize=8)
-    ax.set_ylabel("test accuracy")
-    ax.set_ylim(0, 1)
-    ax.set_title(title or "Edge model accuracy per intervention (dashed: LLM labels)")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    for ax, ((labeler, student), datasets) in zip(axes[:, 0], panels.items()):
+        runs = {(r["dataset"], r["intervention"]): r for r in rows
+                if (r["labeler"], r["student"]) == (labeler, student)}
+        for j, name in enumerate(interventions):
+            xs = [x - 0.4 + width * (j + 0.5) for x, d in enumerate(datasets)
+                  if runs.get((d, name), {}).get("edge_acc") not in (None, "")]
+            ys = [float(runs[(d, name)]["edge_acc"]) for d in datasets
+                  if runs.get((d, name), {}).get("edge_acc") not in (None, "")]
+            ax.bar(xs, ys, width=width, label=name, color=colors[j % len(colors)])
+        for x, d in enumerate(datasets):
+            run = next(r for (dd, _), r in runs.items() if dd == d)
+            if run.get("llm_acc") not in (None, ""):
+                ax.hlines(float(run["llm_acc"]), x - 0.45, x + 0.45, colors="black", linestyles="dashed",
+                          label="LLM labels" if x == 0 else None)
+        ax.set_xticks(range(len(datasets)))
+        ax.set_xticklabels(datasets, fontsize=8)
+        ax.set_ylabel("accuracy")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"labeler {labeler}, student {student}", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.suptitle(title or "Student accuracy per intervention (dashed: the LLM's labels)", fontsize=10)
     fig.tight_layout()
     out = Path(path)
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
 
