@@ -119,8 +119,8 @@ def test_results_table_and_plot(tmp_path):
     md = results_markdown(rows, ["naive", "experts_confidence"], title="t")
     assert "| dataset | LLM labels | naive | experts_confidence |" in md
     assert "| mrf | 70.0 | 65.0 | **75.0** |" in md and "| ibc | 50.0 | 45.0 | **55.0** |" in md
-    assert "`naive`: the edge model beats the LLM labels in 0 of 2 (accuracy)" in md
-    assert "`experts_confidence`: the edge model beats the LLM labels in 2 of 2 (accuracy)" in md
+    assert "`naive`: the student beats the LLM labels in 0 of 2 (accuracy)" in md
+    assert "`experts_confidence`: the student beats the LLM labels in 2 of 2 (accuracy)" in md
     png = results_plot(tmp_path / "results.png", rows, ["naive", "experts_confidence"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     assert np.isfinite([r["edge_acc"] for r in rows]).all()

@@ -62,7 +62,8 @@ def _cell(value: Any, ref: Any = None) -> str:
 
 def results_markdown(rows: Sequence[dict[str, Any]], interventions: Sequence[str], *, title: str = "",
                      notes: Sequence[str] = ()) -> str:
-    """Markdown tables: rows = datasets, columns = LLM labels then each intervention (edge model)."""
+    """Markdown tables: rows = datasets, columns = LLM labels then each intervention (the student, scored
+    as `evaluated_with` says: the edge bundle, torch, or the numpy head)."""
     lines = [f"# {title or 'Experiment results'}", ""]
     lines += [f"- {n}" for n in notes]
     if notes:
@@ -76,8 +77,8 @@ def results_markdown(rows: Sequence[dict[str, Any]], interventions: Sequence[str
     for (labeler, student), by_dataset in groups.items():
         for metric, llm_key, edge_key in (("accuracy", "llm_acc", "edge_acc"),
                                           ("weighted F1", "llm_wf1", "edge_wf1")):
-            lines += [f"## Edge {metric} (%), labeler `{labeler}`, student `{student}`", "",
-                      "Bold: the edge model beats the LLM's own labels on the same test items.", "",
+            lines += [f"## Student {metric} (%), labeler `{labeler}`, student `{student}`", "",
+                      "Bold: the student beats the LLM's own labels on the same test items.", "",
                       "| dataset | LLM labels | " + " | ".join(interventions) + " |",
                       "|---|---:|" + "---:|" * len(interventions)]
             for dataset, runs in by_dataset.items():
@@ -97,7 +98,7 @@ def results_markdown(rows: Sequence[dict[str, Any]], interventions: Sequence[str
 
 
 def summary_lines(rows: Sequence[dict[str, Any]], interventions: Sequence[str]) -> list[str]:
-    """Headline counts: where the edge model beats the LLM labels; confidence vs random experts."""
+    """Headline counts: where the student beats the LLM labels; confidence vs random experts."""
     if not rows:
         return []
     lines = ["## Summary", ""]
@@ -106,7 +107,7 @@ def summary_lines(rows: Sequence[dict[str, Any]], interventions: Sequence[str]) 
         if runs:
             wins = sum(float(r["edge_acc"]) > float(r["llm_acc"]) for r in runs)
             wf1 = sum(float(r["edge_wf1"]) > float(r["llm_wf1"]) for r in runs)
-            lines.append(f"- `{name}`: the edge model beats the LLM labels in {wins} of {len(runs)} "
+            lines.append(f"- `{name}`: the student beats the LLM labels in {wins} of {len(runs)} "
                          f"(accuracy), {wf1} of {len(runs)} (weighted F1)")
     for confident in ("experts_confidence", "experts_crossval"):
         pairs: dict[tuple[str, str, str], dict[str, float]] = {}

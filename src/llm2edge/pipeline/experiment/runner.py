@@ -292,8 +292,9 @@ def _write_outputs(out: Path, rows: Sequence[dict[str, Any]], config: Experiment
     ]
     if steps & set(EXPERT_STEPS):
         notes.append(f"experts: {cur.expert_fraction:.0%} of the train items, simulated from gold; "
-                     f"confidence = least confident by {cur.by}; crossval = lowest out-of-fold probability "
-                     f"of the LLM label (logistic regression on frozen student embeddings, {cur.folds} folds)"
+                     f"confidence = least confident by {cur.by}; crossval = lowest out-of-fold support of "
+                     f"the LLM label (its probability over the label's mean; logistic regression on frozen "
+                     f"student embeddings, {cur.folds} folds)"
                      f"{'; per LLM label (RED-CT)' if cur.stratify else ''}; random = seeded sample.")
     if "cleanlab" in steps:
         notes.append(f"cleanlab: {cur.probs} probabilities ({cur.folds} folds), action {cur.action}; "
