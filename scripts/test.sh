@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
 if [ "${CI:-}" = "true" ]; then
   # In CI nothing may be skipped for lack of a component that the setup below installs.
-  export LLM2EDGE_REQUIRE_SERVER=1 LLM2EDGE_REQUIRE_CONTAINER=1
+  export LLM2EDGE_REQUIRE_SERVER=1 LLM2EDGE_REQUIRE_CONTAINER=1 LLM2EDGE_REQUIRE_ENGINES=1
 fi
 t0=$(date +%s)
 echo "== setup: hub+export+dev virtualenv (.venv), base-only edge virtualenv (.venv-edge)"

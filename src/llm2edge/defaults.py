@@ -144,6 +144,10 @@ CHUNK_SIZE = 2048
 PROVIDER = "cpu"
 #: Deferral of unsure predictions: "none", "auto" (the bundle's calibrated threshold) or a probability.
 DEFER = "none"
+#: Where `predict` runs a folder or glob of files: "local" (this process) or "ray" (Ray Data actors).
+PREDICT_ENGINE = "local"
+#: onnxruntime threads of each Ray actor or Spark task (BundlePredictor): one worker per CPU scales best.
+WORKER_THREADS = 1
 
 # --------------------------------------------------------------------------------------------- calibrate
 #: The agreement (with the labels) that `calibrate` guarantees on the items a bundle keeps.

@@ -36,6 +36,10 @@ class ExportError(Llm2EdgeError):
     """ONNX export, quantization or validation failed."""
 
 
+class EngineError(Llm2EdgeError):
+    """A cluster engine (Ray, Spark) failed: it cannot be reached, or a worker failed outside llm2edge."""
+
+
 class BusyError(Llm2EdgeError):
     """An output is locked by another running llm2edge process (the message names its pid)."""
 

@@ -16,7 +16,7 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
-from llm2edge.defaults import TEXT_COL
+from llm2edge.defaults import ID_COL, TEXT_COL
 from llm2edge.errors import DataError
 
 FORMATS = ("csv", "jsonl", "parquet", "txt")
@@ -217,6 +217,16 @@ def iter_rows(path: str | Path, *, fmt: str | None = None, text_col: str = TEXT_
     finally:
         if raw is not sys.stdin.buffer:
             raw.close()
+
+
+def default_id_col(path: str | Path, *, fmt: str | None = None, text_col: str = TEXT_COL) -> str | None:
+    """ID_COL ('id') when a real (non-stdin, non-txt) input file has that column, so predictions join with
+    gold files; else None, and each row gets `stable_id` (row number + text hash)."""
+    if str(path) == "-" or detect_format(path, fmt) == "txt":
+        return None
+    for _, row in iter_rows(path, fmt=fmt, text_col=text_col):
+        return ID_COL if ID_COL in row else None
+    return None
 
 
 def _kind(value: object) -> str:

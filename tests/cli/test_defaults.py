@@ -59,7 +59,7 @@ SOURCES: dict[str, tuple[str, ...]] = {
     "export": ("llm2edge.export.config:ExportConfig",),
     "calibrate": ("llm2edge.edge.calibrate:calibrate_bundle",),
     "predict": ("llm2edge.edge.classifier:Classifier.load", "llm2edge.edge.stream:predict_to_path",
-                "llm2edge.records:iter_records"),
+                "llm2edge.records:iter_records", "llm2edge.pipeline.folders:PredictJob"),
     "merge-predictions": ("llm2edge.edge.merge:merge_predictions",),
     "evaluate": ("llm2edge.edge.evaluate:evaluate_files",),
     "bench": ("llm2edge.pipeline.bench.run:BenchConfig",),

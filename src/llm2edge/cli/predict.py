@@ -10,19 +10,16 @@ from pathlib import Path
 
 from llm2edge.cli.edge import add_threads, at_least_one
 from llm2edge.console import say, warn
-from llm2edge.defaults import CHUNK_SIZE, DEFER, PREDICT_BATCH_SIZE, PROVIDER, TEXT_COL
+from llm2edge.defaults import CHUNK_SIZE, DEFER, PREDICT_BATCH_SIZE, PREDICT_ENGINE, PROVIDER, TEXT_COL
 from llm2edge.errors import ConfigError, DataError
 
 
-def _detect_id_col(path: str, fmt: str | None, text_col: str) -> str | None:
-    """'id' when a real (non-stdin) input file has an id column, so predictions join with gold files."""
-    from llm2edge.records import detect_format, iter_rows
-
-    if path == "-" or detect_format(path, fmt) == "txt":
-        return None
-    for _, row in iter_rows(path, fmt=fmt, text_col=text_col):
-        return "id" if "id" in row else None
-    return None
+def _warn_counts(truncated: int, empty: int, max_length: int) -> None:
+    """The end-of-run warnings: texts cut to the bundle's max_length, empty texts classified."""
+    if truncated:
+        warn(f"{truncated} text(s) truncated to max_length={max_length} tokens")
+    if empty:
+        warn(f"{empty} empty text(s) classified")
 
 
 class _Progress:
@@ -45,7 +42,11 @@ DESCRIPTION = """Classify texts with an edge bundle; writes one row per text, in
 JSONL (default): {"id": ..., "label": ..., "probs": {label: p, ...}}.
 CSV: columns id, label, p_<label>... (with --with-text: id, text, label, p_<label>...).
 With --defer: a `deferred` field (JSONL: true/false; CSV: a column after label).
-Texts come from the arguments, --input FILE, or stdin (one text per line; --input-format jsonl/csv)."""
+Texts come from the arguments, --input FILE, or stdin (one text per line; --input-format jsonl/csv).
+
+Folder mode (--input DIR or GLOB, or --engine ray): every csv/jsonl/parquet file in it, written as Parquet
+parts (id, [text,] label, [deferred,] p_<label>...) into --output DIR, one row per input row, ids as each
+file alone would get. --engine ray runs one Ray actor per worker (`pip install 'llm2edge[ray]'`)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
     add("texts", nargs="*", default=None, help="Texts to classify (else --input or stdin).")
     add("--bundle", "-b", type=Path, required=True, help="Bundle folder made by `llm2edge export`.")
-    add("--input", "-i", default=None, help="Input file (csv, jsonl, parquet, txt) or '-' for stdin.")
-    add("--output", "-o", default=None, help="Output file (default: stdout).")
+    add("--input", "-i", default=None,
+        help="Input file (csv, jsonl, parquet, txt), '-' for stdin, or a folder or glob of files "
+             "(folder mode).")
+    add("--output", "-o", default=None, help="Output file (default: stdout); folder mode: a new folder.")
     add("--format", "-f", dest="fmt", default=None,
         help="csv or jsonl (default: from --output's suffix, else jsonl).")
     add("--text-col", default=TEXT_COL, help="Column holding the text.")
@@ -79,11 +82,62 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
              "(the bundle's `llm2edge calibrate` threshold), a probability, or none.")
     add("--deferred-out", type=Path, default=None,
         help="Also write the deferred items here (id,text CSV) as input for `llm2edge label --id-col id`.")
+    add("--engine", choices=("local", "ray"), default=PREDICT_ENGINE,
+        help="Folder mode: local (this process) or ray (Ray Data actors; --threads is per worker, "
+             "default 1).")
+    add("--address", default=None,
+        help="--engine ray: the Ray cluster: auto (the one this machine is part of) or ray://HOST:PORT "
+             "(default: RAY_ADDRESS, else a local Ray started for this run).")
+    add("--workers", type=at_least_one, default=None,
+        help="--engine ray: predictor actors (default: the cluster's CPUs / --threads).")
 
 
 def run(args: argparse.Namespace) -> None:
-    """Run predict with parsed arguments."""
-    predict(**vars(args))
+    """Run predict with parsed arguments: folder mode for a folder or glob or --engine ray, else one file."""
+    from llm2edge.pipeline.folders import names_many
+
+    options = vars(args)
+    engine, address, workers = options.pop("engine"), options.pop("address"), options.pop("workers")
+    if engine != "local" or names_many(options["input"]):
+        predict_folder(engine=engine, address=address, workers=workers, **options)
+        return
+    if address is not None or workers is not None:
+        raise ConfigError("--address and --workers need --engine ray")
+    predict(**options)
+
+
+def predict_folder(*, texts: list[str] | None, bundle: Path, input: str | None, output: str | None,
+                   fmt: str | None, text_col: str, id_col: str | None, input_format: str | None,
+                   batch_size: int, chunk_size: int, threads: int | None, provider: str, with_text: bool,
+                   resume: bool, progress: bool | None, defer: str, deferred_out: Path | None, engine: str,
+                   address: str | None, workers: int | None) -> None:
+    """Folder mode (see DESCRIPTION): check the options that do not apply, then run the job."""
+    from llm2edge.pipeline.folders import PredictJob, run_job
+
+    unused = {"texts": texts, "--format": fmt, "--resume": resume, "--deferred-out": deferred_out,
+              "--provider other than cpu": provider != PROVIDER}
+    given = [name for name, value in unused.items() if value]
+    if given:
+        raise ConfigError(f"folder mode (--input DIR|GLOB, --engine ray) takes no {given[0]}: it writes "
+                          "Parquet parts into --output DIR")
+    if input is None or output is None or output == "-":
+        raise ConfigError("folder mode needs --input DIR|GLOB|FILE and --output DIR")
+    job = PredictJob(bundle=bundle, inputs=input, output=Path(output), text_col=text_col, id_col=id_col,
+                     input_format=input_format, batch_size=batch_size, rows=chunk_size, with_text=with_text,
+                     defer=defer, threads=threads, engine=engine, address=address, workers=workers,
+                     progress=bool(progress))
+    show = bool(sys.stderr and sys.stderr.isatty()) if progress is None else progress
+    bar = _Progress() if show and engine == "local" else None
+    try:
+        summary = run_job(job, on_rows=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    _warn_counts(summary.truncated, summary.empty, summary.max_length)
+    rate = summary.rows / max(summary.seconds, 1e-9)
+    where = f"{summary.workers} Ray worker(s)" if summary.engine == "ray" else "this process"
+    say(f"llm2edge: {summary.rows:,} rows from {summary.files} file(s) in {summary.seconds:.1f} s "
+        f"({rate:,.0f} rows/s) on {where} -> {summary.output}")
 
 
 def predict(*, texts: list[str] | None, bundle: Path, input: str | None, output: str | None, fmt: str | None,
@@ -94,7 +148,7 @@ def predict(*, texts: list[str] | None, bundle: Path, input: str | None, output:
     from llm2edge.edge.classifier import Classifier
     from llm2edge.edge.defer import resolve_defer
     from llm2edge.edge.stream import output_format, predict_to_path
-    from llm2edge.records import Record, iter_records, stable_id
+    from llm2edge.records import Record, default_id_col, iter_records, stable_id
 
     if texts and input is not None:
         raise ConfigError("give texts as arguments or --input, not both")
@@ -116,7 +170,7 @@ def predict(*, texts: list[str] | None, bundle: Path, input: str | None, output:
     else:
         assert input is not None
         if id_col is None:
-            id_col = _detect_id_col(input, input_format, text_col)
+            id_col = default_id_col(input, fmt=input_format, text_col=text_col)
         records = iter_records(input, text_col=text_col, id_col=id_col, fmt=input_format, allow_empty=True)
     show = bool(sys.stderr and sys.stderr.isatty()) if progress is None else progress
     bar = _Progress() if show else None
@@ -131,10 +185,7 @@ def predict(*, texts: list[str] | None, bundle: Path, input: str | None, output:
     finally:
         if bar is not None:
             bar.close()
-    if summary.truncated:
-        warn(f"{summary.truncated} text(s) truncated to max_length={clf.max_length} tokens")
-    if summary.empty:
-        warn(f"{summary.empty} empty text(s) classified")
+    _warn_counts(summary.truncated, summary.empty, clf.max_length)
     if threshold is not None:
         share = summary.deferred / summary.rows if summary.rows else 0.0
         where = f" -> {deferred_out}" if deferred_out is not None else ""

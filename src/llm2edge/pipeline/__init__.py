@@ -7,6 +7,10 @@ imports it.
   process per system. Works on a base install (the rows that need the hub extra are skipped and named).
 - `demo`: `llm2edge demo`, label -> curate -> train -> export -> predict -> report on the shipped example.
 - `experiment`: `llm2edge experiment`, the datasets x labeler x intervention x student grid.
+- `predictor`: `BundlePredictor`, a bundle as a batch function for data engines (base install).
+- `folders`: `llm2edge predict --input DIR|GLOB --output DIR` (`PredictJob`, `run_job`; engine local).
+- `ray_engine`: `--engine ray` on Ray Data actors (the `ray` extra); `spark_engine`: `predict_udf`, a Spark
+  column function (the `spark` extra).
 
 `demo` and `experiment` need the `hub` and `export` extras (MissingExtraError on import without them), so
 the names below are imported when first used: importing `llm2edge.pipeline` stays light, and the bench
@@ -23,6 +27,8 @@ if TYPE_CHECKING:
     from llm2edge.pipeline.bench.run import BenchConfig, run_bench
     from llm2edge.pipeline.demo import DemoConfig, DemoResult, run_demo
     from llm2edge.pipeline.experiment import ExperimentConfig, ExperimentResult, run_experiment
+    from llm2edge.pipeline.folders import PredictJob, run_job
+    from llm2edge.pipeline.predictor import BundlePredictor
 
 #: The module each public name comes from, imported on first access.
 _HOMES = {
@@ -35,18 +41,24 @@ _HOMES = {
     "ExperimentConfig": "llm2edge.pipeline.experiment",
     "ExperimentResult": "llm2edge.pipeline.experiment",
     "run_experiment": "llm2edge.pipeline.experiment",
+    "BundlePredictor": "llm2edge.pipeline.predictor",
+    "PredictJob": "llm2edge.pipeline.folders",
+    "run_job": "llm2edge.pipeline.folders",
 }
 
 __all__ = [
     "BenchConfig",
     "BenchResult",
+    "BundlePredictor",
     "DemoConfig",
     "DemoResult",
     "ExperimentConfig",
     "ExperimentResult",
+    "PredictJob",
     "run_bench",
     "run_demo",
     "run_experiment",
+    "run_job",
 ]
 
 

@@ -1,0 +1,218 @@
+"""Folder in, folder out: `llm2edge predict --input DIR|GLOB --output DIR [--engine local|ray]`.
+
+What every engine shares: which files a DIR or GLOB names (`input_files`), each file read as tables of id
+and text with the ids single-process `predict` gives it (`read_tables`: its `id` column, else row number +
+text hash), the output folder check (`prepare_output`), and the job itself (`PredictJob`). `run_job` runs
+a job on its engine: "local" here, in this process (one Parquet part per input file, in input order);
+"ray" in `llm2edge.pipeline.ray_engine` (the `ray` extra). Output rows: id, [text,] label, [deferred,]
+p_<label>... (float32), one per input row. Reading Parquet and writing it needs pyarrow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llm2edge.checks import at_least, check_threads, one_of, optional_at_least
+from llm2edge.defaults import CHUNK_SIZE, DEFER, ID_COL, PREDICT_BATCH_SIZE, PREDICT_ENGINE, TEXT_COL
+from llm2edge.errors import ConfigError, DataError
+from llm2edge.records import chunked, default_id_col, detect_format, iter_records
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: The engines `run_job` knows.
+ENGINES = ("local", "ray")
+#: Suffixes of the data files a folder's listing picks up (a single file or a glob may name any format).
+DATA_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".ndjson", ".json")
+_GLOB_CHARS = frozenset("*?[")
+
+
+def names_many(spec: str | None) -> bool:
+    """True when `spec` names a folder or a glob pattern (folder mode), not a single file or stdin."""
+    return spec is not None and spec != "-" and (Path(spec).is_dir() or bool(_GLOB_CHARS & set(spec)))
+
+
+def _hidden(path: Path, root: Path) -> bool:
+    """True for files a data folder holds beside its data: names starting with '.' or '_' (_SUCCESS,
+    _temporary/, .crc) anywhere below `root`."""
+    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+
+
+def input_files(spec: str) -> list[Path]:
+    """The data files `spec` names, sorted: a folder's data files (recursively, hidden ones skipped), a
+    glob's matching files, or one file. DataError when there are none."""
+    import glob
+
+    root = Path(spec)
+    if root.is_dir():
+        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
+                       and not _hidden(p, root))
+        if not files:
+            raise DataError(f"{spec}: no data files ({', '.join(DATA_SUFFIXES)}) in this folder")
+        return files
+    if _GLOB_CHARS & set(spec):
+        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        if not files:
+            raise DataError(f"{spec}: the pattern matches no file")
+        return files
+    if not root.is_file():
+        raise DataError(f"{spec}: no such file or folder")
+    return [root]
+
+
+def prepare_output(output: str | Path) -> Path:
+    """Create the output folder; DataError if it is a file or already holds files (an earlier run's parts
+    would mix with this run's)."""
+    path = Path(output)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path}: is a file; --output names a folder for the Parquet parts")
+    if path.is_dir() and any(path.iterdir()):
+        raise DataError(f"{path}: the output folder is not empty; remove it or choose another")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def discard_parts(folder: Path) -> None:
+    """Empty the output folder of a failed run (it was empty when the run began): no partial output is
+    left to be mistaken for a result."""
+    import shutil  # (not at the top: `llm2edge predict FILE` imports this module and starts fast)
+
+    for entry in folder.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _pyarrow() -> Any:
+    """The pyarrow module, or a DataError with the pip command."""
+    try:
+        import pyarrow
+    except ImportError:
+        raise DataError("reading and writing Parquet folders needs pyarrow: pip install pyarrow") from None
+    return pyarrow
+
+
+def read_tables(path: str | Path, *, text_col: str = TEXT_COL, id_col: str | None = None,
+                fmt: str | None = None, rows: int = CHUNK_SIZE) -> Iterator[pa.Table]:
+    """One data file as pyarrow tables of at most `rows` rows with columns id and text (string).
+
+    Ids as single-process `predict` gives this file: `id_col`, else its `id` column, else row number + text
+    hash. Errors name the file and line (records.iter_records)."""
+    pa = _pyarrow()
+    if id_col is None:
+        id_col = default_id_col(path, fmt=fmt, text_col=text_col)
+    records = iter_records(path, text_col=text_col, id_col=id_col, fmt=fmt, allow_empty=True)
+    for chunk in chunked(records, rows):
+        yield pa.table({ID_COL: pa.array([r.id for r in chunk], type=pa.string()),
+                        TEXT_COL: pa.array([r.text for r in chunk], type=pa.string())})
+
+
+@dataclass
+class PredictJob:
+    """A folder prediction, the same on every engine.
+
+    `bundle`: the bundle folder; `inputs`: a folder, glob or file of CSV/JSONL/Parquet files; `output`: the
+    folder of Parquet parts (created; must be empty); `text_col`/`id_col`/`input_format`: as in `predict`;
+    `batch_size`: texts per model call on a GPU; `rows`: rows read and classified at a time (a Ray block);
+    `with_text`: copy the text into the output; `defer`: none, auto or a probability (adds `deferred`);
+    `threads`: onnxruntime threads (local: default the CPUs; ray: per worker, default 1); `engine`: local or
+    ray; `address`: the Ray cluster (default: RAY_ADDRESS, else a local Ray started for this job; `auto`: the
+    cluster this machine is part of; HOST:PORT its head; `ray://HOST:PORT`: Ray Client); `workers`: Ray
+    actors (default: the cluster's CPUs / threads); `progress`: Ray Data's progress bars.
+    """
+
+    bundle: Path
+    inputs: str
+    output: Path
+    text_col: str = TEXT_COL
+    id_col: str | None = None
+    input_format: str | None = None
+    batch_size: int = PREDICT_BATCH_SIZE
+    rows: int = CHUNK_SIZE
+    with_text: bool = False
+    defer: str = DEFER
+    threads: int | None = None
+    engine: str = PREDICT_ENGINE
+    address: str | None = None
+    workers: int | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        one_of("engine", self.engine, ENGINES)
+        at_least("batch_size", self.batch_size)
+        at_least("rows", self.rows)
+        check_threads(self.threads)
+        optional_at_least("workers", self.workers)
+        if self.engine != "ray" and (self.address is not None or self.workers is not None):
+            raise ConfigError("--address and --workers need --engine ray")
+        if self.input_format is not None:
+            detect_format("", self.input_format)  # DataError naming the formats
+        self.bundle, self.output = Path(self.bundle), Path(self.output)
+
+
+@dataclass(frozen=True)
+class FolderSummary:
+    """What a folder prediction did: rows written, input files, seconds, where, on what."""
+
+    rows: int
+    files: int
+    seconds: float
+    output: Path
+    engine: str
+    workers: int
+    truncated: int = 0  # texts cut to max_length (known on the local engine only)
+    empty: int = 0  # empty texts classified (local engine only)
+    max_length: int = 0  # the bundle's max_length (local engine only)
+
+
+def run_job(job: PredictJob, *, on_rows: Callable[[int], None] | None = None) -> FolderSummary:
+    """Run `job` on its engine; `on_rows(done)` is called after each table (local engine)."""
+    if job.engine == "ray":
+        from llm2edge.pipeline.ray_engine import predict_folder_ray
+
+        return predict_folder_ray(job)
+    return predict_folder(job, on_rows=on_rows)
+
+
+def predict_folder(job: PredictJob, *, on_rows: Callable[[int], None] | None = None) -> FolderSummary:
+    """The local engine: classify every input file in this process, one Parquet part per input file
+    (part-00000.parquet for the first file, in sorted order), rows in input order."""
+    from llm2edge.pipeline.predictor import BundlePredictor
+
+    files = input_files(job.inputs)
+    _pyarrow()
+    import pyarrow.parquet as pq
+
+    predictor = BundlePredictor(job.bundle, threads=job.threads, batch_size=job.batch_size, defer=job.defer)
+    out = prepare_output(job.output)
+    start, rows = time.perf_counter(), 0
+    try:
+        for n, path in enumerate(files):
+            writer = None
+            try:
+                for table in read_tables(path, text_col=job.text_col, id_col=job.id_col,
+                                         fmt=job.input_format, rows=job.rows):
+                    result = predictor(table)
+                    if not job.with_text:
+                        result = result.drop_columns([TEXT_COL])
+                    if writer is None:
+                        writer = pq.ParquetWriter(out / f"part-{n:05d}.parquet", result.schema)
+                    writer.write_table(result)
+                    rows += result.num_rows
+                    if on_rows is not None:
+                        on_rows(rows)
+            finally:
+                if writer is not None:
+                    writer.close()
+    except BaseException:
+        discard_parts(out)
+        raise
+    counts = predictor.classifier.counts
+    return FolderSummary(rows=rows, files=len(files), seconds=time.perf_counter() - start, output=out,
+                         engine="local", workers=1, truncated=counts.truncated, empty=counts.empty,
+                         max_length=predictor.classifier.max_length)
