@@ -152,6 +152,19 @@ def test_the_cli_joins_a_ray_cluster_started_with_ray_start(engines, tiny, parts
         shutil.rmtree(temp, ignore_errors=True)
 
 
+def test_ray_usage_telemetry_is_off_unless_the_user_set_it(engines):
+    engines.require_engine("ray")
+    script = ("import os, llm2edge.pipeline.ray_engine\nfrom ray._common.usage import usage_lib\n"
+              "print(os.environ['RAY_USAGE_STATS_ENABLED'], usage_lib.usage_stats_enabled())")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_USAGE_STATS_ENABLED"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.stdout.split() == ["0", "False"], proc.stderr
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**env, "RAY_USAGE_STATS_ENABLED": "1"})
+    assert proc.stdout.split() == ["1", "True"], proc.stderr
+
+
 # ------------------------------------------------------------------------------ without the `ray` extra
 
 IMPORT_AND_RUN = """
