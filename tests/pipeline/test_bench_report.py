@@ -77,13 +77,14 @@ def _ci_json(path: Path, per_item: dict[str, tuple[float, int]]) -> Path:
 def test_gates_pass_and_fail_on_ratios(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gates = _gates()
     good = _ci_json(tmp_path / "good.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (2.5, 256),
-                                             "edge fp32 b1": (6.0, 1), "torch eager b1": (15.0, 1)})
+                                             "edge fp32 b1": (6.0, 1), "torch eager b1": (15.0, 1),
+                                             "edge int8 b32 stream 2 threads": (1.5, 256)})
     assert gates.per_item_ms(good)["edge int8 b32 stream"] == pytest.approx(2.5)
     assert gates.main([str(good)]) == 0
     bad = _ci_json(tmp_path / "bad.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (3.5, 256),
                                            "edge fp32 b1": (2.0, 1)})
     assert gates.main([str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 3  # one line per violated gate: batching, int8, torch missing
+    assert len(err) == 4  # one line per violated gate: batching, int8, torch missing, 2 threads missing
     assert any("torch eager b1 not measured" in line for line in err)
     assert gates.main([str(tmp_path / "missing.json")]) == 2
