@@ -5,7 +5,8 @@ peak RSS (ru_maxrss) come from `os.wait4` on that child alone. The two commands 
 even rounds, predict first in odd ones) so load drifts hit both alike; medians of `runs` rounds after
 `warmup` unmeasured rounds (the page cache and the .pyc files are warm, as on any second start). Both run
 at the same onnxruntime thread count (`--threads N` / LLM2EDGE_FLOOR_THREADS=N) and must print the same
-label.
+label. Run it as a small process of its own: Linux keeps a process's peak RSS across exec, so children
+forked from a big parent (a pytest with torch loaded) would report the parent's peak.
 
     python bench/startup.py --bundle B [--runs 9] [--threads 1] [--json out.json]
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -39,6 +41,8 @@ class Workers:
             _each(fn, items)
             return
         if self._pool is None or self._pid != os.getpid():
+            from concurrent.futures import ThreadPoolExecutor  # (imports logging: not on a 1-text start)
+
             self._pool = ThreadPoolExecutor(self.n, thread_name_prefix="llm2edge-worker")
             self._pid = os.getpid()
         futures = [self._pool.submit(_each, fn, items[k::self.n]) for k in range(min(self.n, len(items)))]

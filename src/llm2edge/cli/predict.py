@@ -94,11 +94,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Run predict with parsed arguments: folder mode for a folder or glob or --engine ray, else one file."""
-    from llm2edge.pipeline.folders import names_many
-
     options = vars(args)
     engine, address, workers = options.pop("engine"), options.pop("address"), options.pop("workers")
-    if engine != "local" or names_many(options["input"]):
+    many = options["input"] not in (None, "-")  # texts as arguments or stdin: no folder code at start-up
+    if many:
+        from llm2edge.pipeline.folders import names_many
+
+        many = names_many(options["input"])
+    if engine != "local" or many:
         predict_folder(engine=engine, address=address, workers=workers, **options)
         return
     if address is not None or workers is not None:
