@@ -29,14 +29,14 @@ class Gate:
 
 
 GATES = (
-    Gate("edge beats torch", faster="edge int8 b1", slower="torch eager b1", min_ratio=2.5,
-         why="edge int8 b1 must stay >= 2.5x faster per item than torch eager b1 (measured 2.8-4.1x "
-             "at load 2-9)"),
-    Gate("batching holds", faster="edge int8 b32 stream", slower="edge int8 b1", min_ratio=0.87,
-         why="edge int8 at batch 32 (length-sorted 256-text chunk) must not cost more than 1.15x batch 1 per "
-             "item (measured 0.98-1.34x b1/b32; unsorted b32 is 1.6x b1)"),
-    Gate("int8 not slower", faster="edge int8 b1", slower="edge fp32 b1", min_ratio=1 / 1.10,
-         why="edge int8 b1 must not be more than 10% slower per item than edge fp32 b1"),
+    Gate("edge beats torch", faster="edge int8 b1", slower="torch eager b1", min_ratio=2.7,
+         why="edge int8 b1 must stay >= 2.7x faster per item than torch eager b1 (measured 2.84-4.13x "
+             "at load 1.5-9 in eight runs)"),
+    Gate("batching holds", faster="edge int8 b32 stream", slower="edge int8 b1", min_ratio=0.95,
+         why="a 256-text chunk per call (each text alone on CPU, length-sorted) must not cost more than "
+             "1.05x batch 1 per item (measured 0.98-1.34x b1/stream; 1.11-1.15x with every text alone)"),
+    Gate("int8 pays", faster="edge int8 b1", slower="edge fp32 b1", min_ratio=1.5,
+         why="edge int8 b1 must stay >= 1.5x faster per item than edge fp32 b1 (measured 1.79-2.31x)"),
     Gate("two threads not worse", faster="edge int8 b32 stream 2 threads", slower="edge int8 b32 stream",
          min_ratio=0.9,
          why="a 256-text chunk at 2 threads must not cost more than 1.1x per item what it costs at 1 thread "

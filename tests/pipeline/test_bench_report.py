@@ -88,3 +88,23 @@ def test_gates_pass_and_fail_on_ratios(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(err) == 4  # one line per violated gate: batching, int8, torch missing, 2 threads missing
     assert any("torch eager b1 not measured" in line for line in err)
     assert gates.main([str(tmp_path / "missing.json")]) == 2
+
+
+def test_startup_gates_read_bench_startup_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    gates = _gates()
+    ci = _ci_json(tmp_path / "ci.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (2.5, 256),
+                                         "edge fp32 b1": (6.0, 1), "torch eager b1": (15.0, 1),
+                                         "edge int8 b32 stream 2 threads": (1.5, 256)})
+
+    def startup(cpu: float, rss: float) -> str:
+        path = tmp_path / f"startup-{cpu}-{rss}.json"
+        path.write_text(json.dumps({"floor": {"cpu_s": 0.2, "rss_mb": 100.0},
+                                    "predict": {"cpu_s": 0.2 * cpu, "rss_mb": 100.0 * rss},
+                                    "cpu_ratio": cpu, "rss_ratio": rss}), encoding="utf-8")
+        return str(path)
+
+    assert gates.main([str(ci), startup(1.2, 1.04)]) == 0
+    capsys.readouterr()
+    assert gates.main([str(ci), startup(1.6, 1.3)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "start-up CPU" in err[0] and "start-up memory" in err[1]
