@@ -81,7 +81,7 @@ def test_gates_pass_and_fail_on_ratios(tmp_path: Path, capsys: pytest.CaptureFix
                                              "edge int8 b32 stream 2 threads": (1.5, 256)})
     assert gates.per_item_ms(good)["edge int8 b32 stream"] == pytest.approx(2.5)
     assert gates.main([str(good)]) == 0
-    bad = _ci_json(tmp_path / "bad.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (3.5, 256),
+    bad = _ci_json(tmp_path / "bad.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (4.5, 256),
                                            "edge fp32 b1": (2.0, 1)})
     assert gates.main([str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
