@@ -36,6 +36,12 @@ REQUIRED_FILES = ("model.onnx", "tokenizer.json", "config.json")
 QUANTIZATIONS = ("int8", "none")
 #: Kinds of student a bundle holds (`student` in the manifest; bundles without the field are transformers).
 STUDENTS = ("transformer", "static")
+#: Hugging Face model types whose config's max_position_embeddings bounds the tokens per text (learned
+#: absolute positions); other types are checked with one forward pass at load.
+ABSOLUTE_POSITION_TYPES = frozenset({"bert", "distilbert", "electra", "albert", "mobilebert", "roberta",
+                                     "xlm-roberta", "camembert", "mpnet"})
+#: Of those, the ones whose positions are offset by pad_token_id + 1 (e.g. RoBERTa's 514 -> 512 tokens).
+OFFSET_POSITION_TYPES = frozenset({"roberta", "xlm-roberta", "camembert", "mpnet"})
 
 @dataclass(frozen=True)
 class BundleInfo:
@@ -54,6 +60,8 @@ class BundleInfo:
     student: str = "transformer"
     #: What `llm2edge calibrate` wrote: threshold (None when no threshold met the target), target, curve...
     calibration: dict[str, Any] = field(default_factory=dict)
+    #: Tokens the model's position embeddings take, from config.json (`model_positions`); None: not stated.
+    positions: int | None = None
 
     @property
     def defer_threshold(self) -> float | None:
@@ -105,14 +113,37 @@ def _bundle_files(folder: Path) -> list[str]:
     return sorted(names)
 
 
-def _config_labels(folder: Path) -> list[str]:
-    """The labels of config.json's id2label, in id order."""
+def _read_config(folder: Path) -> dict[str, Any]:
+    """config.json of a bundle folder as a dict (BundleError naming the file when unreadable)."""
     cfg_path = folder / "config.json"
     try:
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{cfg_path}: cannot read ({exc})") from None
-    return labels_from_config(cfg, cfg_path)
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def model_positions(config: Mapping[str, Any]) -> int | None:
+    """How many tokens the model's learned absolute position embeddings take, from a Hugging Face config;
+    None when the config does not say it plainly (another position scheme, a static student, no field):
+    then only a forward pass can tell (`Classifier.load` runs one)."""
+    model_type = config.get("model_type")
+    size = config.get("max_position_embeddings")
+    if model_type not in ABSOLUTE_POSITION_TYPES or not isinstance(size, int) or isinstance(size, bool):
+        return None
+    if model_type in OFFSET_POSITION_TYPES:  # positions start after the padding index (fairseq layout)
+        pad = config.get("pad_token_id", 1)
+        size -= (pad if isinstance(pad, int) else 1) + 1
+    return size if size > 0 else None
+
+
+def _check_positions(config: Mapping[str, Any], max_length: int, manifest: Path) -> int | None:
+    """`model_positions(config)`, after checking max_length fits them (BundleError naming the manifest)."""
+    positions = model_positions(config)
+    if positions is not None and max_length > positions:
+        raise BundleError(f"{manifest}: max_length {max_length} does not fit the model "
+                          f"({manifest.with_name('config.json')}: {positions} positions)")
+    return positions
 
 
 def labels_from_config(config: object, source: Path, error: type[Exception] = BundleError) -> list[str]:
@@ -161,11 +192,13 @@ def write_manifest(
         if not (folder / name).is_file():
             raise BundleError(f"{folder / name}: required bundle file is missing")
     names = _check_labels(list(labels), str(folder / MANIFEST_NAME))
-    config_labels = _config_labels(folder)
+    config = _read_config(folder)
+    config_labels = labels_from_config(config, folder / "config.json")
     if config_labels != names:
         raise BundleError(f"{folder / 'config.json'}: id2label {config_labels} does not match labels {names}")
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:
         raise BundleError(f"{folder / MANIFEST_NAME}: max_length must be an integer >= 2, got {max_length!r}")
+    _check_positions(config, max_length, folder / MANIFEST_NAME)
     if quantization not in QUANTIZATIONS:
         raise BundleError(f"{folder / MANIFEST_NAME}: quantization must be one of {QUANTIZATIONS}")
     if student not in STUDENTS:
@@ -256,10 +289,12 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
             raise BundleError(f"{fpath}: listed in the manifest but missing")
         if verify and sha256_file(fpath) != expected:
             raise BundleError(f"{fpath}: checksum mismatch (file changed or corrupt since export)")
-    config_labels = _config_labels(folder)
+    config = _read_config(folder)
+    config_labels = labels_from_config(config, folder / "config.json")
     if config_labels != labels:
         raise BundleError(f"{folder / 'config.json'}: id2label {config_labels} does not match "
                           f"the manifest's labels {labels}")
+    positions = _check_positions(config, max_length, mpath)
     validation = manifest.get("validation") or {}
     versions = manifest.get("versions") or {}
     quantization = manifest.get("quantization", "none")
@@ -281,4 +316,5 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
         created=str(manifest.get("created", "")),
         student=student,
         calibration=calibration,
+        positions=positions,
     )

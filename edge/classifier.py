@@ -167,12 +167,15 @@ class Classifier:
         alone = dynamic or session.get_providers()[0] == "CPUExecutionProvider"
         clf = cls(info, session, tokenizer, pad_id=pad_id, threads=n_threads, row_at_a_time=alone,
                   workers=n_threads if on_cpu else 1)
-        clf._probe()
+        if info.positions is None:  # config.json does not bound the length: one forward pass checks it
+            clf._probe()
         return clf
 
     def _probe(self) -> None:
         """Run one input of max_length tokens, so a manifest whose max_length the model cannot take (more
-        positions than its position embeddings) fails here, before any output is written."""
+        positions than its position embeddings) fails here, before any output is written. Only for bundles
+        whose config.json does not state the positions (read_bundle checks those, without running the model:
+        the forward pass cost ~5 ms of every start)."""
         row = np.full((1, self.info.max_length), self.pad_id, dtype=np.int64)
         feed = {"input_ids": row, "attention_mask": np.ones_like(row), "token_type_ids": np.zeros_like(row)}
         try:

@@ -105,11 +105,12 @@ def numpy_logits(w: dict[str, np.ndarray], ids: Sequence[int], type_ids: Sequenc
 
 def build_bundle(folder: Path, *, labels: Sequence[str] = LABELS, max_length: int = 32,
                  token_type: bool = True, seed: int = 0, positions: int | None = None,
-                 vocab_rows: int | None = None) -> dict[str, np.ndarray]:
+                 vocab_rows: int | None = None, positions_in_config: bool = True) -> dict[str, np.ndarray]:
     """Write a complete bundle (model, tokenizer, config, manifest) and return the model's weights.
 
-    `positions`: add a position embedding of that many rows; `vocab_rows`: keep only the first rows of the
-    token embedding, so texts with higher token ids fail inside onnxruntime (a mid-run failure)."""
+    `positions`: add a position embedding of that many rows (and state it in config.json as
+    max_position_embeddings unless `positions_in_config` is False); `vocab_rows`: keep only the first rows of
+    the token embedding, so texts with higher token ids fail inside onnxruntime (a mid-run failure)."""
     from llm2edge.edge.bundle import write_manifest
 
     src = minilm_dir()
@@ -126,6 +127,8 @@ def build_bundle(folder: Path, *, labels: Sequence[str] = LABELS, max_length: in
     config = {"architectures": ["TinyForSequenceClassification"], "model_type": "bert",
               "id2label": {str(i): name for i, name in enumerate(labels)},
               "label2id": {name: i for i, name in enumerate(labels)}}
+    if positions is not None and positions_in_config:
+        config["max_position_embeddings"] = positions
     (folder / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
     write_manifest(folder, labels=list(labels), max_length=max_length, source_model="tiny-test-model",
                    quantization="none", validation={"agreement": 1.0}, versions={"onnx": "test"})
@@ -184,10 +187,10 @@ def make_bundle(tmp_path: Path) -> Callable[..., TinyBundle]:
 
     def make(name: str = "bundle", *, labels: Sequence[str] = LABELS, max_length: int = 32,
              token_type: bool = True, seed: int = 0, positions: int | None = None,
-             vocab_rows: int | None = None) -> TinyBundle:
+             vocab_rows: int | None = None, positions_in_config: bool = True) -> TinyBundle:
         path = tmp_path / name
         w = build_bundle(path, labels=labels, max_length=max_length, token_type=token_type, seed=seed,
-                         positions=positions, vocab_rows=vocab_rows)
+                         positions=positions, vocab_rows=vocab_rows, positions_in_config=positions_in_config)
         return TinyBundle(path, w, token_type, tuple(labels), max_length)
 
     return make

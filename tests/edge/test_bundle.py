@@ -241,12 +241,20 @@ def test_unknown_quantization_in_the_manifest(make_bundle):
         read_bundle(b.path)
 
 
-def test_edited_max_length_fails_at_load_not_mid_run(make_bundle, tmp_path):
-    b = make_bundle(positions=64, max_length=48)
-    assert Classifier.load(b.path, threads=1).predict(["a short text"])  # fits: 48 <= 64 positions
+@pytest.mark.parametrize("in_config", [True, False], ids=["config-states-positions", "forward-pass-probe"])
+def test_edited_max_length_fails_at_load_not_mid_run(make_bundle, tmp_path, in_config):
+    b = make_bundle(positions=64, max_length=48, positions_in_config=in_config)
+    clf = Classifier.load(b.path, threads=1)
+    assert clf.predict(["a short text"])  # fits: 48 <= 64 positions
+    assert clf.info.positions == (64 if in_config else None)
     _rewrite(b.path, max_length=100000)
     with pytest.raises(BundleError, match=r"manifest\.json: max_length 100000 does not fit the model"):
         Classifier.load(b.path, threads=1)
+    if in_config:  # stated in config.json: read_bundle alone refuses it, without running the model
+        with pytest.raises(BundleError, match=r"100000 does not fit the model .*config\.json: 64 positions"):
+            read_bundle(b.path)
+    else:  # not stated: only the forward pass at load can tell
+        assert read_bundle(b.path).max_length == 100000
     out = tmp_path / "p.jsonl"
     proc = subprocess.run([sys.executable, "-m", "llm2edge", "predict", "-b", str(b.path), "-o", str(out),
                            "some text"], capture_output=True, text=True, timeout=120)
@@ -310,3 +318,24 @@ def test_source_folder_is_found_next_to_the_bundle(make_bundle, tmp_path):
     write_manifest(b.path, labels=list(b.labels), max_length=b.max_length, source_model=old_style,
                    quantization="none")
     assert read_bundle(b.path).source_folder == tmp_path / "model"
+
+
+@pytest.mark.parametrize(("config", "positions"), [
+    ({"model_type": "bert", "max_position_embeddings": 512}, 512),
+    ({"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}, 512),
+    ({"model_type": "xlm-roberta", "max_position_embeddings": 514}, 512),
+    ({"model_type": "deberta-v2", "max_position_embeddings": 512}, None),  # relative positions: probe
+    ({"model_type": "llm2edge-static"}, None),
+    ({"model_type": "bert"}, None),
+    ({"model_type": "bert", "max_position_embeddings": True}, None),
+])
+def test_model_positions_from_config(config, positions):
+    from llm2edge.edge.bundle import model_positions
+
+    assert model_positions(config) == positions
+
+
+def test_write_manifest_refuses_a_max_length_past_the_positions(make_bundle):
+    b = make_bundle(positions=64, max_length=48)
+    with pytest.raises(BundleError, match=r"max_length 65 does not fit the model"):
+        write_manifest(b.path, labels=list(b.labels), max_length=65, source_model="m", quantization="none")
