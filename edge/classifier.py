@@ -26,6 +26,7 @@ from llm2edge.edge.bundle import BundleInfo, read_bundle
 from llm2edge.edge.defer import Prediction, predictions, resolve_defer
 from llm2edge.edge.session import session_options
 from llm2edge.edge.threads import resolve_threads
+from llm2edge.edge.tokens import TextEncoder
 from llm2edge.edge.workers import Workers
 from llm2edge.errors import BundleError, MissingExtraError
 
@@ -115,6 +116,8 @@ class Classifier:
         #: Model calls run at once (CPU: `threads`, each call on one intra-op thread; see edge/workers.py).
         self.workers = Workers(workers)
         self.counts = Counts()
+        #: Tokenizes with truncation at max_length (long texts cut at a word boundary first, where exact).
+        self.encoder = TextEncoder(tokenizer, info.max_length)
         names = [i.name for i in session.get_inputs()]
         unknown = [n for n in names if n not in KNOWN_INPUTS]
         if unknown or "input_ids" not in names:
@@ -146,8 +149,6 @@ class Classifier:
             raise BundleError(f"{info.tokenizer_path}: cannot load the tokenizer ({exc})") from None
         pad = tokenizer.padding
         pad_id = int(pad["pad_id"]) if pad else (tokenizer.token_to_id("[PAD]") or 0)
-        tokenizer.no_padding()  # pad per batch to its longest item, not to a fixed length
-        tokenizer.enable_truncation(max_length=info.max_length)
         wanted = resolve_providers(providers)
         on_cpu = _provider_name(wanted[0]) == "CPUExecutionProvider"
         try:
@@ -205,9 +206,7 @@ class Classifier:
 
     def _encode(self, texts: list[str]) -> list[Encoding]:
         """Tokenize texts (truncated to max_length) and update the running counts."""
-        # encode_batch_fast (tokenizers >= 0.21) skips the character offsets, which are never used here
-        encode = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
-        encodings = encode(texts)
+        encodings = self.encoder.encode(texts)
         self.counts.texts += len(texts)
         self.counts.truncated += sum(1 for e in encodings if e.overflowing)
         self.counts.empty += sum(1 for t in texts if not t.strip())
