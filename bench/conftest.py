@@ -6,7 +6,8 @@ LLM2EDGE_BENCH_THREADS, default 1); pytest-benchmark times the pipe round trip o
 (`noop` shows the pipe's own cost). Texts: a fixed sample (seed 0) of the shipped example's test split,
 mixed lengths. The bundle is built once by the real pipeline (train --freeze-encoder on the example's train
 split, export int8 and fp32) and cached under .bench-cache/<hash of the source code>, or taken from
-LLM2EDGE_BENCH_BUNDLE (int8 bundle), LLM2EDGE_BENCH_BUNDLE_FP32 and LLM2EDGE_BENCH_MODEL (torch model dir).
+LLM2EDGE_BENCH_BUNDLE (int8 bundle), LLM2EDGE_BENCH_BUNDLE_FP32, LLM2EDGE_BENCH_MODEL (torch model dir) and
+LLM2EDGE_BENCH_BUNDLE_STATIC (a static-student bundle: the "static" rows of the student ladder).
 
 At the end the session prints a table of all systems with ratios and writes bench/out/summary.{md,json,png}.
 Environment: LLM2EDGE_BENCH_THREADS (1), LLM2EDGE_BENCH_BUDGET (timed seconds per system, 3),
@@ -19,6 +20,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,6 +66,8 @@ class BenchModels:
     model: Path | None
     labels: tuple[str, ...]
     max_length: int
+    #: The static-embedding student trained on the same labels (`train --student static`, exported).
+    static: Path | None = None
 
 
 def _source_key() -> str:
@@ -90,6 +94,9 @@ def _build(root: Path) -> None:
     export_bundle(ExportConfig(model=tmp / "model", out=tmp / "int8", quantize="int8", min_agreement=0.0,
                                threads=THREADS))
     export_bundle(ExportConfig(model=tmp / "model", out=tmp / "fp32", quantize="none", threads=THREADS))
+    train(TrainConfig(data=EXAMPLE / "train.csv", out=tmp / "static-model", student="static",
+                      max_length=MAX_LENGTH, threads=THREADS, seed=0))
+    export_bundle(ExportConfig(model=tmp / "static-model", out=tmp / "static", threads=THREADS))
     shutil.rmtree(root, ignore_errors=True)
     tmp.replace(root)
 
@@ -104,13 +111,15 @@ def bench_models() -> BenchModels:
         info = read_bundle(given)
         fp32 = os.environ.get("LLM2EDGE_BENCH_BUNDLE_FP32")
         model = os.environ.get("LLM2EDGE_BENCH_MODEL") or info.source_folder
+        static = os.environ.get("LLM2EDGE_BENCH_BUNDLE_STATIC")
         return BenchModels(Path(given), Path(fp32) if fp32 else None, Path(model) if model else None,
-                           tuple(info.labels), info.max_length)
+                           tuple(info.labels), info.max_length, Path(static) if static else None)
     root = CACHE / _source_key()
-    if not (root / "fp32" / "manifest.json").is_file():
+    if not (root / "static" / "manifest.json").is_file():
         _build(root)
     info = read_bundle(root / "int8")
-    return BenchModels(root / "int8", root / "fp32", root / "model", tuple(info.labels), info.max_length)
+    return BenchModels(root / "int8", root / "fp32", root / "model", tuple(info.labels), info.max_length,
+                       root / "static")
 
 
 @pytest.fixture(scope="session")
@@ -163,9 +172,13 @@ def run_system(benchmark, bench_texts: list[str]) -> Callable[..., SpeedRow]:  #
             benchmark.extra_info.update({"system": spec.name, "kind": spec.kind, "batch": spec.batch,
                                          "per_call": spec.per_call, "threads": spec.threads,
                                          "device": spec.device, "load_s": round(worker.load_s or 0, 3)})
-            benchmark.pedantic(worker.run, rounds=rounds, iterations=1, warmup_rounds=0)
+            inside: list[float] = []  # the worker's own seconds per call (no pipe, no wake-up)
+            benchmark.pedantic(lambda: inside.append(worker.run()), rounds=rounds, iterations=1,
+                               warmup_rounds=0)
             rss = worker.peak_rss_mb()
         benchmark.extra_info["rss_mb"] = round(rss, 1)
+        if inside:
+            benchmark.extra_info["in_worker_ms_per_item"] = statistics.median(inside) * 1000 / spec.per_call
         stats = getattr(benchmark, "stats", None)
         data = list(stats.stats.data) if stats is not None else [probe]
         row = speed_row(spec, data, load_s=worker.load_s, rss_mb=rss)

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from llm2edge.edge import read_bundle
 from llm2edge.pipeline.bench.run import STREAM_CHUNK
 from llm2edge.pipeline.bench.runners import cuda_unavailable
 from llm2edge.pipeline.bench.spec import SystemSpec
@@ -16,6 +17,8 @@ BUDGET_S = float(os.environ.get("LLM2EDGE_BENCH_BUDGET", "3"))
 
 #: (row name, kind, which model, batch, texts per call (0 = batch), in the CI subset)
 STUDENT_ROWS = [
+    ("static b1", "static", "static", 1, 0, True),
+    ("static b32", "static", "static", 32, 0, False),
     ("edge int8 b1", "edge", "int8", 1, 0, True),
     ("edge int8 b32", "edge", "int8", 32, 0, True),
     ("edge int8 b32 stream", "edge", "int8", 32, STREAM_CHUNK, True),
@@ -34,9 +37,9 @@ def _param(row: tuple) -> object:
 
 
 def _path(models: Any, which: str) -> str:
-    path = {"int8": models.int8, "fp32": models.fp32, "model": models.model}[which]
+    path = {"int8": models.int8, "fp32": models.fp32, "model": models.model, "static": models.static}[which]
     if path is None:
-        pytest.skip(f"no {which} model (set LLM2EDGE_BENCH_BUNDLE_FP32 / LLM2EDGE_BENCH_MODEL)")
+        pytest.skip(f"no {which} model (set LLM2EDGE_BENCH_BUNDLE_FP32 / _STATIC / LLM2EDGE_BENCH_MODEL)")
     return str(path)
 
 
@@ -60,13 +63,16 @@ def test_edge_two_threads(run_system, bench_models: Any) -> None:  # noqa: ANN00
 @pytest.mark.parametrize(("name", "kind", "which", "batch", "chunk"), [_param(r) for r in STUDENT_ROWS])
 def test_student(run_system, bench_models: Any, name: str, kind: str, which: str, batch: int,  # noqa: ANN001
                  chunk: int) -> None:
-    """The fine-tuned MiniLM student: edge runtime, torch eager pipeline, optimum ORTModel pipeline."""
+    """The student ladder: the static-embedding student and the MiniLM student (edge runtime int8 and fp32,
+    torch eager pipeline, optimum ORTModel pipeline), trained on the same labels."""
     if kind in ("torch", "ortmodel"):
         pytest.importorskip("transformers", reason="torch rows need the hub extra")
     if kind == "ortmodel":
         pytest.importorskip("optimum.onnxruntime", reason="ORTModel rows need the export extra")
-    spec = SystemSpec(name=name, kind=kind, batch=batch, chunk=chunk, path=_path(bench_models, which),
-                      threads=THREADS, labels=bench_models.labels, max_length=bench_models.max_length)
+    path = _path(bench_models, which)
+    max_length = read_bundle(path).max_length if kind == "static" else bench_models.max_length
+    spec = SystemSpec(name=name, kind=kind, batch=batch, chunk=chunk, path=path, threads=THREADS,
+                      labels=bench_models.labels, max_length=max_length)
     row = run_system(spec)
     assert row.per_item_ms > 0
 

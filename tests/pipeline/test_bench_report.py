@@ -78,14 +78,15 @@ def test_gates_pass_and_fail_on_ratios(tmp_path: Path, capsys: pytest.CaptureFix
     gates = _gates()
     good = _ci_json(tmp_path / "good.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (2.5, 256),
                                              "edge fp32 b1": (6.0, 1), "torch eager b1": (15.0, 1),
-                                             "edge int8 b32 stream 2 threads": (1.5, 256)})
+                                             "edge int8 b32 stream 2 threads": (1.5, 256),
+                                             "static b1": (0.1, 1)})
     assert gates.per_item_ms(good)["edge int8 b32 stream"] == pytest.approx(2.5)
     assert gates.main([str(good)]) == 0
     bad = _ci_json(tmp_path / "bad.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (4.5, 256),
                                            "edge fp32 b1": (2.0, 1)})
     assert gates.main([str(bad)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4  # one line per violated gate: batching, int8, torch missing, 2 threads missing
+    assert len(err) == 5  # one per violated gate: batching, int8, torch, static and 2 threads missing
     assert any("torch eager b1 not measured" in line for line in err)
     assert gates.main([str(tmp_path / "missing.json")]) == 2
 
@@ -94,7 +95,7 @@ def test_startup_gates_read_bench_startup_json(tmp_path: Path, capsys: pytest.Ca
     gates = _gates()
     ci = _ci_json(tmp_path / "ci.json", {"edge int8 b1": (3.0, 1), "edge int8 b32 stream": (2.5, 256),
                                          "edge fp32 b1": (6.0, 1), "torch eager b1": (15.0, 1),
-                                         "edge int8 b32 stream 2 threads": (1.5, 256)})
+                                         "edge int8 b32 stream 2 threads": (1.5, 256), "static b1": (0.1, 1)})
 
     def startup(cpu: float, rss: float) -> str:
         path = tmp_path / f"startup-{cpu}-{rss}.json"
