@@ -109,3 +109,21 @@ def test_startup_gates_read_bench_startup_json(tmp_path: Path, capsys: pytest.Ca
     assert gates.main([str(ci), startup(1.6, 1.3)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "start-up CPU" in err[0] and "start-up memory" in err[1]
+
+
+def test_ladder_table_and_plot_from_a_bench_json(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("_bench_ladder", REPO / "bench" / "ladder.py")
+    ladder = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = ladder
+    spec.loader.exec_module(ladder)
+    path = _ci_json(tmp_path / "full.json", {"static b1": (0.1, 1), "static b32": (0.05, 32),
+                                              "edge int8 b1": (2.5, 1), "edge int8 b32": (2.4, 32)})
+    assert ladder.main([str(path), "--accuracy", "static=0.75,MiniLM int8=0.82", "--data", "MRF",
+                        "--out", str(tmp_path / "ladder")]) == 0
+    table = (tmp_path / "ladder.md").read_text(encoding="utf-8").splitlines()
+    assert table[2].startswith("| static | 0.1 | 25× | 20,000 (b32) |") and table[2].endswith("| 0.750 |")
+    assert table[3].startswith("| MiniLM int8 | 2.5 | 1× |")
+    assert len(table) == 4  # rungs not in the run are left out
+    assert (tmp_path / "ladder.png").stat().st_size > 1000
+    with pytest.raises(SystemExit):
+        ladder.main([str(path), "--accuracy", "mystery=0.5"])
