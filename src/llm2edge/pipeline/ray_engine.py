@@ -173,7 +173,9 @@ def predict_folder_ray(job: PredictJob) -> FolderSummary:
                             compute=ray.data.TaskPoolStrategy(size=max(1, min(len(paths), workers))),
                             fn_kwargs={"text_col": job.text_col, "id_col": job.id_col,
                                        "fmt": job.input_format, "rows": job.rows})
-        ds = ds.map_batches(BundlePredictor, batch_size=job.rows, batch_format="pyarrow",
+        # batch_size=None: every block (a file's chunk of at most `rows` rows) is one batch, never merged with
+        # other files' blocks into one actor's call, so even a small job spreads over all the actors.
+        ds = ds.map_batches(BundlePredictor, batch_size=None, batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads,
                             runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(threads)}},
                             fn_constructor_kwargs={"bundle": str(bundle.path.resolve()), "threads": threads,
