@@ -155,6 +155,13 @@ def startup() -> dict:
     return STARTUP
 
 
+def _folder_mb(path: str | None) -> float | None:
+    """Size of a model folder (a bundle or a trained model) in MB, or None when the system has none."""
+    if not path or not Path(path).is_dir():
+        return None
+    return round(sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file()) / 1e6, 2)
+
+
 @pytest.fixture
 def run_system(benchmark, bench_texts: list[str]) -> Callable[..., SpeedRow]:  # noqa: ANN001
     """run_system(spec): time `spec` in its own worker with pytest-benchmark; records and returns the row."""
@@ -171,7 +178,8 @@ def run_system(benchmark, bench_texts: list[str]) -> Callable[..., SpeedRow]:  #
                                  max_rounds=max(2 * per_pass, 5))
             benchmark.extra_info.update({"system": spec.name, "kind": spec.kind, "batch": spec.batch,
                                          "per_call": spec.per_call, "threads": spec.threads,
-                                         "device": spec.device, "load_s": round(worker.load_s or 0, 3)})
+                                         "device": spec.device, "load_s": round(worker.load_s or 0, 3),
+                                         "size_mb": _folder_mb(spec.path)})
             inside: list[float] = []  # the worker's own seconds per call (no pipe, no wake-up)
             benchmark.pedantic(lambda: inside.append(worker.run()), rounds=rounds, iterations=1,
                                warmup_rounds=0)

@@ -3,7 +3,8 @@
     python bench/ladder.py bench/out/full.json --accuracy "static=0.756,MiniLM int8=0.822,..." \
         --data "MRF test, 427 rows" [--out bench/out/ladder]
 
-Speed: per-item ms at batch 1 and items/s at batch 32 of each rung from a pytest-benchmark JSON written by
+Speed: per-item ms at batch 1 and items/s at batch 32 of each rung, its model folder's size and its cold
+start (the worker's load time: imports, verifying and loading the model) from a pytest-benchmark JSON by
 `pytest bench --benchmark-only --benchmark-json=...` (the same run, threads and texts for every rung); the
 worker's own time (`in_worker_ms_per_item`) beside the round trip where recorded. Accuracy: measured
 elsewhere on one labeled set and passed in (`--accuracy rung=value`; rungs without one are plotted without
@@ -35,7 +36,8 @@ def rows(path: Path) -> dict[str, dict]:
         if info.get("system"):
             per_call = int(info.get("per_call") or 1)
             out[info["system"]] = {"ms": bench["stats"]["median"] * 1000 / per_call,
-                                   "inside": info.get("in_worker_ms_per_item"), "rss": info.get("rss_mb")}
+                                   "inside": info.get("in_worker_ms_per_item"), "rss": info.get("rss_mb"),
+                                   "load_s": info.get("load_s"), "size_mb": info.get("size_mb")}
     return out
 
 
@@ -50,7 +52,7 @@ def ladder(path: Path, accuracy: dict[str, float]) -> list[dict]:
         out.append({"rung": rung, "b1_ms": one["ms"], "b1_inside_ms": one["inside"],
                     "bn": bn.rsplit(" b", 1)[1] if many else None,
                     "bn_items_s": 1000 / many["ms"] if many else None, "rss": one["rss"],
-                    "accuracy": accuracy.get(rung)})
+                    "load_s": one["load_s"], "size_mb": one["size_mb"], "accuracy": accuracy.get(rung)})
     return out
 
 
@@ -58,14 +60,17 @@ def markdown(items: list[dict], data: str, reference: str = "MiniLM int8") -> st
     """The ladder table."""
     ref = next((i["b1_ms"] for i in items if i["rung"] == reference), None)
     lines = [f"| rung | ms/item b1 (inside the worker) | × vs {reference} b1 | items/s, larger batch | "
-             f"peak RSS MiB | accuracy ({data}) |", "|---|---:|---:|---:|---:|---:|"]
+             f"model MB | cold start s | peak RSS MiB | accuracy ({data}) |", "|---|" + "---:|" * 7]
     for i in items:
         inside = f" ({i['b1_inside_ms']:.3g})" if i["b1_inside_ms"] is not None else ""
         speed = f"{ref / i['b1_ms']:.3g}×" if ref else "—"
         bn = f"{i['bn_items_s']:,.0f} (b{i['bn']})" if i["bn_items_s"] else "—"
         acc = f"{i['accuracy']:.3f}" if i["accuracy"] is not None else "—"
         rss = f"{i['rss']:.0f}" if i["rss"] else "—"
-        lines.append(f"| {i['rung']} | {i['b1_ms']:.3g}{inside} | {speed} | {bn} | {rss} | {acc} |")
+        size = f"{i['size_mb']:.3g}" if i["size_mb"] is not None else "—"
+        load = f"{i['load_s']:.2f}" if i["load_s"] is not None else "—"
+        lines.append(f"| {i['rung']} | {i['b1_ms']:.3g}{inside} | {speed} | {bn} | {size} | {load} | {rss} | "
+                     f"{acc} |")
     return "\n".join(lines) + "\n"
 
 

@@ -118,11 +118,15 @@ def test_ladder_table_and_plot_from_a_bench_json(tmp_path: Path) -> None:
     spec.loader.exec_module(ladder)
     path = _ci_json(tmp_path / "full.json", {"static b1": (0.1, 1), "static b32": (0.05, 32),
                                               "edge int8 b1": (2.5, 1), "edge int8 b32": (2.4, 32)})
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["benchmarks"][0]["extra_info"].update(load_s=0.4, size_mb=0.24)  # static b1: size and cold start
+    path.write_text(json.dumps(data), encoding="utf-8")
     assert ladder.main([str(path), "--accuracy", "static=0.75,MiniLM int8=0.82", "--data", "MRF",
                         "--out", str(tmp_path / "ladder")]) == 0
     table = (tmp_path / "ladder.md").read_text(encoding="utf-8").splitlines()
-    assert table[2].startswith("| static | 0.1 | 25× | 20,000 (b32) |") and table[2].endswith("| 0.750 |")
-    assert table[3].startswith("| MiniLM int8 | 2.5 | 1× |")
+    assert table[2].startswith("| static | 0.1 | 25× | 20,000 (b32) | 0.24 | 0.40 |")
+    assert table[2].endswith("| 0.750 |")
+    assert table[3].startswith("| MiniLM int8 | 2.5 | 1× | 417 (b32) | — | — |")
     assert len(table) == 4  # rungs not in the run are left out
     assert (tmp_path / "ladder.png").stat().st_size > 1000
     with pytest.raises(SystemExit):
