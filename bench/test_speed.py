@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from llm2edge.edge import read_bundle
 from llm2edge.pipeline.bench.run import STREAM_CHUNK
 from llm2edge.pipeline.bench.runners import cuda_unavailable
 from llm2edge.pipeline.bench.spec import SystemSpec
@@ -69,10 +68,8 @@ def test_student(run_system, bench_models: Any, name: str, kind: str, which: str
         pytest.importorskip("transformers", reason="torch rows need the hub extra")
     if kind == "ortmodel":
         pytest.importorskip("optimum.onnxruntime", reason="ORTModel rows need the export extra")
-    path = _path(bench_models, which)
-    max_length = read_bundle(path).max_length if kind == "static" else bench_models.max_length
-    spec = SystemSpec(name=name, kind=kind, batch=batch, chunk=chunk, path=path, threads=THREADS,
-                      labels=bench_models.labels, max_length=max_length)
+    spec = SystemSpec(name=name, kind=kind, batch=batch, chunk=chunk, path=_path(bench_models, which),
+                      threads=THREADS, labels=bench_models.labels, max_length=bench_models.max_length)
     row = run_system(spec)
     assert row.per_item_ms > 0
 
