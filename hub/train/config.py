@@ -22,6 +22,7 @@ from llm2edge.defaults import (
     TRAIN_LR,
     TRAIN_MAX_EPOCHS,
     TRAIN_MIN_STEPS,
+    TRAIN_ON_COLLAPSE,
     TRAIN_SEED,
 )
 from llm2edge.errors import ConfigError
@@ -33,6 +34,8 @@ PROBS_FIELD = "probs"
 CLASS_WEIGHTS = ("auto", "none", "balanced")
 #: Accepted values of TrainConfig.best_by.
 BEST_BY = ("macro_f1", "last")
+#: Accepted values of TrainConfig.on_collapse.
+ON_COLLAPSE = ("head", "keep")
 #: Accepted values of TrainConfig.student.
 STUDENTS = ("transformer", "static")
 
@@ -71,6 +74,11 @@ class TrainConfig:
     #: The weights kept: "macro_f1" (the epoch with the best macro-F1 on the held-back slice; the last
     #: epoch without a slice) or "last".
     best_by: str = TRAIN_BEST_BY
+    #: When the fine-tuned weights give one label to >= 95% of the held-back slice while the training labels
+    #: give it less (`guard.fallback_reason`): "head" replaces them with a head trained on the frozen
+    #: pretrained encoder (head_epochs at head_lr; `fallback` in train_meta.json and metrics.json); "keep"
+    #: keeps them (the warning and `collapsed` remain).
+    on_collapse: str = TRAIN_ON_COLLAPSE
     #: Tokens per text (longer texts are truncated); written to train_meta.json, then the bundle manifest.
     max_length: int = MAX_LENGTH
     #: Examples per batch (per process).
@@ -125,6 +133,7 @@ class TrainConfig:
         fraction("val_fraction", self.val_fraction, closed=False)
         one_of("class_weight", self.class_weight, CLASS_WEIGHTS)
         one_of("best_by", self.best_by, BEST_BY)
+        one_of("on_collapse", self.on_collapse, ON_COLLAPSE)
         at_least("min_steps", self.min_steps, 0)
         at_least("max_epochs", self.max_epochs)
         one_of("student", self.student, STUDENTS)

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from llm2edge.console import say
+from llm2edge.console import say, warn
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import TrainError
 from llm2edge.hashing import sha256_file
@@ -44,7 +44,7 @@ from llm2edge.hub.train.checkpoints import (
 from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
 from llm2edge.hub.train.data import load_training_data, write_validation
 from llm2edge.hub.train.evaluation import report_dict
-from llm2edge.hub.train.guard import check_collapse
+from llm2edge.hub.train.guard import check_collapse, fallback_reason
 from llm2edge.hub.train.head import train_head
 from llm2edge.hub.train.selection import BestEpoch
 from llm2edge.hub.train.small_data import planned_epochs
@@ -104,17 +104,21 @@ def train(config: TrainConfig) -> TrainResult:
 
     # ---- model
     set_seed(config.seed)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "newly initialized classifier weights" is expected here
-    try:
-        tokenizer = load_pretrained(AutoTokenizer.from_pretrained, model_name, error=TrainError)
-        model = load_pretrained(
-            AutoModelForSequenceClassification.from_pretrained, model_name, error=TrainError,
-            num_labels=len(labels), id2label=dict(enumerate(labels)),
-            label2id={label: i for i, label in enumerate(labels)}, use_safetensors=True,
-            ignore_mismatched_sizes=True)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    def pretrained() -> Any:
+        """The pretrained encoder with a new classification head for `labels`."""
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "newly initialized classifier weights" is expected here
+        try:
+            return load_pretrained(
+                AutoModelForSequenceClassification.from_pretrained, model_name, error=TrainError,
+                num_labels=len(labels), id2label=dict(enumerate(labels)),
+                label2id={label: i for i, label in enumerate(labels)}, use_safetensors=True,
+                ignore_mismatched_sizes=True)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+
+    tokenizer = load_pretrained(AutoTokenizer.from_pretrained, model_name, error=TrainError)
+    model = pretrained()
     pad_id = tokenizer.pad_token_id
     if pad_id is None:
         if tokenizer.eos_token_id is None:
@@ -137,6 +141,8 @@ def train(config: TrainConfig) -> TrainResult:
     t0 = time.perf_counter()
     processed = 0
     kept_epoch = epochs
+    fallback: dict[str, Any] | None = None
+    tuned = None  # the fine-tuned weights a fallback replaced (scored on --eval for the record)
     if config.freeze_encoder:
         model.to(device)
         train_head(model, feats, y, config, pad_id, device, main, weight)
@@ -202,6 +208,21 @@ def train(config: TrainConfig) -> TrainResult:
             save_checkpoint(accelerator, root, epoch + 1, key)
         unwrapped = accelerator.unwrap_model(model)
         kept_epoch = best.restore(unwrapped, epochs)
+        if config.on_collapse == "head" and val_ex:  # every process scores the same slice: same choice
+            fallback = fallback_reason(report_dict(unwrapped, tokenizer, val_ex, labels, config, device), y,
+                                       len(labels))
+        if fallback is not None:
+            if main:
+                warn(f"the fine-tuned student gives '{fallback['top_label']}' to "
+                     f"{fallback['predicted_share']:.0%} of the held-back slice; the training labels give it "
+                     f"{fallback['training_labels_share']:.0%}: keeping a head trained on the frozen "
+                     "pretrained encoder instead (--on-collapse keep keeps the fine-tuned weights)")
+            tuned, unwrapped = unwrapped, pretrained()
+            unwrapped.config.pad_token_id = pad_id
+            unwrapped.to(device)
+            set_seed(config.seed)
+            train_head(unwrapped, feats, y, config, pad_id, device, main, weight)
+            fallback["kept"] = "frozen-encoder head"
     seconds = time.perf_counter() - t0
 
     # ---- outputs (main process only)
@@ -218,9 +239,14 @@ def train(config: TrainConfig) -> TrainResult:
         if eval_examples is not None:
             metrics = {"split": "eval", "data": str(config.eval_data),
                        **report_dict(unwrapped, tokenizer, eval_examples, labels, config, device)}
+        if fallback is not None and tuned is not None and eval_examples is not None:
+            scored = report_dict(tuned, tokenizer, eval_examples, labels, config, device)
+            fallback["fine_tuned_eval"] = {k: scored[k] for k in ("labels", "n", "accuracy", "macro_f1",
+                                                                  "weighted_f1", "confusion")}
         collapse = check_collapse({"validation": val_metrics, "eval": metrics})
         if metrics is not None:
             metrics["collapsed"] = collapse["collapsed"]
+            metrics["fallback"] = fallback
             write_json(out / "metrics.json", metrics)
         write_json(out / "train_meta.json", {
             "labels": labels, "max_length": config.max_length, "seed": config.seed,
@@ -231,6 +257,7 @@ def train(config: TrainConfig) -> TrainResult:
             {label: round(float(w), 6) for label, w in zip(labels, weights.tolist())},
             "epochs": config.epochs, "epochs_run": epochs, "min_steps": config.min_steps,
             "best_by": config.best_by if best.enabled else "last", "kept_epoch": kept_epoch,
+            "on_collapse": config.on_collapse, "fallback": fallback,
             "validation_macro_f1_per_epoch": best.history, "collapsed": collapse["collapsed"],
             "collapse": collapse["slices"], "batch_size": config.batch_size,
             "lr": config.lr, "num_processes": world, "threads": threads, "train_rows": len(train_ex),

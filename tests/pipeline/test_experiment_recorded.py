@@ -184,3 +184,28 @@ def test_bad_only_is_one_line(recorded, tmp_path, cli, capsys, only, message):
     assert cli("experiment", "--config", CONFIG, "--out", tmp_path / "x", "--only", only) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and not (tmp_path / "x").exists()
+
+
+def test_sharded_run_gives_the_unsharded_table(recorded, tmp_path):
+    """experiments/run_sharded.py: one process per pair, runs merged, then the aggregating pass finds every
+    run cached; its table equals one process's run of the same grid."""
+    import subprocess
+    import sys
+
+    only = {"datasets": ["conv_go_awry"], "interventions": ["naive", "soft"]}
+    flags = [x for k, v in only.items() for x in ("--only", f"{k}={','.join(v)}")]
+    script = REPO / "experiments" / "run_sharded.py"
+    done = subprocess.run([sys.executable, str(script), "--config", str(CONFIG), "--out",
+                           str(tmp_path / "sharded"), "--quick", "--jobs", "2", *flags],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "12 finished runs copied" in done.stdout  # 2 labelers x 2 interventions x 3 folds
+    assert "12 runs (12 cached)" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "sharded" / "shards").glob("*.log")) == [
+        "conv_go_awry__chatgpt.log", "conv_go_awry__flan-ul2.log"]
+    run_experiment(CONFIG, tmp_path / "one", quick=True, only=only)
+    drop = {"seconds", "label_seconds"}
+    sharded, one = _csv(tmp_path / "sharded" / "results.csv"), _csv(tmp_path / "one" / "results.csv")
+    assert [{k: v for k, v in r.items() if k not in drop} for r in sharded] == [
+        {k: v for k, v in r.items() if k not in drop} for r in one]
+    assert len(one) == 4

@@ -34,6 +34,10 @@ def train(
     best_by: str = typer.Option(defaults.TRAIN_BEST_BY, "--best-by",
                                 help="Weights kept: macro_f1 (the best epoch on the held-back slice) or "
                                      "last."),
+    on_collapse: str = typer.Option(defaults.TRAIN_ON_COLLAPSE, "--on-collapse",
+                                    help="When the fine-tuned student gives one label to >= 95% of the "
+                                         "held-back slice (the training labels: less): head (a head on the "
+                                         "frozen encoder instead) or keep."),
     max_length: int = typer.Option(defaults.MAX_LENGTH, "--max-length",
                                    help="Tokens per text (longer texts are truncated)."),
     batch_size: int = typer.Option(defaults.TRAIN_BATCH_SIZE, "--batch-size",
@@ -65,7 +69,7 @@ def train(
         epochs=epochs, max_length=max_length, batch_size=batch_size, lr=lr, seed=seed,
         freeze_encoder=freeze_encoder, soft_labels=soft, class_weight=class_weight, threads=threads,
         student=student, dims=dims, min_steps=min_steps, max_epochs=max_epochs, best_by=best_by,
-        resume=not no_resume, grad_accum=grad_accum))
+        on_collapse=on_collapse, resume=not no_resume, grad_accum=grad_accum))
     if not result.main_process:
         return
     if result.metrics is not None:

@@ -164,3 +164,54 @@ def test_the_static_student_is_checked_too(example_dir, tmp_path):
     assert result.metrics["collapsed"] is want["collapsed"]
     meta = json.loads((result.out / "train_meta.json").read_text())
     assert meta["collapsed"] is want["collapsed"] and meta["collapse"] == [want]
+
+
+def test_fallback_reason_reads_the_training_labels():
+    from llm2edge.hub.train.guard import FALLBACK_MIN_ROWS, fallback_reason
+
+    skewed = torch.tensor([0] * 92 + [1] * 8)  # 92% 'a': a fine-tuned student saying 'a' to 100% collapsed
+    why = fallback_reason(_report([[18, 0], [2, 0]]), skewed, 2)  # the slice's own labels read 90%
+    assert why == {"slice": "validation", "n": 20, "top_label": "a", "predicted_share": 1.0,
+                   "training_labels_share": 0.92}
+    assert fallback_reason(_report([[17, 1], [1, 1]]), skewed, 2) is None  # 90% predicted: kept
+    assert fallback_reason(_report([[18, 0], [2, 0]]), torch.tensor([0] * 96 + [1] * 4), 2) is None
+    soft = torch.tensor([[0.5, 0.5]] * 10)  # soft targets count by their mass
+    assert fallback_reason(_report([[0, 10], [0, 10]]), soft, 2)["training_labels_share"] == 0.5
+    assert FALLBACK_MIN_ROWS == 20
+    assert fallback_reason(_report([[9, 0], [1, 0]]), skewed, 2) is None  # 10 rows: too few to judge
+    assert fallback_reason(None, skewed, 2) is None
+
+
+def test_a_collapsed_fine_tune_falls_back_to_a_frozen_encoder_head(example_dir, tmp_path, capsys):
+    """A learning rate that wrecks the encoder (0.5) on 80% one label: with on_collapse="keep" the run
+    collapses on the held-back slice; with the default ("head") the same fine-tuned weights are scored on
+    --eval for the record and replaced by a head on the untouched pretrained encoder."""
+    from llm2edge.hub.models import default_student
+
+    data = _write(tmp_path / "skewed.csv", _mix(_rows(example_dir / "train.csv"), 160, 40))
+    gold = _write(tmp_path / "eval.csv", _mix(_rows(example_dir / "test.csv"), 10, 10))
+    torch.set_num_threads(1)
+    wreck = {**SMALL, "lr": 0.5, "epochs": 1, "min_steps": 0, "val_fraction": 0.1, "class_weight": "balanced",
+             "head_epochs": 30}
+    kept = train(TrainConfig(data=data, out=tmp_path / "keep", eval_data=gold, on_collapse="keep", **wreck))
+    meta = json.loads((kept.out / "train_meta.json").read_text())
+    assert meta["fallback"] is None and meta["on_collapse"] == "keep"
+    val = meta["collapse"][0]  # the premise: one label for the whole held-back slice (80% of training)
+    assert val["slice"] == "validation" and val["predicted_share"] >= COLLAPSE_SHARE
+    capsys.readouterr()
+    result = train(TrainConfig(data=data, out=tmp_path / "head", eval_data=gold, **wreck))
+    err = capsys.readouterr().err
+    meta = json.loads((result.out / "train_meta.json").read_text())
+    fallback = meta["fallback"]
+    assert meta["on_collapse"] == "head" and fallback["kept"] == "frozen-encoder head"
+    assert fallback["predicted_share"] >= COLLAPSE_SHARE > fallback["training_labels_share"]
+    assert result.metrics["fallback"] == fallback
+    tuned = fallback["fine_tuned_eval"]  # the replaced weights are the "keep" run's, scored the same way
+    assert (tuned["accuracy"], tuned["confusion"]) == (kept.metrics["accuracy"], kept.metrics["confusion"])
+    assert any("keeping a head trained on the frozen pretrained encoder" in x for x in err.splitlines())
+    pretrained = load_file(str(default_student() / "model.safetensors"))
+    saved = load_file(str(result.out / "model.safetensors"))
+    encoder = [k for k in saved if k.startswith("bert.encoder.")]
+    assert encoder and all(torch.equal(saved[k], pretrained[k.removeprefix("bert.")]) for k in encoder)
+    wrecked = load_file(str(kept.out / "model.safetensors"))
+    assert not torch.equal(wrecked[encoder[0]], saved[encoder[0]])

@@ -31,6 +31,7 @@ from llm2edge.defaults import (
     TRAIN_BEST_BY,
     TRAIN_MAX_EPOCHS,
     TRAIN_MIN_STEPS,
+    TRAIN_ON_COLLAPSE,
 )
 from llm2edge.errors import ConfigError
 
@@ -158,6 +159,9 @@ class StudentSpec:
     max_epochs: int = TRAIN_MAX_EPOCHS
     #: The weights kept: "macro_f1" (best epoch on the held-back slice) or "last".
     best_by: str = TRAIN_BEST_BY
+    #: A fine-tuned student collapsed on the held-back slice: "head" (a head on the frozen encoder instead)
+    #: or "keep" (as `train --on-collapse`).
+    on_collapse: str = TRAIN_ON_COLLAPSE
     #: Share of the training rows held back (best-epoch selection, export validation); 0: none.
     val_fraction: float = 0.1
     #: Train only the classification head on frozen embeddings.
@@ -171,6 +175,7 @@ class StudentSpec:
         one_of("student", self.student, STUDENT_KINDS)
         one_of("class_weight", self.class_weight, ("auto", "none", "balanced"))
         one_of("best_by", self.best_by, ("macro_f1", "last"))
+        one_of("on_collapse", self.on_collapse, ("head", "keep"))
         at_least("min_steps", self.min_steps, 0)
         fraction("val_fraction", self.val_fraction, closed=False)
         for name in ("epochs", "batch_size", "head_epochs", "max_epochs"):

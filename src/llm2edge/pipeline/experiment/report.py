@@ -14,7 +14,8 @@ import numpy as np
 COLUMNS = (
     "dataset", "labeler", "intervention", "student", "n_train", "n_experts", "n_dropped", "n_test",
     "llm_acc", "llm_wf1", "llm_train_acc", "edge_acc", "edge_wf1", "evaluated_with", "seconds",
-    "folds", "collapsed", "expert_err", "overall_err", "random_err", "err_ratio",
+    "folds", "collapsed", "fell_back", "keep_collapsed", "keep_acc", "keep_wf1",
+    "expert_err", "overall_err", "random_err", "err_ratio",
 )
 
 
@@ -125,6 +126,18 @@ def summary_lines(rows: Sequence[dict[str, Any]], interventions: Sequence[str]) 
     if collapsed:
         lines.append(f"- collapsed students (one label for >= 95% of a test slice): {len(collapsed)} of "
                      f"{len(rows)} rows")
+    fell = [r for r in rows if r.get("fell_back")]
+    if fell:
+        folds = sum(int(r["fell_back"]) for r in fell)
+        kept = sum(int(r.get("keep_collapsed") or 0) for r in fell)
+        both = [r for r in fell if r.get("keep_acc") not in (None, "")]
+        gain = [float(r["edge_acc"]) - float(r["keep_acc"]) for r in both]
+        gain_f1 = [float(r["edge_wf1"]) - float(r["keep_wf1"]) for r in both]
+        lines.append(f"- on-collapse fallback (a head on the frozen encoder when the fine-tuned student "
+                     f"gives one label to >= 95% of its held-back slice): {folds} folds in {len(fell)} rows; "
+                     f"the fine-tuned weights it replaced had collapsed on the test rows in {kept} of them"
+                     + (f"; mean change {100 * np.mean(gain):+.1f} accuracy, {100 * np.mean(gain_f1):+.1f} "
+                        "weighted F1 points against keeping them (`keep_acc`, `keep_wf1`)" if gain else ""))
     return [*lines, ""]
 
 

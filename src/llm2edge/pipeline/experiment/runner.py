@@ -261,6 +261,13 @@ def pool_folds(runs: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[st
         report = report_from_confusion(np.sum([r[f"{prefix}_confusion"] for r in runs], axis=0), order)
         row.update({f"{prefix}_acc": report.accuracy, f"{prefix}_wf1": report.weighted_f1,
                     f"{prefix}_confusion": report.confusion})
+    if any(r.get("fell_back") for r in runs):  # what on_collapse="keep" would have given, beside
+        fell = [bool(r.get("fell_back") and r.get("tuned_confusion")) for r in runs]
+        kept = [r["tuned_confusion"] if f else r["torch_confusion"] for r, f in zip(runs, fell)]
+        report = report_from_confusion(np.sum(kept, axis=0), labels)
+        row.update(fell_back=sum(fell), keep_acc=report.accuracy, keep_wf1=report.weighted_f1,
+                   keep_collapsed=sum(bool(r.get("tuned_collapsed") if f else r.get("collapsed"))
+                                      for r, f in zip(runs, fell)))
     if all(k in first for k in ERROR_COUNTS):
         row.update({k: sum(r[k] for r in runs) for k in ERROR_COUNTS})
     return row

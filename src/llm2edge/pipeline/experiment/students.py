@@ -122,6 +122,7 @@ def train_and_evaluate(rows: Sequence[Row], soft: bool, labels: Sequence[str], d
     if student.student == "head":
         return _head_run(rows, soft, labels, dataset, student, config, run_dir, split, out)
     from llm2edge.hub.train import TrainConfig, train
+    from llm2edge.hub.train.guard import slice_collapse
 
     train_path = run_dir / "train.jsonl"
     write_rows(train_path, [{"id": r["id"], "text": student_text(r, dataset), "label": r["label"],
@@ -135,11 +136,17 @@ def train_and_evaluate(rows: Sequence[Row], soft: bool, labels: Sequence[str], d
         batch_size=student.batch_size, lr=student.lr, seed=config.seed, val_fraction=student.val_fraction,
         class_weight=student.class_weight,
         min_steps=student.min_steps, max_epochs=student.max_epochs, best_by=student.best_by,
+        on_collapse=student.on_collapse,
         freeze_encoder=student.freeze_encoder, head_epochs=student.head_epochs, soft_labels=soft,
         threads=student_threads(student, config), labels=list(labels), progress=True))
     m = result.metrics or {}
     metrics = {"torch_acc": m["accuracy"], "torch_wf1": m["weighted_f1"], "torch_confusion": m["confusion"],
                "collapsed": bool(m.get("collapsed")), "train_seconds": round(result.seconds, 2)}
+    fallback = m.get("fallback")
+    if fallback is not None:  # the fine-tuned weights were replaced: keep their scores for the record
+        tuned = fallback.get("fine_tuned_eval") or {}
+        metrics.update(fell_back=True, tuned_confusion=tuned.get("confusion"),
+                       tuned_collapsed=bool(tuned) and slice_collapse(tuned, "test")["collapsed"])
     if config.evaluate == "edge":
         metrics.update(_edge_metrics(model_dir, run_dir / "bundle", test_csv, texts, split.gold_test, labels,
                                      config))
