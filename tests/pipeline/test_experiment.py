@@ -9,10 +9,11 @@ import pytest
 
 from llm2edge.errors import ConfigError
 from llm2edge.hub.curate.rows import load_labels
-from llm2edge.pipeline.experiment.config import load_config, parse_intervention
+from llm2edge.pipeline.experiment.config import load_config
 from llm2edge.pipeline.experiment.report import COLUMNS, results_markdown, results_plot, write_csv
 from llm2edge.pipeline.experiment.runner import training_rows
 from llm2edge.pipeline.experiment.sources import prepare_split, student_text
+from llm2edge.pipeline.experiment.specs import parse_intervention
 
 
 def test_shipped_configs_parse(repo, shared_data):

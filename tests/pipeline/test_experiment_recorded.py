@@ -159,8 +159,8 @@ def test_a_static_student_runs_in_the_grid(recorded, tmp_path):
     """`student = "static"` trains through `train --student static` on every fold (evaluated in torch)."""
     from dataclasses import replace
 
-    from llm2edge.pipeline.experiment.config import StudentSpec
     from llm2edge.pipeline.experiment.runner import run_config
+    from llm2edge.pipeline.experiment.specs import StudentSpec
 
     base = load_config(CONFIG, only={"datasets": ["tempowic"], "labelers": ["chatgpt"],
                                      "interventions": ["naive"]})

@@ -3,7 +3,9 @@
 Needs the `hub` and `export` extras: importing this package without them raises MissingExtraError with the
 pip command.
 
-- `config`: the experiment file (datasets, labelers, students, interventions), parsed and validated.
+- `specs`: the experiment's parts (datasets, labelers, students, curation, the grid) as validated
+  dataclasses.
+- `config`: the experiment file (TOML) read into those specs.
 - `sources`: the LLM labels (a live labeler, or recorded answers imported with import-labels) and the
   splits the students see (train/test, or k folds over the labeled rows).
 - `students`: train one student and score it (fine-tuned / static through `train`, or a linear head on
@@ -20,7 +22,8 @@ from llm2edge.extras import require
 require("hub")
 require("export")
 
-from llm2edge.pipeline.experiment.config import ExperimentConfig, load_config  # noqa: E402
+from llm2edge.pipeline.experiment.config import load_config  # noqa: E402
 from llm2edge.pipeline.experiment.runner import ExperimentResult, run_config, run_experiment  # noqa: E402
+from llm2edge.pipeline.experiment.specs import ExperimentConfig  # noqa: E402
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "load_config", "run_config", "run_experiment"]

@@ -38,16 +38,16 @@ from llm2edge.hub.curate.experts import apply_expert_labels, select_experts
 from llm2edge.hub.curate.rows import LabeledRows, Row, write_json
 from llm2edge.hub.curate.soft import build_soft_labels
 from llm2edge.metrics import report_from_confusion
-from llm2edge.pipeline.experiment.config import (
+from llm2edge.pipeline.experiment.config import load_config
+from llm2edge.pipeline.experiment.report import results_markdown, results_plot, write_csv
+from llm2edge.pipeline.experiment.sources import NO_LABEL, Split, check_recorded, load_source
+from llm2edge.pipeline.experiment.specs import (
     EXPERT_STEPS,
     DatasetSpec,
     ExperimentConfig,
     StudentSpec,
-    load_config,
     parse_intervention,
 )
-from llm2edge.pipeline.experiment.report import results_markdown, results_plot, write_csv
-from llm2edge.pipeline.experiment.sources import NO_LABEL, Split, check_recorded, load_source
 from llm2edge.pipeline.experiment.students import embeddings, train_and_evaluate
 
 #: The counts behind the expert-sample error rates, summed over folds.

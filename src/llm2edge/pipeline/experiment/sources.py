@@ -24,7 +24,7 @@ from llm2edge.console import say
 from llm2edge.errors import ConfigError, DataError, TaskError
 from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels
 from llm2edge.metrics import Report, classification_report
-from llm2edge.pipeline.experiment.config import DatasetSpec, ExperimentConfig, LabelerSpec
+from llm2edge.pipeline.experiment.specs import DatasetSpec, ExperimentConfig, LabelerSpec
 from llm2edge.records import iter_records, iter_rows, stable_id
 
 #: The teacher's "label" of an item it failed on (counted as wrong).

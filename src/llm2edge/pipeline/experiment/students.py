@@ -23,8 +23,8 @@ import numpy as np
 from llm2edge.hashing import digest
 from llm2edge.hub.curate.rows import Row, write_json, write_rows
 from llm2edge.metrics import classification_report
-from llm2edge.pipeline.experiment.config import DatasetSpec, ExperimentConfig, StudentSpec
 from llm2edge.pipeline.experiment.sources import Split, student_text, write_test
+from llm2edge.pipeline.experiment.specs import DatasetSpec, ExperimentConfig, StudentSpec
 
 
 def student_threads(student: StudentSpec, config: ExperimentConfig) -> int | None:
