@@ -15,6 +15,7 @@ import pytest
 from llm2edge.errors import ConfigError
 from llm2edge.metrics import classification_report
 from llm2edge.pipeline.experiment.config import load_config
+from llm2edge.pipeline.experiment.report import results_markdown
 from llm2edge.pipeline.experiment.runner import pool_folds, run_experiment
 from llm2edge.pipeline.experiment.sources import NO_LABEL, check_recorded, load_source, recorded_file
 from llm2edge.records import stable_id
@@ -122,6 +123,7 @@ def test_pooled_folds_are_the_report_of_all_rows():
     assert row["edge_wf1"] == pytest.approx(whole.weighted_f1)
     assert row["llm_acc"] == pytest.approx(4 / 7) and row["n_test"] == 7 and row["folds"] == 2
     assert (row["err_sampled"], row["err_errors_sampled"], row["err_rows"]) == (4, 4, 20)
+    assert (row["teacher_collapsed"], row["collapsed_alone"]) == (2, 0)  # the teacher answered "a" throughout
 
 
 def test_quick_recorded_grid_runs_and_caches(recorded, tmp_path, capsys):
@@ -209,3 +211,26 @@ def test_sharded_run_gives_the_unsharded_table(recorded, tmp_path):
     assert [{k: v for k, v in r.items() if k not in drop} for r in sharded] == [
         {k: v for k, v in r.items() if k not in drop} for r in one]
     assert len(one) == 4
+
+
+def test_collapse_counts_say_whose_collapse_it_is():
+    """A student that copies a one-sided teacher is counted under `teacher_collapsed`; one that is one-sided
+    where its teacher is not is `collapsed_alone`; the markdown summary states both."""
+    from llm2edge.pipeline.experiment.runner import collapse_counts
+
+    labels = ["a", "b"]
+    gold = ["a"] * 10 + ["b"] * 10
+    one_sided, mixed = ["a"] * 20, ["a", "b"] * 10
+    runs = []
+    for teacher, student in ((one_sided, one_sided), (mixed, one_sided), (mixed, mixed)):
+        runs.append({"llm_confusion": classification_report(gold, teacher, [*labels, NO_LABEL]).to_dict()
+                     ["confusion"], "edge_confusion": classification_report(gold, student, labels).to_dict()
+                     ["confusion"]})
+    assert collapse_counts(runs, labels) == {"teacher_collapsed": 1, "collapsed_alone": 1}
+    rows = [{"dataset": "d", "labeler": "l", "intervention": "naive", "student": "s", "folds": "3",
+             "collapsed": "2", "teacher_collapsed": "1", "collapsed_alone": "1", "edge_acc": "0.5",
+             "edge_wf1": "0.4", "llm_acc": "0.5", "llm_wf1": "0.4", "n_test": "60", "n_train": "50",
+             "n_experts": "0", "n_dropped": "0"}]
+    md = results_markdown(rows, ["naive"], title="t")
+    assert "2 of 3 runs" in md and "that one-sided on the test rows in 1 runs" in md
+    assert "did not in 1 (`teacher_collapsed`" in md

@@ -14,7 +14,8 @@ import numpy as np
 COLUMNS = (
     "dataset", "labeler", "intervention", "student", "n_train", "n_experts", "n_dropped", "n_test",
     "llm_acc", "llm_wf1", "llm_train_acc", "edge_acc", "edge_wf1", "evaluated_with", "seconds",
-    "folds", "collapsed", "fell_back", "keep_collapsed", "keep_acc", "keep_wf1",
+    "folds", "collapsed", "teacher_collapsed", "collapsed_alone", "fell_back", "keep_collapsed", "keep_acc",
+    "keep_wf1",
     "expert_err", "overall_err", "random_err", "err_ratio",
 )
 
@@ -122,10 +123,16 @@ def summary_lines(rows: Sequence[dict[str, Any]], interventions: Sequence[str]) 
             ties = sum(p[confident] == p["experts_random"] for p in both)
             lines.append(f"- `{confident}` beats `experts_random` in {better} of {len(both)} (ties: {ties}), "
                          "by edge accuracy")
-    collapsed = [r for r in rows if r.get("collapsed")]
+    collapsed = [r for r in rows if _count(r.get("collapsed"))]
     if collapsed:
-        lines.append(f"- collapsed students (one label for >= 95% of a test slice): {len(collapsed)} of "
-                     f"{len(rows)} rows")
+        runs = sum(_count(r.get("folds")) or 1 for r in rows)
+        teacher = sum(_count(r.get("teacher_collapsed")) for r in rows)
+        alone = sum(_count(r.get("collapsed_alone")) for r in rows)
+        student = sum(_count(r["collapsed"]) for r in collapsed)
+        lines.append(f"- collapsed students (one label for >= 95% of a scored slice): {student} of {runs} "
+                     f"runs, in {len(collapsed)} of {len(rows)} rows; the teacher's own answers were that "
+                     f"one-sided on the test rows in {teacher} runs; the student collapsed where its teacher "
+                     f"did not in {alone} (`teacher_collapsed`, `collapsed_alone`)")
     fell = [r for r in rows if r.get("fell_back")]
     if fell:
         folds = sum(int(r["fell_back"]) for r in fell)
@@ -139,6 +146,14 @@ def summary_lines(rows: Sequence[dict[str, Any]], interventions: Sequence[str]) 
                      + (f"; mean change {100 * np.mean(gain):+.1f} accuracy, {100 * np.mean(gain_f1):+.1f} "
                         "weighted F1 points against keeping them (`keep_acc`, `keep_wf1`)" if gain else ""))
     return [*lines, ""]
+
+
+def _count(value: Any) -> int:
+    """A count column as an int, from a row in memory (bool or int) or read back from results.csv (str)."""
+    if isinstance(value, str):
+        words = {"true": 1, "false": 0, "": 0}
+        return words[value.strip().lower()] if value.strip().lower() in words else int(value)
+    return int(value or 0)
 
 
 def _score(row: dict[str, Any], ref: dict[str, Any] | None = None) -> str:

@@ -199,7 +199,8 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
                         run_dir = base / split.name if config.folds else base
                         runs.append(_run(split, intervention, labels, dataset, labeler.name, student, config,
                                          run_dir, out, counts, memo))
-                    row = runs[0] if not config.folds else pool_folds(runs, labels)
+                    row = {**runs[0], **collapse_counts(runs, labels)} if not config.folds else \
+                        pool_folds(runs, labels)
                     row["label_seconds"] = round(source.label_seconds, 1)
                     rows.append(row)
                     _log(f"{dataset.name} / {labeler.name} / {intervention}: edge acc {row['edge_acc']:.3f} "
@@ -270,7 +271,22 @@ def pool_folds(runs: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[st
                                       for r, f in zip(runs, fell)))
     if all(k in first for k in ERROR_COUNTS):
         row.update({k: sum(r[k] for r in runs) for k in ERROR_COUNTS})
-    return row
+    return {**row, **collapse_counts(runs, labels)}
+
+
+def collapse_counts(runs: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[str, int]:
+    """Whose collapse it is, per test slice (fold): `teacher_collapsed`, the folds where the teacher's own
+    answers give one label to >= COLLAPSE_SHARE of the test rows (gold less skewed); `collapsed_alone`, the
+    folds where the student's predictions do while its teacher's do not. A student that copies a constant
+    teacher has learned its teacher; one that collapses alone has failed."""
+    from llm2edge.hub.train.guard import slice_collapse
+
+    teacher = [slice_collapse({"labels": [*labels, NO_LABEL], "confusion": r["llm_confusion"]}, "test")
+               ["collapsed"] for r in runs]
+    student = [slice_collapse({"labels": list(labels), "confusion": r["edge_confusion"]}, "test")["collapsed"]
+               for r in runs]
+    return {"teacher_collapsed": sum(teacher), "collapsed_alone": sum(s and not t for s, t in zip(student,
+                                                                                               teacher))}
 
 
 def _fresh_run_dir(run_dir: Path, key: str) -> None:
