@@ -281,12 +281,13 @@ def collapse_counts(runs: Sequence[dict[str, Any]], labels: Sequence[str]) -> di
     teacher has learned its teacher; one that collapses alone has failed."""
     from llm2edge.hub.train.guard import slice_collapse
 
-    teacher = [slice_collapse({"labels": [*labels, NO_LABEL], "confusion": r["llm_confusion"]}, "test")
-               ["collapsed"] for r in runs]
-    student = [slice_collapse({"labels": list(labels), "confusion": r["edge_confusion"]}, "test")["collapsed"]
-               for r in runs]
-    return {"teacher_collapsed": sum(teacher), "collapsed_alone": sum(s and not t for s, t in zip(student,
-                                                                                               teacher))}
+    def one_sided(confusion: list[list[int]], columns: Sequence[str]) -> bool:
+        return slice_collapse({"labels": list(columns), "confusion": confusion}, "test")["collapsed"]
+
+    teacher = [one_sided(r["llm_confusion"], [*labels, NO_LABEL]) for r in runs]
+    student = [one_sided(r["edge_confusion"], labels) for r in runs]
+    return {"teacher_collapsed": sum(teacher),
+            "collapsed_alone": sum(s and not t for s, t in zip(student, teacher))}
 
 
 def _fresh_run_dir(run_dir: Path, key: str) -> None:
