@@ -9,7 +9,9 @@ GPU box with many cores:
 Each shard is `llm2edge experiment` restricted to one pair (`--only datasets=D --only labelers=L` plus the
 `--only` given here), writing its own folder OUT/shards/D__L (own labels and embedding caches: nothing two
 processes write to), its log beside it. A shard stopped by --deadline (or a crash) resumes where it stopped
-when the same command runs again: finished runs are cached by their result.json. Then every finished run
+when the same command runs again: finished runs are cached by their result.json. Runs already in OUT/runs
+(an earlier merge, or result.json + run_key.txt restored from an archive) are copied into a shard that lacks
+them before it starts, so they are not redone either. Then every finished run
 (result.json, run_key.txt) is copied into OUT/runs, so `llm2edge experiment --config C --out OUT` with the
 same --only finds every run cached and only writes results.csv/md/png (this script does that last step
 when every run finished; else it says which pairs are incomplete). Progress: one line per minute.
@@ -54,16 +56,35 @@ def finished_runs(folder: Path) -> int:
     return sum(1 for _ in (folder / "runs").rglob("result.json")) if (folder / "runs").is_dir() else 0
 
 
+def copy_run(result: Path, target: Path) -> None:
+    """Copy one finished run's RUN_FILES (result.json is in folder result.parent) into folder target."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        if (result.parent / name).is_file():
+            shutil.copy2(result.parent / name, target / name)
+
+
+def seed_shard(out: Path, folder: Path, dataset: str, labeler: str) -> int:
+    """Copy the pair's finished runs found in out/runs (an earlier merge, or runs restored from an archive)
+    into the shard folder that lacks them, so the shard finds them cached; the number copied."""
+    source = out / "runs" / dataset / labeler
+    if not source.is_dir():
+        return 0
+    seeded = 0
+    for result in source.rglob("result.json"):
+        target = folder / "runs" / result.parent.relative_to(out / "runs")
+        if not (target / "result.json").is_file():
+            copy_run(result, target)
+            seeded += 1
+    return seeded
+
+
 def merge_runs(shards: Path, out: Path) -> int:
     """Copy every finished run of every shard into out/runs (same relative paths); the number copied."""
     copied = 0
     for runs in sorted(p / "runs" for p in shards.iterdir() if (p / "runs").is_dir()):
         for result in runs.rglob("result.json"):
-            target = out / "runs" / result.parent.relative_to(runs)
-            target.mkdir(parents=True, exist_ok=True)
-            for name in RUN_FILES:
-                if (result.parent / name).is_file():
-                    shutil.copy2(result.parent / name, target / name)
+            copy_run(result, out / "runs" / result.parent.relative_to(runs))
             copied += 1
     return copied
 
@@ -100,6 +121,10 @@ def main() -> int:
         while waiting and len(running) < args.jobs and not late:
             pair = waiting.pop(0)
             folder = shards / f"{pair[0]}__{pair[1]}"
+            seeded = seed_shard(args.out, folder, *pair)
+            if seeded:
+                print(f"run_sharded: {pair[0]}__{pair[1]}: {seeded} finished runs seeded from "
+                      f"{args.out / 'runs'}", flush=True)
             log = (shards / f"{pair[0]}__{pair[1]}.log").open("a", encoding="utf-8")
             cmd = shard_command(args.python, args.config, folder, *pair, only, quick=args.quick)
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)

@@ -205,6 +205,18 @@ def test_sharded_run_gives_the_unsharded_table(recorded, tmp_path):
     assert "12 runs (12 cached)" in done.stderr
     assert sorted(p.name for p in (tmp_path / "sharded" / "shards").glob("*.log")) == [
         "conv_go_awry__chatgpt.log", "conv_go_awry__flan-ul2.log"]
+    # The shard folders lost (only the merged result.json + run_key.txt kept, as an archive keeps them):
+    # the next run seeds the shards from OUT/runs and redoes nothing.
+    import shutil
+
+    shutil.rmtree(tmp_path / "sharded" / "shards")
+    again = subprocess.run([sys.executable, str(script), "--config", str(CONFIG), "--out",
+                            str(tmp_path / "sharded"), "--quick", "--jobs", "2", *flags],
+                           capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert again.stdout.count("6 finished runs seeded") == 2
+    logs = "".join(p.read_text() for p in (tmp_path / "sharded" / "shards").glob("*.log"))
+    assert logs.count("6 runs (6 cached)") == 2
     run_experiment(CONFIG, tmp_path / "one", quick=True, only=only)
     drop = {"seconds", "label_seconds"}
     sharded, one = _csv(tmp_path / "sharded" / "results.csv"), _csv(tmp_path / "one" / "results.csv")
