@@ -60,6 +60,16 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def recorded(shared_data: Path) -> Path:
+    """../shared/recorded_teacher (real big-LLM answers joined to gold; LLM2EDGE_RECORDED_TEACHER
+    overrides), or skip with a reason when it is absent."""
+    folder = Path(os.environ.get("LLM2EDGE_RECORDED_TEACHER", shared_data.parent / "recorded_teacher"))
+    if not (folder / "summary.csv").is_file():
+        pytest.skip(f"recorded teacher answers not found at {folder}")
+    return folder
+
+
 # Synthetic labels.jsonl files (curation and experiment tests): the texts and gold labels are real, the
 # noise and probabilities are a stand-in for an LLM's labels.
 

@@ -21,10 +21,8 @@ from typing import Any
 import torch
 
 from llm2edge.console import warn
+from llm2edge.defaults import COLLAPSE_SHARE
 
-#: A student that gives one label to at least this share of a slice has collapsed (unless the slice's
-#: own labels are at least that skewed).
-COLLAPSE_SHARE = 0.95
 #: The fewest held-back rows on which a fine-tuned student is judged collapsed and replaced (4 rows all
 #: predicted one label say little; the recorded-teacher grid's slices hold 35-50).
 FALLBACK_MIN_ROWS = 20

@@ -116,6 +116,9 @@ TRAIN_MIN_STEPS = 100
 TRAIN_MAX_EPOCHS = 10
 #: Which epoch's weights a fine-tuning run keeps: "macro_f1" (the best on the held-back slice) or "last".
 TRAIN_BEST_BY = "macro_f1"
+#: One label on at least this share of a slice is a collapse (train's guard on the student's predictions,
+#: curate's warning on the labels a drop keeps), unless the labels it is judged against are that skewed.
+COLLAPSE_SHARE = 0.95
 #: What a fine-tuning run does when its kept weights collapse on the held-back slice (one label for >= 95%
 #: of it while the training labels give that label less): "head" trains a head on the frozen encoder instead
 #: (issue 10: FLAN-UL2's 92%-one-sided labels collapsed the fine-tuned student in 5 of 5 folds); "keep".

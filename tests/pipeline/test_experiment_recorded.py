@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import random
 from pathlib import Path
 
@@ -22,17 +21,6 @@ from llm2edge.records import stable_id
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "experiments" / "recorded_teachers.toml"
-RECORDED = Path(os.environ.get("LLM2EDGE_RECORDED_TEACHER", REPO.parent / "shared" / "recorded_teacher"))
-
-
-@pytest.fixture(scope="module")
-def recorded(shared_data) -> Path:
-    """The recorded-teacher folder, or skip when this checkout has no ../shared."""
-    if not (RECORDED / "summary.csv").is_file():
-        pytest.skip(f"recorded teacher answers not found at {RECORDED}")
-    return RECORDED
-
-
 def _csv(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))

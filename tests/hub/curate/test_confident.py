@@ -52,6 +52,7 @@ def test_crossval_drop_via_cli(mrf_labels, tmp_path, capsys, cli):
     top = report["top"]
     assert top and [t["score"] for t in top] == sorted((t["score"] for t in top), reverse=True)
     assert top[0]["id"] in (out_dir / "report.md").read_text()
+    assert report["drop_skew"] is None  # mrf labels are not that skewed, nor is what the drop keeps
 
 
 def test_find_issues_crossval_scores_rank_noise(mrf_labels):
@@ -93,3 +94,34 @@ def test_bad_options_are_one_line_errors(mrf_labels, tmp_path, capsys, cli):
     bad.write_text('{"id": "a", "text": "t", "label": "X", "probs": {"X": 1, "Y": 0}}\n{"id": "b"}\n')
     assert cli("curate", "--labels", bad, "--out", tmp_path / "o") == 2
     assert "row 2" in capsys.readouterr().err
+
+
+def test_a_drop_that_leaves_one_label_is_a_warning(recorded, tmp_path, capsys, cli):
+    """gpt-3.5-turbo's real answers on implicit hate (67% one label): a crossval model trained on them
+    disputes nearly every minority answer, so dropping what cleanlab flags leaves one label on >= 95% of the
+    kept rows. curate says so (warning line, report.json `drop_skew`, report.md) and the numbers are the
+    kept file's own."""
+    from llm2edge.defaults import COLLAPSE_SHARE
+    from llm2edge.hub.curate.confident import drop_skew
+    from llm2edge.hub.label.importer import ImportConfig, import_labels
+
+    src = recorded / "implicit_hate__chatgpt.csv"
+    pytest.importorskip("torch").set_num_threads(1)
+    labels = "incitement,inferiority,irony,stereotypical,threatening,white_grievance"
+    import_labels(ImportConfig(data=src, out=tmp_path / "labels.jsonl", labels=labels, label_col="llm_label"))
+    rows = read_jsonl(tmp_path / "labels.jsonl")
+    out_dir = tmp_path / "cv"
+    assert cli("curate", "--labels", tmp_path / "labels.jsonl", "--out", out_dir, "--probs", "crossval",
+               "--action", "drop", "--max-length", "64", "--threads", "1") == 0
+    err = capsys.readouterr().err
+    skew = json.loads((out_dir / "report.json").read_text())["drop_skew"]
+    kept = read_jsonl(out_dir / "labels.jsonl")
+    top_kept = max(sum(r["label"] == x for r in kept) for x in labels.split(","))
+    assert skew and skew["kept"] == len(kept) and skew["after"] == round(top_kept / len(kept), 4)
+    assert skew["after"] >= COLLAPSE_SHARE > skew["before"]
+    assert skew["before"] == round(sum(r["label"] == skew["label"] for r in rows) / len(rows), 4)
+    line = next(x for x in err.splitlines() if "warning" in x)
+    assert f"'{skew['label']}' on {skew['after']:.0%}" in line and "--action flag" in line
+    assert "**warning**" in (out_dir / "report.md").read_text()
+    # a drop that keeps the balance says nothing
+    assert drop_skew(rows, np.zeros(len(rows), dtype=bool)) is None

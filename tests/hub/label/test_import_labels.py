@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,6 @@ from llm2edge.errors import ConfigError, DataError
 from llm2edge.hub.curate.rows import load_labels
 from llm2edge.hub.label.importer import PROB_TOLERANCE, ImportConfig, import_labels
 from llm2edge.records import iter_rows, read_jsonl, stable_id
-
-RECORDED = Path(os.environ.get("LLM2EDGE_RECORDED_TEACHER",
-                               Path(__file__).resolve().parents[3].parent / "shared" / "recorded_teacher"))
-
-
-@pytest.fixture(scope="module")
-def recorded() -> Path:
-    """The recorded-teacher folder, or skip when this checkout has no ../shared."""
-    if not (RECORDED / "summary.csv").is_file():
-        pytest.skip(f"recorded teacher answers not found at {RECORDED}")
-    return RECORDED
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from llm2edge.console import say
+from llm2edge.console import say, warn
 from llm2edge.errors import DataError
 from llm2edge.hashing import digest
 from llm2edge.hub.curate.experts import apply_expert_labels, select_experts
@@ -131,7 +131,7 @@ def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str
         expert_ids = set(expert)
         stats["n_experts"] = len(expert)
     if "cleanlab" in steps:
-        from llm2edge.hub.curate.confident import find_issues
+        from llm2edge.hub.curate.confident import drop_skew, drop_skew_line, find_issues
 
         try:
             issues = find_issues(rows, labels.labels, probs=cur.probs, features=features, folds=cur.folds,
@@ -142,6 +142,9 @@ def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str
         else:
             flagged = {rows[i]["id"] for i in np.flatnonzero(issues.flagged)} - expert_ids  # experts kept
         keep = [i for i, r in enumerate(rows) if r["id"] not in flagged]
+        skew = drop_skew(rows, np.array([r["id"] in flagged for r in rows], dtype=bool))
+        if skew:
+            warn(f"experiment: {dataset.name}: cleanlab {drop_skew_line(skew)}")
         rows = [rows[i] for i in keep]
         if features is not None:
             features = features[keep]
