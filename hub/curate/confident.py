@@ -294,7 +294,7 @@ def curate(config: CurateConfig) -> CurateResult:
     write_rows(out / "labels.jsonl", out_rows)
     report = build_report(data, issues, config, time.perf_counter() - start)
     report["written"] = len(out_rows)
-    if report["drop_skew"]:
+    if report["drop_skew"] and config.action == "drop":
         warn(f"curate: {drop_skew_line(report['drop_skew'])}")
     write_json(out / "report.json", report)
     (out / "report.md").write_text(report_markdown(report), encoding="utf-8")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,8 @@ from llm2edge.records import stable_id
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "experiments" / "recorded_teachers.toml"
+
+
 def _csv(path: Path) -> list[dict[str, str]]:
     with path.open(encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
@@ -195,8 +198,6 @@ def test_sharded_run_gives_the_unsharded_table(recorded, tmp_path):
         "conv_go_awry__chatgpt.log", "conv_go_awry__flan-ul2.log"]
     # The shard folders lost (only the merged result.json + run_key.txt kept, as an archive keeps them):
     # the next run seeds the shards from OUT/runs and redoes nothing.
-    import shutil
-
     shutil.rmtree(tmp_path / "sharded" / "shards")
     again = subprocess.run([sys.executable, str(script), "--config", str(CONFIG), "--out",
                             str(tmp_path / "sharded"), "--quick", "--jobs", "2", *flags],

@@ -141,8 +141,9 @@ def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str
             flagged: set[str] = set()
         else:
             flagged = {rows[i]["id"] for i in np.flatnonzero(issues.flagged)} - expert_ids  # experts kept
-        keep = [i for i, r in enumerate(rows) if r["id"] not in flagged]
-        skew = drop_skew(rows, np.array([r["id"] in flagged for r in rows], dtype=bool))
+        dropped = np.array([r["id"] in flagged for r in rows], dtype=bool)
+        keep = np.flatnonzero(~dropped)
+        skew = drop_skew(rows, dropped)
         if skew:
             warn(f"experiment: {dataset.name}: cleanlab {drop_skew_line(skew)}")
         rows = [rows[i] for i in keep]
