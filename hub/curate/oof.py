@@ -23,8 +23,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llm2edge.checks import at_least, check_max_length, check_threads
-from llm2edge.defaults import CURATE_FOLDS, EMBED_BATCH_SIZE, MAX_LENGTH, PROGRESS, SEED
+from llm2edge.checks import at_least, check_max_length, check_threads, one_of
+from llm2edge.defaults import (
+    CURATE_FOLDS,
+    EMBED_BATCH_SIZE,
+    MAX_LENGTH,
+    OOF_CLASS_WEIGHT,
+    OOF_CLASS_WEIGHTS,
+    PROGRESS,
+    SEED,
+)
 from llm2edge.errors import ConfigError
 from llm2edge.hub.curate.rows import Row, row_confidence
 
@@ -46,6 +54,8 @@ class CrossvalConfig:
     batch_size: int = EMBED_BATCH_SIZE
     #: Seed of the fold split.
     seed: int = SEED
+    #: Class weights of the fold models: "none" or "balanced" (`defaults.OOF_CLASS_WEIGHT`).
+    oof_class_weight: str = OOF_CLASS_WEIGHT
     #: Torch threads for the embeddings; None: `resolve_threads`.
     threads: int | None = None
     #: Show a progress bar while embedding.
@@ -53,6 +63,7 @@ class CrossvalConfig:
 
     def __post_init__(self) -> None:
         at_least("folds", self.folds, 2)
+        one_of("oof_class_weight", self.oof_class_weight, OOF_CLASS_WEIGHTS)
         check_max_length(self.max_length)
         at_least("batch_size", self.batch_size)
         check_threads(self.threads)
@@ -78,7 +89,7 @@ def oof_probs(rows: Sequence[Row], labels: Sequence[str], config: CrossvalConfig
     if len(features) != len(rows):
         raise ConfigError(f"{len(features)} embeddings for {len(rows)} rows")
     return crossval_probs(features, label_index(rows, labels), len(labels), folds=config.folds,
-                          seed=config.seed)
+                          seed=config.seed, class_weight=config.oof_class_weight)
 
 
 def label_support(rows: Sequence[Row], labels: Sequence[str], probs: np.ndarray) -> np.ndarray:

@@ -70,6 +70,12 @@ CURATE_ACTION = "flag"
 CURATE_FOLDS = 5
 #: cleanlab's find_label_issues filter.
 CURATE_FILTER_BY = "prune_by_noise_rate"
+#: Class weights of the out-of-fold model (curate --probs crossval, sample-experts --by crossval,
+#: soft-labels --from crossval): "none" (the LLM labels' own balance) or "balanced" (each label weighted by
+#: the inverse of its share, so a skewed teacher's majority does not outvote its minority answers).
+OOF_CLASS_WEIGHT = "none"
+#: The choices of OOF_CLASS_WEIGHT.
+OOF_CLASS_WEIGHTS = ("none", "balanced")
 #: Flagged examples listed in curate's report.
 CURATE_TOP = 20
 #: Texts per batch when the student encoder embeds texts (curate's crossval features).

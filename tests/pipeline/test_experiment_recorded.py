@@ -235,3 +235,25 @@ def test_collapse_counts_say_whose_collapse_it_is():
     md = results_markdown(rows, ["naive"], title="t")
     assert "2 of 3 runs" in md and "that one-sided on the test rows in 1 runs" in md
     assert "did not in 1 (`teacher_collapsed`" in md
+
+
+def test_committed_runs_keep_their_keys(recorded, tmp_path):
+    """The committed fine-tuned cleanlab runs are reused, not redone, by the code as it is now: a curation
+    field added later (`oof_class_weight`) stays out of the key at its old value, and a non-default value
+    gives new keys."""
+    from dataclasses import replace
+
+    from llm2edge.pipeline.experiment.runner import run_key
+
+    config = load_config(CONFIG, only={"datasets": ["tempowic"], "labelers": ["flan-ul2"],
+                                       "students": ["minilm"]})
+    dataset, labeler, student = config.datasets[0], config.labelers[0], config.students[0]
+    source = load_source(dataset, labeler, list(dataset.labels), config, tmp_path)
+    archive = (REPO / "experiments/results/recorded_teachers_finetuned_gpu/runs"
+               / "tempowic/flan-ul2/minilm/cleanlab")
+    balanced = replace(config, curate=replace(config.curate, oof_class_weight="balanced"))
+    for split in source.splits:
+        committed = (archive / split.name / "run_key.txt").read_text().strip()
+        assert run_key(split, "cleanlab", dataset, labeler.name, student, config) == committed
+        assert json.loads((archive / split.name / "result.json").read_text())["key"] == committed
+        assert run_key(split, "cleanlab", dataset, labeler.name, student, balanced) != committed

@@ -17,12 +17,20 @@ if TYPE_CHECKING:
 
 
 def _crossval(folds: int, model: str | None, max_length: int, batch_size: int, seed: int,
-              threads: int | None) -> CrossvalConfig:
+              threads: int | None, oof_class_weight: str) -> CrossvalConfig:
     """The CrossvalConfig of sample-experts --by crossval and soft-labels --from crossval|mix."""
     from llm2edge.hub.curate.oof import CrossvalConfig
 
     return CrossvalConfig(folds=folds, model=model, max_length=max_length, batch_size=batch_size, seed=seed,
-                          threads=threads)
+                          threads=threads, oof_class_weight=oof_class_weight)
+
+
+def _class_weight_option() -> Any:
+    """--oof-class-weight of the crossval model."""
+    return typer.Option(defaults.OOF_CLASS_WEIGHT, "--oof-class-weight",
+                        help="Class weights of the crossval model: none | balanced (each LLM label weighted "
+                        "by the inverse of its share, so a skewed teacher's majority does not outvote its "
+                        "minority answers).")
 
 
 def _folds_option() -> Any:
@@ -62,6 +70,7 @@ def curate_cmd(
     batch_size: int = _batch_size_option(),
     filter_by: str = typer.Option(defaults.CURATE_FILTER_BY, "--filter-by",
                                   help="cleanlab filter_by method."),
+    oof_class_weight: str = _class_weight_option(),
     threads: int | None = threads_option("Torch threads for the embeddings"),
     seed: int = typer.Option(defaults.SEED, "--seed", help="Seed of the fold split."),
     top: int = typer.Option(defaults.CURATE_TOP, "--top", help="Flagged examples listed in the report."),
@@ -72,7 +81,8 @@ def curate_cmd(
 
     result = curate(CurateConfig(labels=labels, out=out, method=method, probs=probs, action=action,
                                  folds=folds, model=model, max_length=max_length, batch_size=batch_size,
-                                 filter_by=filter_by, threads=threads, seed=seed, top=top))
+                                 filter_by=filter_by, oof_class_weight=oof_class_weight, threads=threads,
+                                 seed=seed, top=top))
     say(f"curate: {result.n_flagged} of {result.n_rows} rows flagged; wrote {result.n_written} rows to "
          f"{result.out / 'labels.jsonl'} (report: {result.out / 'report.md'})")
 
@@ -96,13 +106,14 @@ def sample_experts_cmd(
     model: str | None = _model_option(),
     max_length: int = _max_length_option(),
     batch_size: int = _batch_size_option(),
+    oof_class_weight: str = _class_weight_option(),
     threads: int | None = threads_option("Torch threads for the crossval embeddings"),
 ) -> None:
     """Pick items for expert review: the least-confident LLM labels (RED-CT) or a random sample."""
     require("hub")
     from llm2edge.hub.curate.experts import SampleConfig, sample_experts
 
-    crossval = _crossval(folds, model, max_length, batch_size, seed, threads)
+    crossval = _crossval(folds, model, max_length, batch_size, seed, threads, oof_class_weight)
     result = sample_experts(SampleConfig(labels=labels, out=out, fraction=fraction, strategy=strategy,
                                          stratify=stratify, by=by, seed=seed, crossval=crossval))
     if result.warning:
@@ -161,6 +172,7 @@ def soft_labels_cmd(
     max_length: int = _max_length_option(),
     batch_size: int = _batch_size_option(),
     seed: int = typer.Option(defaults.SEED, "--seed", help="Seed of the crossval folds."),
+    oof_class_weight: str = _class_weight_option(),
     threads: int | None = threads_option("Torch threads for the crossval embeddings"),
 ) -> None:
     """Normalize each row's label distribution to sum to 1, for `llm2edge train --soft`."""
@@ -168,7 +180,8 @@ def soft_labels_cmd(
     from llm2edge.hub.curate.soft import soft_labels_file
 
     result = soft_labels_file(labels, out, smoothing=smoothing, temperature=temperature, source=source,
-                              crossval=_crossval(folds, model, max_length, batch_size, seed, threads))
+                              crossval=_crossval(folds, model, max_length, batch_size, seed, threads,
+                                                 oof_class_weight))
     say(f"soft-labels: wrote {result.rows} rows to {result.out} from {result.source} probabilities "
         f"(skipped {result.skipped_error} rows with an error)")
 

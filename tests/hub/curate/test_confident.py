@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
 import pytest
 
+from llm2edge.errors import ConfigError
 from llm2edge.hub.curate.confident import CurateConfig, curate, find_issues
 from llm2edge.hub.curate.rows import load_labels
 from llm2edge.records import read_jsonl
@@ -85,7 +87,8 @@ def test_error_rows_are_skipped_and_counted(mrf_labels, tmp_path):
 def test_bad_options_are_one_line_errors(mrf_labels, tmp_path, capsys, cli):
     path, *_ = mrf_labels
     for args, needle in ((["--probs", "magic"], "--probs"), (["--action", "burn"], "--action"),
-                         (["--folds", "1"], "--folds")):
+                         (["--folds", "1"], "--folds"),
+                         (["--oof-class-weight", "inverse"], "oof_class_weight")):
         assert cli("curate", "--labels", path, "--out", tmp_path / "o", *args) == 2
         err = capsys.readouterr().err.strip()
         # the option's name as the config field names it (ConfigError from CurateConfig, not click)
@@ -122,6 +125,46 @@ def test_a_drop_that_leaves_one_label_is_a_warning(recorded, tmp_path, capsys, c
     assert skew["before"] == round(sum(r["label"] == skew["label"] for r in rows) / len(rows), 4)
     line = next(x for x in err.splitlines() if "warning" in x)
     assert f"'{skew['label']}' on {skew['after']:.0%}" in line and "--action flag" in line
+    assert "--oof-class-weight balanced" in line
     assert "**warning**" in (out_dir / "report.md").read_text()
     # a drop that keeps the balance says nothing
     assert drop_skew(rows, np.zeros(len(rows), dtype=bool)) is None
+
+    # the same answers with a class-balanced out-of-fold model: the minority answers are no longer outvoted,
+    # so the drop keeps the label mix and what it drops is more often the teacher's mistake
+    bal_dir = tmp_path / "balanced"
+    assert cli("curate", "--labels", tmp_path / "labels.jsonl", "--out", bal_dir, "--probs", "crossval",
+               "--action", "drop", "--max-length", "64", "--threads", "1",
+               "--oof-class-weight", "balanced") == 0
+    assert "warning" not in capsys.readouterr().err
+    report = json.loads((bal_dir / "report.json").read_text())
+    assert report["oof_class_weight"] == "balanced" and report["drop_skew"] is None
+    gold = {r["text"]: r["gold_label"] for r in csv.DictReader(src.open(encoding="utf-8"))}
+
+    def dropped_wrong(folder):
+        kept = {r["id"] for r in read_jsonl(folder / "labels.jsonl")}
+        gone = [r for r in rows if r["id"] not in kept]
+        return sum(r["label"] != gold[r["text"]] for r in gone) / len(gone)
+
+    assert dropped_wrong(bal_dir) > dropped_wrong(out_dir) + 0.1
+
+
+def test_crossval_probs_do_not_depend_on_blas_threads():
+    """The out-of-fold fits pin BLAS to one thread: the same probabilities whatever the machine's threads
+    (a 2-thread BLAS moved them by ~4e-5, enough to move a cleanlab flag)."""
+    from threadpoolctl import threadpool_limits
+
+    from llm2edge.hub.curate.confident import crossval_probs
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 384))
+    y = rng.integers(0, 6, size=400)
+    with threadpool_limits(limits=1):
+        one = crossval_probs(x, y, 6)
+    with threadpool_limits(limits=2):
+        two = crossval_probs(x, y, 6)
+    assert np.array_equal(one, two)
+    balanced = crossval_probs(x, y, 6, class_weight="balanced")
+    assert balanced.shape == one.shape and not np.array_equal(balanced, one)
+    with pytest.raises(ConfigError, match="class_weight"):
+        crossval_probs(x, y, 6, class_weight="inverse")

@@ -46,6 +46,7 @@ from llm2edge.pipeline.experiment.specs import (
     DatasetSpec,
     ExperimentConfig,
     StudentSpec,
+    curate_key,
     parse_intervention,
 )
 from llm2edge.pipeline.experiment.students import embeddings, train_and_evaluate
@@ -78,10 +79,12 @@ def _oof(rows: Sequence[Row], labels: Sequence[str], features: np.ndarray, confi
     them for the same rows and labels (the interventions of one split share them)."""
     from llm2edge.hub.curate.oof import CrossvalConfig, oof_probs
 
-    key = digest([[r["id"], r["label"]] for r in rows] + [list(labels), config.curate.folds, config.seed])
+    key = digest([[r["id"], r["label"]] for r in rows] + [list(labels), config.curate.folds, config.seed,
+                                                        config.curate.oof_class_weight])
     if memo is not None and key in memo:
         return memo[key]
-    settings = CrossvalConfig(folds=config.curate.folds, seed=config.seed)
+    settings = CrossvalConfig(folds=config.curate.folds, seed=config.seed,
+                              oof_class_weight=config.curate.oof_class_weight)
     probs = oof_probs(rows, labels, settings, features=features)
     if memo is not None:
         memo[key] = probs
@@ -133,9 +136,11 @@ def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str
     if "cleanlab" in steps:
         from llm2edge.hub.curate.confident import drop_skew, drop_skew_line, find_issues
 
+        oof = _oof(rows, labels.labels, features, config, memo) if cur.probs == "crossval" else None
         try:
             issues = find_issues(rows, labels.labels, probs=cur.probs, features=features, folds=cur.folds,
-                                 seed=config.seed, filter_by=cur.filter_by)
+                                 seed=config.seed, filter_by=cur.filter_by, class_weight=cur.oof_class_weight,
+                                 oof=oof)
         except DataError as exc:  # e.g. the LLM gave every item the same label: nothing to learn from
             _log(f"{dataset.name}: cleanlab skipped ({exc})")
             flagged: set[str] = set()
@@ -145,7 +150,7 @@ def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str
         keep = np.flatnonzero(~dropped)
         skew = drop_skew(rows, dropped)
         if skew:
-            warn(f"experiment: {dataset.name}: cleanlab {drop_skew_line(skew)}")
+            warn(f"experiment: {dataset.name}: cleanlab {drop_skew_line(skew, cur.oof_class_weight)}")
         rows = [rows[i] for i in keep]
         if features is not None:
             features = features[keep]
@@ -214,15 +219,21 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
     return ExperimentResult(out, counts["runs"], counts["cached"], rows)
 
 
+def run_key(split: Split, intervention: str, dataset: DatasetSpec, labeler: str, student: StudentSpec,
+            config: ExperimentConfig) -> str:
+    """The cache key of one run: its result.json is reused while the key is unchanged."""
+    return digest({"dataset": asdict(dataset), "labeler": labeler, "student": asdict(student),
+                   "curate": curate_key(config.curate), "intervention": intervention, "seed": config.seed,
+                   "evaluate": config.evaluate, "quantize": config.quantize, "split": split.name,
+                   "train_labels": digest(split.train.rows), "test": [r["id"] for r in split.test]})
+
+
 def _run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpec, labeler: str,
          student: StudentSpec, config: ExperimentConfig, run_dir: Path, out: Path, counts: dict[str, int],
          memo: dict[str, Any]) -> dict[str, Any]:
     """One student run on one split (from its result.json when the settings and labels are unchanged)."""
     steps = parse_intervention(intervention)
-    key = digest({"dataset": asdict(dataset), "labeler": labeler, "student": asdict(student),
-                  "curate": asdict(config.curate), "intervention": intervention, "seed": config.seed,
-                  "evaluate": config.evaluate, "quantize": config.quantize, "split": split.name,
-                  "train_labels": digest(split.train.rows), "test": [r["id"] for r in split.test]})
+    key = run_key(split, intervention, dataset, labeler, student, config)
     counts["runs"] += 1
     result_path = run_dir / "result.json"
     if result_path.is_file():
@@ -327,6 +338,10 @@ def _write_outputs(out: Path, rows: Sequence[dict[str, Any]], config: Experiment
     if "cleanlab" in steps:
         notes.append(f"cleanlab: {cur.probs} probabilities ({cur.folds} folds), action {cur.action}; "
                      "expert rows are kept.")
+    oof_used = steps & {"cleanlab", "experts_crossval"} or ("soft" in steps and cur.soft_from != "llm")
+    if cur.oof_class_weight != "none" and oof_used:
+        notes.append(f"out-of-fold model: class weights {cur.oof_class_weight} (each LLM label weighted by "
+                     "the inverse of its share).")
     if "soft" in steps:
         source = {"llm": "the LLM's label distribution", "crossval": "out-of-fold probabilities (frozen "
                   "embeddings, logistic regression)", "mix": "the mean of the LLM's and out-of-fold "

@@ -6,8 +6,9 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from llm2edge.checks import at_least, check_max_length, check_threads, fraction, one_of, positive
 from llm2edge.defaults import (
@@ -20,6 +21,8 @@ from llm2edge.defaults import (
     LABEL_BACKEND,
     LABEL_COL,
     MAX_LENGTH,
+    OOF_CLASS_WEIGHT,
+    OOF_CLASS_WEIGHTS,
     QUANTIZE,
     SEED,
     SHOTS,
@@ -193,6 +196,9 @@ class CurateSpec:
     folds: int = CURATE_FOLDS
     #: cleanlab's find_label_issues filter.
     filter_by: str = CURATE_FILTER_BY
+    #: Class weights of the out-of-fold model (cleanlab, experts_crossval, soft from crossval): "none" or
+    #: "balanced" (`defaults.OOF_CLASS_WEIGHT`).
+    oof_class_weight: str = OOF_CLASS_WEIGHT
     #: Share of the train items sent to (simulated) experts.
     expert_fraction: float = EXPERT_FRACTION
     #: RED-CT: the same expert budget per LLM label.
@@ -214,7 +220,19 @@ class CurateSpec:
         fraction("expert_fraction", self.expert_fraction)
         one_of("by", self.by, ("confidence", "margin"))
         one_of("soft_from", self.soft_from, SOFT_FROM)
+        one_of("oof_class_weight", self.oof_class_weight, OOF_CLASS_WEIGHTS)
         fraction("soft_smoothing", self.soft_smoothing, closed=False)
+
+
+#: CurateSpec fields added after runs were committed, with the value every earlier run had: a run's cache
+#: key leaves a field out while it has that value, so the committed runs stay valid (and cached).
+LATER_CURATE_FIELDS = {"oof_class_weight": OOF_CLASS_WEIGHT}
+
+
+def curate_key(spec: CurateSpec) -> dict[str, Any]:
+    """The curation settings as they enter a run's cache key (see LATER_CURATE_FIELDS)."""
+    return {name: value for name, value in asdict(spec).items()
+            if name not in LATER_CURATE_FIELDS or value != LATER_CURATE_FIELDS[name]}
 
 
 @dataclass(frozen=True, kw_only=True)
