@@ -54,6 +54,25 @@ def test_bad_configs(tmp_path, shared_data):
     assert parse_intervention("experts_confidence+soft") == ("experts_confidence", "soft")
 
 
+def test_a_config_extends_another(repo, tmp_path, shared_data):
+    """`extends` reads the other file first and applies this one over it: the shipped balanced variant is
+    recorded_teachers.toml with one curation field changed, its [quick] table included."""
+    from dataclasses import replace
+
+    base = load_config(repo / "experiments" / "recorded_teachers.toml")
+    variant = load_config(repo / "experiments" / "recorded_teachers_balanced.toml")
+    assert variant == replace(base, name=variant.name, source=variant.source,
+                              curate=replace(base.curate, oof_class_weight="balanced"))
+    assert load_config(repo / "experiments" / "recorded_teachers_balanced.toml", quick=True).folds == 3
+    (tmp_path / "a.toml").write_text('extends = "b.toml"\n')
+    (tmp_path / "b.toml").write_text('extends = "a.toml"\n')
+    with pytest.raises(ConfigError, match="loops back"):
+        load_config(tmp_path / "a.toml")
+    (tmp_path / "c.toml").write_text('extends = "missing.toml"\n')
+    with pytest.raises(ConfigError, match="missing.toml: no such experiment config"):
+        load_config(tmp_path / "c.toml")
+
+
 def test_prepare_split_is_seeded_and_reused(repo, shared_data, tmp_path):
     cfg = load_config(repo / "experiments" / "quick.toml")
     ds = cfg.datasets[0]

@@ -69,17 +69,31 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path, *, quick: bool = False, only: dict[str, list[str]] | None = None
-                ) -> ExperimentConfig:
-    """Read an experiment TOML; `quick` applies its [quick] table (smaller sizes, fewer runs); `only`
-    ({"datasets"|"labelers"|"students"|"interventions": names}) keeps just those parts."""
-    p = Path(path)
+def _read(p: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's tables; `extends = "other.toml"` (relative to this file) reads that one first and
+    applies this one over it (tables merge key by key, lists and values are replaced)."""
     if not p.is_file():
         raise ConfigError(f"{p}: no such experiment config")
     try:
         raw = tomllib.loads(p.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{p}: not valid TOML ({exc})") from None
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    base = (p.parent / str(parent)).resolve()
+    if base in seen or base == p.resolve():
+        raise ConfigError(f"{p}: extends '{parent}' loops back to itself")
+    return _merge(_read(base, (*seen, p.resolve())), raw)
+
+
+def load_config(path: str | Path, *, quick: bool = False, only: dict[str, list[str]] | None = None
+                ) -> ExperimentConfig:
+    """Read an experiment TOML (over the one it `extends`, if any); `quick` applies its [quick] table
+    (smaller sizes, fewer runs); `only` ({"datasets"|"labelers"|"students"|"interventions": names}) keeps
+    just those parts."""
+    p = Path(path)
+    raw = _read(p)
     quick_table = raw.pop("quick", None)
     if quick:
         if quick_table is None:
