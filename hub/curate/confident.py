@@ -212,11 +212,12 @@ def drop_skew(rows: Sequence[Row], flagged: np.ndarray) -> dict[str, Any] | None
     return {"label": top, "before": round(before, 4), "after": round(count / n_kept, 4), "kept": n_kept}
 
 
-def drop_skew_line(skew: dict[str, Any], oof_class_weight: str = OOF_CLASS_WEIGHT) -> str:
-    """The warning for a drop_skew result, one line (with an unweighted out-of-fold model, it names the
-    balanced one: on the 32 recorded teachers it turned such drops from 5 folds to 0, experiments/README)."""
-    fix = "" if oof_class_weight == "balanced" else (", or weight the out-of-fold model "
-                                                      "(--oof-class-weight balanced)")
+def drop_skew_line(skew: dict[str, Any], oof_class_weight: str | None = OOF_CLASS_WEIGHT) -> str:
+    """The warning for a drop_skew result, one line. With an unweighted out-of-fold model it names the
+    balanced one (on the 32 recorded teachers it turned such drops from 5 folds to 0, experiments/README);
+    None: the probabilities were the LLM's own, no out-of-fold model to weight."""
+    fix = "" if oof_class_weight != "none" else (", or weight the out-of-fold model "
+                                                  "(--oof-class-weight balanced)")
     return (f"dropping the flagged rows leaves '{skew['label']}' on {skew['after']:.0%} of the "
             f"{skew['kept']} kept rows (was {skew['before']:.0%}): a student trained on them learns one "
             "label; keep them (--action flag) and use expert labels (sample-experts) or soft labels "
@@ -285,7 +286,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- flagged: {report['flagged']} ({100 * report['flagged_fraction']:.1f}%), "
         f"action: {report['action']}",
         *([f"- note: {report['note']}"] if report.get("note") else []),
-        *([f"- **warning**: {drop_skew_line(report['drop_skew'], report.get('oof_class_weight') or 'none')}"]
+        *([f"- **warning**: {drop_skew_line(report['drop_skew'], report.get('oof_class_weight'))}"]
           if report.get("drop_skew") else []),
         "",
         "| LLM label | rows | flagged | % |",
@@ -323,7 +324,7 @@ def curate(config: CurateConfig) -> CurateResult:
     report = build_report(data, issues, config, time.perf_counter() - start)
     report["written"] = len(out_rows)
     if report["drop_skew"] and config.action == "drop":
-        warn(f"curate: {drop_skew_line(report['drop_skew'], config.oof_class_weight)}")
+        warn(f"curate: {drop_skew_line(report['drop_skew'], report['oof_class_weight'])}")
     write_json(out / "report.json", report)
     (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
     return CurateResult(out, len(data.rows), int(issues.flagged.sum()), len(out_rows), report)

@@ -137,10 +137,9 @@ def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str
         from llm2edge.hub.curate.confident import drop_skew, drop_skew_line, find_issues
 
         oof = _oof(rows, labels.labels, features, config, memo) if cur.probs == "crossval" else None
+        oof_weight = cur.oof_class_weight if cur.probs == "crossval" else None
         try:
-            issues = find_issues(rows, labels.labels, probs=cur.probs, features=features, folds=cur.folds,
-                                 seed=config.seed, filter_by=cur.filter_by, class_weight=cur.oof_class_weight,
-                                 oof=oof)
+            issues = find_issues(rows, labels.labels, probs=cur.probs, oof=oof, filter_by=cur.filter_by)
         except DataError as exc:  # e.g. the LLM gave every item the same label: nothing to learn from
             _log(f"{dataset.name}: cleanlab skipped ({exc})")
             flagged: set[str] = set()
@@ -150,7 +149,7 @@ def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str
         keep = np.flatnonzero(~dropped)
         skew = drop_skew(rows, dropped)
         if skew:
-            warn(f"experiment: {dataset.name}: cleanlab {drop_skew_line(skew, cur.oof_class_weight)}")
+            warn(f"experiment: {dataset.name}: cleanlab {drop_skew_line(skew, oof_weight)}")
         rows = [rows[i] for i in keep]
         if features is not None:
             features = features[keep]
