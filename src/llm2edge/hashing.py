@@ -45,3 +45,12 @@ def digest(obj: Any, *, length: int = DIGEST_LENGTH, ensure_ascii: bool = True) 
     UTF-8 rather than `\\u` escapes (the prompt hashes and label keys were first stored that way).
     """
     return sha256_text(json.dumps(obj, sort_keys=True, default=str, ensure_ascii=ensure_ascii), length)
+
+
+
+def file_digest(path: str | Path) -> str:
+    """A file's checksum as keys and stamps store it: the first DIGEST_LENGTH hex digits of its SHA-256.
+
+    What is in the file, not where it is: a key made on one machine holds on another.
+    """
+    return sha256_file(path)[:DIGEST_LENGTH]

@@ -237,17 +237,22 @@ def test_collapse_counts_say_whose_collapse_it_is():
     assert "did not in 1 (`teacher_collapsed`" in md
 
 
-def test_committed_runs_keep_their_keys(recorded, tmp_path):
-    """The committed fine-tuned cleanlab runs are reused, not redone, by the code as it is now: a curation
-    field added later (`oof_class_weight`) stays out of the key at its old value, and a non-default value
-    gives new keys."""
+def test_committed_runs_keep_their_keys(recorded, shared_data, tmp_path, monkeypatch):
+    """The committed fine-tuned cleanlab runs are reused, not redone, by the code as it is now and wherever
+    the data lie (they were made on another machine: here the data set is read from a copy elsewhere); a
+    curation field added later (`oof_class_weight`) stays out of the key at its old value, and a non-default
+    value gives new keys."""
     from dataclasses import replace
 
     from llm2edge.pipeline.experiment.runner import run_key
 
+    elsewhere = tmp_path / "elsewhere" / "data"
+    shutil.copytree(shared_data / "tempowic", elsewhere / "tempowic")
+    monkeypatch.setenv("LLM2EDGE_SHARED_DATA", str(elsewhere))
     config = load_config(CONFIG, only={"datasets": ["tempowic"], "labelers": ["flan-ul2"],
                                        "students": ["minilm"]})
     dataset, labeler, student = config.datasets[0], config.labelers[0], config.students[0]
+    assert dataset.train.is_relative_to(elsewhere)
     source = load_source(dataset, labeler, list(dataset.labels), config, tmp_path)
     archive = (REPO / "experiments/results/recorded_teachers_finetuned_gpu/runs"
                / "tempowic/flan-ul2/minilm/cleanlab")

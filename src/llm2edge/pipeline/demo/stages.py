@@ -22,7 +22,7 @@ import numpy as np
 from llm2edge.console import say
 from llm2edge.edge import Classifier
 from llm2edge.errors import DataError, Llm2EdgeError
-from llm2edge.hashing import DIGEST_LENGTH, digest, sha256_file
+from llm2edge.hashing import digest, file_digest
 from llm2edge.pipeline.bench.spec import SystemSpec
 from llm2edge.pipeline.bench.texts import sample_texts
 from llm2edge.pipeline.bench.timing import measure
@@ -65,11 +65,6 @@ class StageLog:
             self.say(f"      {self._name}: reused ({note})" if note else f"      {self._name}: reused")
         else:
             self.say(f"      {self._name}: done in {seconds:.1f} s" + (f" ({note})" if note else ""))
-
-
-def file_key(path: Path) -> str:
-    """A file's checksum as the stamps store it (the first DIGEST_LENGTH hex digits, so old stamps match)."""
-    return sha256_file(path)[:DIGEST_LENGTH]
 
 
 def stamp_ok(folder: Path, key: str, name: str = STAMP) -> bool:
@@ -170,7 +165,7 @@ def curate_stage(labels: Path, out: Path, config: DemoConfig, threads: int, log:
     if config.curate == "none":
         log.done("skipped (--curate none)")
         return labels, {"curation": "none"}
-    key = digest({"labels": file_key(labels), "action": config.curate, "seed": config.seed})
+    key = digest({"labels": file_digest(labels), "action": config.curate, "seed": config.seed})
     curated = out / "labels.jsonl"
     if stamp_ok(out, key) and curated.is_file():
         info = json.loads((out / STAMP).read_text(encoding="utf-8"))
@@ -196,7 +191,7 @@ def train_stage(data: Path, out: Path, names: list[str], config: DemoConfig, thr
                 log: StageLog) -> None:
     """Fine-tune the embedded MiniLM on the (curated) LLM labels; reused when the inputs are unchanged."""
     freeze = config.quick
-    settings = {"data": file_key(data), "epochs": epochs, "max_length": config.max_length, "labels": names,
+    settings = {"data": file_digest(data), "epochs": epochs, "max_length": config.max_length, "labels": names,
                 "seed": config.seed, "freeze": freeze, "class_weight": config.class_weight, "lr": config.lr}
     key = digest(settings)
     how = "head only, frozen encoder" if freeze else f"{epochs} epoch(s), max_length {config.max_length}"

@@ -33,7 +33,7 @@ import numpy as np
 
 from llm2edge.console import say, warn
 from llm2edge.errors import DataError
-from llm2edge.hashing import digest
+from llm2edge.hashing import digest, file_digest
 from llm2edge.hub.curate.experts import apply_expert_labels, select_experts
 from llm2edge.hub.curate.rows import LabeledRows, Row, write_json
 from llm2edge.hub.curate.soft import build_soft_labels
@@ -220,11 +220,26 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
 
 def run_key(split: Split, intervention: str, dataset: DatasetSpec, labeler: str, student: StudentSpec,
             config: ExperimentConfig) -> str:
-    """The cache key of one run: its result.json is reused while the key is unchanged."""
-    return digest({"dataset": asdict(dataset), "labeler": labeler, "student": asdict(student),
+    """The cache key of one run: its result.json is reused while the key is unchanged.
+
+    The data set's files enter by content, not location (`located`), so runs made on one machine (a GPU
+    job, a CI checkout) are reused on another.
+    """
+    return digest({"dataset": located(dataset), "labeler": labeler, "student": asdict(student),
                    "curate": curate_key(config.curate), "intervention": intervention, "seed": config.seed,
                    "evaluate": config.evaluate, "quantize": config.quantize, "split": split.name,
                    "train_labels": digest(split.train.rows), "test": [r["id"] for r in split.test]})
+
+
+def located(dataset: DatasetSpec) -> dict[str, Any]:
+    """The data set's settings with each file replaced by its checksum and a folder by its name (what a
+    recorded folder holds enters a run's key through its rows): nothing that depends on where they lie."""
+    def portable(value: Any) -> Any:
+        if not isinstance(value, Path):
+            return value
+        return file_digest(value) if value.is_file() else value.name
+
+    return {name: portable(value) for name, value in asdict(dataset).items()}
 
 
 def _run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpec, labeler: str,
