@@ -12,9 +12,23 @@ are in bench/RESULTS.md.
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+#: CPU flags of int8 dot-product instructions (x86 VNNI, AMX; Arm dot product): without them onnxruntime's
+#: int8 kernels gain less over fp32, so the int8 gates ask less (`Gate.min_ratio_no_int8_dot`).
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+
+
+def has_int8_dot(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """True if the CPU lists an int8 dot-product instruction (True where /proc/cpuinfo cannot be read)."""
+    try:
+        flags = set(Path(cpuinfo).read_text(encoding="utf-8", errors="replace").split())
+    except OSError:
+        return True
+    return any(flag in flags for flag in INT8_DOT_FLAGS)
 
 
 @dataclass(frozen=True)
@@ -26,18 +40,30 @@ class Gate:
     slower: str
     min_ratio: float
     why: str
+    #: The bound on a CPU without int8 dot-product instructions (None: `min_ratio` everywhere).
+    min_ratio_no_int8_dot: float | None = None
+
+    def bound(self, int8_dot: bool) -> float:
+        """The bound on this CPU."""
+        if int8_dot or self.min_ratio_no_int8_dot is None:
+            return self.min_ratio
+        return self.min_ratio_no_int8_dot
 
 
 GATES = (
     Gate("edge beats torch", faster="edge int8 b1", slower="torch eager b1", min_ratio=2.7,
+         min_ratio_no_int8_dot=2.3,
          why="edge int8 b1 must stay >= 2.7x faster per item than torch eager b1 (measured 2.84-4.13x "
-             "at load 1.5-9 in eight runs)"),
+             "at load 1.5-9 in eight runs), >= 2.3x on a CPU without int8 dot-product instructions (AVX2 "
+             "only: median of 3 rounds 2.72-3.40x, single rounds 2.46-3.60x)"),
     Gate("batching holds", faster="edge int8 b32 stream", slower="edge int8 b1", min_ratio=0.75,
          why="a 256-text chunk per call (each text alone on CPU, length-sorted) must not cost more than "
              "1.33x batch 1 per item (measured 0.98-1.34x b1/stream; 1.11-1.15x with every text alone; "
              "0.83x in a CI run on a machine shared with other sessions, so 0.95 failed on load alone)"),
-    Gate("int8 pays", faster="edge int8 b1", slower="edge fp32 b1", min_ratio=1.5,
-         why="edge int8 b1 must stay >= 1.5x faster per item than edge fp32 b1 (measured 1.79-2.31x)"),
+    Gate("int8 pays", faster="edge int8 b1", slower="edge fp32 b1", min_ratio=1.5, min_ratio_no_int8_dot=1.35,
+         why="edge int8 b1 must stay >= 1.5x faster per item than edge fp32 b1 (measured 1.79-2.31x), "
+             ">= 1.35x on a CPU without int8 dot-product instructions (AVX2 only: median of 3 rounds "
+             "1.57-1.84x, single rounds 1.36-1.85x)"),
     Gate("static is the fast rung", faster="static b1", slower="edge int8 b1", min_ratio=8.0,
          why="the static-embedding student at batch 1 must stay >= 8x faster per item than MiniLM int8 b1 "
              "(measured 16.5-17.5x on a quiet machine, round trips through the worker pipe; timed inside the "
@@ -89,20 +115,24 @@ def check_startup(result: dict,
 
 
 def per_item_ms(path: str | Path) -> dict[str, float]:
-    """Per-item milliseconds of every system in a pytest-benchmark JSON (median call / texts per call)."""
+    """Per-item milliseconds of every system in a pytest-benchmark JSON (median call / texts per call; a
+    system measured in several rounds: the median round, as bench/conftest.py's summary)."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    out: dict[str, float] = {}
+    rounds: dict[str, list[float]] = {}
     for bench in data.get("benchmarks", []):
         info = bench.get("extra_info") or {}
         system = info.get("system")
         if not system:
             continue
-        out[system] = bench["stats"]["median"] * 1000 / int(info.get("per_call") or 1)
-    return out
+        rounds.setdefault(system, []).append(bench["stats"]["median"] * 1000 / int(info.get("per_call") or 1))
+    return {system: statistics.median(ms) for system, ms in rounds.items()}
 
 
-def check(times: dict[str, float], gates: tuple[Gate, ...] = GATES) -> tuple[list[str], list[str]]:
-    """(report lines for every gate, one line per violated gate)."""
+def check(times: dict[str, float], gates: tuple[Gate, ...] = GATES, *, int8_dot: bool | None = None
+          ) -> tuple[list[str], list[str]]:
+    """(report lines for every gate, one line per violated gate); `int8_dot`: whether this CPU has int8
+    dot-product instructions (None: read /proc/cpuinfo)."""
+    int8_dot = has_int8_dot() if int8_dot is None else int8_dot
     report, failed = [], []
     for g in gates:
         if g.faster not in times or g.slower not in times:
@@ -112,9 +142,11 @@ def check(times: dict[str, float], gates: tuple[Gate, ...] = GATES) -> tuple[lis
             failed.append(line)
             continue
         ratio = times[g.slower] / times[g.faster]
-        ok = ratio >= g.min_ratio
+        bound = g.bound(int8_dot)
+        ok = ratio >= bound
+        cpu = "" if bound == g.min_ratio else ", CPU without int8 dot product"
         line = (f"gate '{g.name}': {g.slower} / {g.faster} = {times[g.slower]:.3g} / "
-                f"{times[g.faster]:.3g} ms = {ratio:.2f}x (bound >= {g.min_ratio:.2f}x)")
+                f"{times[g.faster]:.3g} ms = {ratio:.2f}x (bound >= {bound:.2f}x{cpu})")
         report.append(("ok   " if ok else "FAIL ") + line)
         if not ok:
             failed.append(f"{line}: {g.why}")

@@ -13,6 +13,7 @@ from llm2edge.pipeline.bench.spec import SystemSpec
 
 THREADS = int(os.environ.get("LLM2EDGE_BENCH_THREADS", "1"))
 BUDGET_S = float(os.environ.get("LLM2EDGE_BENCH_BUDGET", "3"))
+ROUNDS = int(os.environ.get("LLM2EDGE_BENCH_ROUNDS", "3"))
 
 #: (row name, kind, which model, batch, texts per call (0 = batch), in the CI subset)
 STUDENT_ROWS = [
@@ -30,9 +31,10 @@ STUDENT_ROWS = [
 ]
 
 
-def _param(row: tuple) -> object:
+def _param(row: tuple, turn: int) -> object:
     marks = [pytest.mark.ci] if row[-1] else []
-    return pytest.param(*row[:-1], id=row[0].replace(" ", "-"), marks=marks)
+    return pytest.param(*row[:-1], id=row[0].replace(" ", "-") + (f"-r{turn + 1}" if ROUNDS > 1 else ""),
+                        marks=marks)
 
 
 def _path(models: Any, which: str) -> str:
@@ -59,7 +61,9 @@ def test_edge_two_threads(run_system, bench_models: Any) -> None:  # noqa: ANN00
     assert run_system(spec).per_item_ms > 0
 
 
-@pytest.mark.parametrize(("name", "kind", "which", "batch", "chunk"), [_param(r) for r in STUDENT_ROWS])
+# every row once per round, rounds one after another: the systems take turns (conftest.merge_rounds)
+@pytest.mark.parametrize(("name", "kind", "which", "batch", "chunk"),
+                         [_param(r, turn) for turn in range(ROUNDS) for r in STUDENT_ROWS])
 def test_student(run_system, bench_models: Any, name: str, kind: str, which: str, batch: int,  # noqa: ANN001
                  chunk: int) -> None:
     """The student ladder: the static-embedding student and the MiniLM student (edge runtime int8 and fp32,

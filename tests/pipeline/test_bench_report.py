@@ -11,7 +11,7 @@ import pytest
 
 from llm2edge.pipeline.bench.report import fmt_ms, ratio_sentences, speed_table, write_report
 from llm2edge.pipeline.bench.spec import SpeedRow, SystemSpec
-from llm2edge.pipeline.bench.timing import plan_rounds, speed_row
+from llm2edge.pipeline.bench.timing import merge_rounds, plan_passes, plan_rounds, speed_row
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -21,6 +21,36 @@ def test_speed_row_uses_median_call_over_texts_per_call() -> None:
     row = speed_row(spec, [0.064, 0.032, 1.0])  # median 0.064 s for 32 texts
     assert row.per_item_ms == pytest.approx(2.0) and row.items_per_s == pytest.approx(500.0)
     assert row.rounds == 3 and row.per_call == 32
+
+
+def test_plan_passes_times_whole_passes_so_every_system_sees_the_same_texts() -> None:
+    # batch 1 over 256 texts: one whole pass for a fast and a slow student alike (not 200 vs 80 texts)
+    assert plan_passes(0.01, 256, budget_s=2.0, min_rounds=10, max_rounds=512) == 256
+    assert plan_passes(0.025, 256, budget_s=2.0, min_rounds=10, max_rounds=512) == 256
+    # a fast system does as many whole passes as fit, up to max_rounds
+    assert plan_passes(0.001, 256, budget_s=2.0, min_rounds=10, max_rounds=512) == 512
+    # batch 32 (8 calls per pass) and one 256-text chunk per call (a pass is one call, min 2 calls)
+    assert plan_passes(0.4, 8, budget_s=2.0, min_rounds=5, max_rounds=16) == 8
+    assert plan_passes(3.0, 1, budget_s=2.0, min_rounds=2, max_rounds=5) == 2
+    # an LLM at batch 1: a pass would take a minute, so the budget's prefix as before
+    assert plan_passes(0.25, 256, budget_s=4.0, min_rounds=10, max_rounds=512) == 16
+    # torch eager b1 with a slow first call (60 ms: a 15 s pass) still times the whole pass
+    assert plan_passes(0.06, 256, budget_s=2.0, min_rounds=10, max_rounds=512) == 256
+
+
+def test_merge_rounds_gives_one_row_per_system_at_its_median_round() -> None:
+    def row(system: str, ms: float, rss: float) -> SpeedRow:
+        return SpeedRow(system=system, kind="edge", batch=1, per_item_ms=ms, items_per_s=1000 / ms,
+                        rounds=256, load_s=0.2, rss_mb=rss)
+
+    # three rounds in turn; the second int8 process was 30% slower for its whole life
+    rows = [row("int8", 8.0, 110), row("torch", 30.0, 600), row("int8", 10.4, 112), row("torch", 24.0, 610),
+            row("int8", 8.2, 111), row("torch", 27.0, 605)]
+    merged = {r.system: r for r in merge_rounds(rows)}
+    assert list(merged) == ["int8", "torch"]
+    assert merged["int8"].per_item_ms == 8.2 and merged["torch"].per_item_ms == 27.0
+    assert merged["int8"].rounds == 768 and merged["int8"].rss_mb == 112
+    assert merged["int8"].items_per_s == pytest.approx(1000 / 8.2)
 
 
 def test_plan_rounds_fits_the_budget_within_bounds() -> None:
@@ -89,6 +119,34 @@ def test_gates_pass_and_fail_on_ratios(tmp_path: Path, capsys: pytest.CaptureFix
     assert len(err) == 5  # one per violated gate: batching, int8, torch, static and 2 threads missing
     assert any("torch eager b1 not measured" in line for line in err)
     assert gates.main([str(tmp_path / "missing.json")]) == 2
+
+
+def test_gates_take_the_median_round_of_a_system(tmp_path: Path) -> None:
+    gates = _gates()
+    path = tmp_path / "rounds.json"
+    rounds = [("edge int8 b1", 8.0), ("torch eager b1", 30.0), ("edge int8 b1", 10.4),
+              ("torch eager b1", 24.0), ("edge int8 b1", 8.2), ("torch eager b1", 27.0)]
+    path.write_text(json.dumps({"benchmarks": [{"stats": {"median": ms / 1000},
+                                                "extra_info": {"system": name, "per_call": 1}}
+                                               for name, ms in rounds]}), encoding="utf-8")
+    assert gates.per_item_ms(path) == pytest.approx({"edge int8 b1": 8.2, "torch eager b1": 27.0})
+
+
+def test_int8_gates_ask_less_of_a_cpu_without_int8_dot_product(tmp_path: Path) -> None:
+    gates = _gates()
+    avx2 = tmp_path / "avx2"
+    avx2.write_text("processor : 0\nflags : fpu sse4_2 avx avx2 fma\n", encoding="utf-8")
+    vnni = tmp_path / "vnni"
+    vnni.write_text("processor : 0\nflags : fpu avx2 avx512f avx512_vnni\n", encoding="utf-8")
+    assert not gates.has_int8_dot(avx2) and gates.has_int8_dot(vnni)
+    times = {"edge int8 b1": 10.0, "torch eager b1": 25.0, "edge fp32 b1": 14.0,
+             "edge int8 b32 stream": 10.0, "edge int8 b32 stream 2 threads": 6.0, "static b1": 0.5}
+    _, failed = gates.check(times, int8_dot=True)
+    assert [line.split("'")[1] for line in failed] == ["edge beats torch", "int8 pays"]
+    report, failed = gates.check(times, int8_dot=False)
+    assert failed == [] and "bound >= 2.30x, CPU without int8 dot product" in "\n".join(report)
+    times["edge fp32 b1"] = 11.0  # int8 barely pays: fails on any CPU
+    assert [line.split("'")[1] for line in gates.check(times, int8_dot=False)[1]] == ["int8 pays"]
 
 
 def test_startup_gates_read_bench_startup_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,11 +11,27 @@ from pathlib import Path
 from llm2edge.pipeline.bench.spec import SpeedRow, SystemSpec
 from llm2edge.pipeline.bench.worker import Worker
 
+#: A whole pass over the texts is timed when it takes at most this many seconds (or the budget, if more).
+WHOLE_PASS_S = 30.0
+
 
 def plan_rounds(call_s: float, *, budget_s: float, min_rounds: int, max_rounds: int) -> int:
     """How many timed calls fit in `budget_s` given one call's seconds, clamped to [min, max]."""
     fit = int(budget_s / max(call_s, 1e-6))
     return max(min_rounds, min(max_rounds, fit))
+
+
+def plan_passes(call_s: float, per_pass: int, *, budget_s: float, min_rounds: int, max_rounds: int) -> int:
+    """Timed calls in whole passes over the texts (the calls start at the first batch), so every system of
+    a run is timed on the same texts: a median over a speed-dependent prefix of texts of varying length
+    compares different work. A pass longer than max(budget_s, WHOLE_PASS_S) (an LLM at batch 1) falls back
+    to the prefix that fits `plan_rounds`."""
+    pass_s = call_s * max(per_pass, 1)
+    if per_pass < 1 or pass_s > max(budget_s, WHOLE_PASS_S):
+        return plan_rounds(call_s, budget_s=budget_s, min_rounds=min_rounds, max_rounds=max_rounds)
+    fit = int(budget_s / max(pass_s, 1e-6))
+    passes = max(-(-min_rounds // per_pass), min(max(1, max_rounds // per_pass), fit), 1)
+    return passes * per_pass
 
 
 def time_calls(worker: Worker, rounds: int, *, warmup: int = 2) -> list[float]:
@@ -41,14 +57,17 @@ def speed_row(spec: SystemSpec, call_seconds: Sequence[float], *, load_s: float 
 
 def measure(spec: SystemSpec, texts: Sequence[str], *, budget_s: float, log_dir: Path | None = None,
             warmup: int = 2, min_rounds: int = 10) -> SpeedRow:
-    """Load one system in a worker, time it (warmup, then as many calls as fit the budget), read its RSS."""
+    """Load one system in a worker, time it (warmup, then whole passes over the texts: `plan_passes`), read
+    its RSS."""
     with Worker(spec, texts, log_dir=log_dir) as worker:
         for _ in range(warmup):
             worker.run()
         probe = worker.run()
         per_pass = worker.batches
         low = min(min_rounds, 2 * per_pass) if spec.per_call > 1 else min_rounds
-        rounds = plan_rounds(probe, budget_s=budget_s, min_rounds=low, max_rounds=max(2 * per_pass, 5))
+        rounds = plan_passes(probe, per_pass, budget_s=budget_s, min_rounds=low,
+                             max_rounds=max(2 * per_pass, 5))
+        worker.rewind()
         times = time_calls(worker, rounds, warmup=0)
         return speed_row(spec, times, load_s=worker.load_s, rss_mb=worker.peak_rss_mb())
 
@@ -58,3 +77,30 @@ def fresh_peak_rss(spec: SystemSpec, texts: Sequence[str]) -> tuple[float, float
     with Worker(spec, texts) as worker:
         seconds, _ = worker.run_all()
         return worker.peak_rss_mb(), (worker.load_s or 0.0) + seconds
+
+
+def merge_rounds(rows: Sequence[SpeedRow]) -> list[SpeedRow]:
+    """One row per system from rows measured in several rounds (bench/test_speed.py's ROUNDS: the systems
+    take turns, a fresh process each time): the median round's latency, all calls, the largest RSS.
+
+    One process can be 20-30% slower than another for its whole life (the same int8 bundle on the same
+    texts: 7.7-10.0 ms per item over 8 processes) and the machine drifts over minutes (torch eager b1:
+    22.9-31.1 ms in three runs of 3 minutes), so a ratio of two single processes timed minutes apart is a
+    coin flip at a 10% margin; turns and the median of rounds are not.
+    """
+    groups: dict[str, list[SpeedRow]] = {}
+    for row in rows:
+        groups.setdefault(row.system, []).append(row)
+    merged = []
+    for group in groups.values():
+        per_item = statistics.median(r.per_item_ms for r in group)
+        loads = [r.load_s for r in group if r.load_s is not None]
+        rss = [r.rss_mb for r in group if r.rss_mb is not None]
+        merged.append(SpeedRow(system=group[0].system, kind=group[0].kind, batch=group[0].batch,
+                               per_item_ms=per_item,
+                               items_per_s=1000 / per_item if per_item > 0 else math.inf,
+                               rounds=sum(r.rounds for r in group),
+                               load_s=statistics.median(loads) if loads else None,
+                               rss_mb=max(rss) if rss else None, per_call=group[0].per_call,
+                               note=group[0].note))
+    return merged

@@ -174,6 +174,10 @@ class Worker:
         self._next = k + 1
         return float(self._ask(f"run {k}")["s"])
 
+    def rewind(self) -> None:
+        """Make the next `run()` classify the first batch again."""
+        self._next = 0
+
     def run_all(self) -> tuple[float, int]:
         """Classify every batch once: (seconds, items)."""
         reply = self._ask("all")
