@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import statistics
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ import pytest
 from llm2edge.pipeline.bench.report import REFERENCE, plot_speed, ratio_sentences, speed_table
 from llm2edge.pipeline.bench.spec import SpeedRow, SystemSpec
 from llm2edge.pipeline.bench.texts import sample_texts
-from llm2edge.pipeline.bench.timing import merge_rounds, plan_passes, speed_row
+from llm2edge.pipeline.bench.timing import merge_rounds, speed_row, warm_and_plan
 from llm2edge.pipeline.bench.worker import Worker
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,8 +44,6 @@ OUT = Path(os.environ.get("LLM2EDGE_BENCH_OUT", REPO / "bench" / "out"))
 CACHE = REPO / ".bench-cache"
 MAX_LENGTH = 64
 N_TEXTS = 256
-#: Rounds of the student rows (bench/test_speed.py): the systems take turns, a fresh worker each round.
-ROUNDS = int(os.environ.get("LLM2EDGE_BENCH_ROUNDS", "3"))
 
 #: Rows measured in this session (read by the terminal summary) and fresh-process memory numbers.
 RESULTS: list[SpeedRow] = []
@@ -173,14 +172,8 @@ def run_system(benchmark, bench_texts: list[str]) -> Callable[..., SpeedRow]:  #
     def run(spec: SystemSpec, *, budget_s: float = BUDGET_S, warmup: int = 2) -> SpeedRow:
         OUT.mkdir(parents=True, exist_ok=True)
         with Worker(spec, bench_texts, log_dir=OUT / "logs") as worker:
-            for _ in range(warmup):
-                worker.run()
-            probe = worker.run()
-            per_pass = worker.batches
-            rounds = plan_passes(probe, per_pass, budget_s=budget_s,
-                                 min_rounds=10 if spec.per_call == 1 else min(5, 2 * per_pass),
-                                 max_rounds=max(2 * per_pass, 5))
-            worker.rewind()
+            probe, rounds = warm_and_plan(worker, spec, budget_s=budget_s, warmup=warmup, min_rounds=10,
+                                          batch_min_rounds=5)
             benchmark.extra_info.update({"system": spec.name, "kind": spec.kind, "batch": spec.batch,
                                          "per_call": spec.per_call, "threads": spec.threads,
                                          "device": spec.device, "load_s": round(worker.load_s or 0, 3),
@@ -205,12 +198,13 @@ def run_system(benchmark, bench_texts: list[str]) -> Callable[..., SpeedRow]:  #
 def _summary(reference: str = REFERENCE) -> tuple[str, dict]:
     """The session's markdown summary and its JSON twin."""
     rows = sorted(merge_rounds(RESULTS), key=lambda r: r.per_item_ms)
+    rounds = max(Counter(r.system for r in RESULTS).values(), default=1)  # bench/test_speed.py's ROUNDS
     ref = next((r for r in rows if r.system == reference), None)
     load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     lines = ["# llm2edge bench summary", "",
              f"threads per system: {THREADS}; load average at the end: {load}; texts: {N_TEXTS} sampled "
              "(seed 0) from the example's test split; per item = median call / texts per call, whole passes "
-             f"over the texts, the median of {ROUNDS} rounds in turn.", "",
+             f"over the texts, the median of {rounds} rounds in turn.", "",
              speed_table(rows, reference=reference), ""]
     lines += [f"- {s}" for s in ratio_sentences(rows, reference=reference)]
     if MEMORY:

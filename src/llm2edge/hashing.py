@@ -47,7 +47,6 @@ def digest(obj: Any, *, length: int = DIGEST_LENGTH, ensure_ascii: bool = True) 
     return sha256_text(json.dumps(obj, sort_keys=True, default=str, ensure_ascii=ensure_ascii), length)
 
 
-
 def file_digest(path: str | Path) -> str:
     """A file's checksum as keys and stamps store it: the first DIGEST_LENGTH hex digits of its SHA-256.
 

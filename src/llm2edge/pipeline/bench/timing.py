@@ -34,6 +34,21 @@ def plan_passes(call_s: float, per_pass: int, *, budget_s: float, min_rounds: in
     return passes * per_pass
 
 
+def warm_and_plan(worker: Worker, spec: SystemSpec, *, budget_s: float, warmup: int, min_rounds: int,
+                  batch_min_rounds: int) -> tuple[float, int]:
+    """Warm a loaded worker, time one probe call and plan the timed calls (`plan_passes`; at least
+    `min_rounds` at batch 1, `batch_min_rounds` or two passes with batches); the next call is the first
+    batch. Returns (probe seconds, timed calls)."""
+    for _ in range(warmup):
+        worker.run()
+    probe = worker.run()
+    per_pass = worker.batches
+    low = min(batch_min_rounds, 2 * per_pass) if spec.per_call > 1 else min_rounds
+    rounds = plan_passes(probe, per_pass, budget_s=budget_s, min_rounds=low, max_rounds=max(2 * per_pass, 5))
+    worker.rewind()
+    return probe, rounds
+
+
 def time_calls(worker: Worker, rounds: int, *, warmup: int = 2) -> list[float]:
     """Wall seconds of `rounds` round trips (after `warmup` untimed calls), as the parent sees them."""
     for _ in range(warmup):
@@ -60,14 +75,8 @@ def measure(spec: SystemSpec, texts: Sequence[str], *, budget_s: float, log_dir:
     """Load one system in a worker, time it (warmup, then whole passes over the texts: `plan_passes`), read
     its RSS."""
     with Worker(spec, texts, log_dir=log_dir) as worker:
-        for _ in range(warmup):
-            worker.run()
-        probe = worker.run()
-        per_pass = worker.batches
-        low = min(min_rounds, 2 * per_pass) if spec.per_call > 1 else min_rounds
-        rounds = plan_passes(probe, per_pass, budget_s=budget_s, min_rounds=low,
-                             max_rounds=max(2 * per_pass, 5))
-        worker.rewind()
+        _, rounds = warm_and_plan(worker, spec, budget_s=budget_s, warmup=warmup, min_rounds=min_rounds,
+                                  batch_min_rounds=min_rounds)
         times = time_calls(worker, rounds, warmup=0)
         return speed_row(spec, times, load_s=worker.load_s, rss_mb=worker.peak_rss_mb())
 
