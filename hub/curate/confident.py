@@ -117,6 +117,39 @@ class CurateResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+def _fold_splits(features: np.ndarray, y: np.ndarray, n_classes: int, folds: int, seed: int) -> Any:
+    """The (train, test) index pairs of the K folds: stratified where every present class has K rows."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    counts = np.bincount(y, minlength=n_classes)
+    present = counts[counts > 0]
+    k = max(2, min(folds, len(y)))
+    if present.min() >= k:
+        return StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(features, y)
+    # a class too small to stratify: plain folds, a fold may miss a class (handled by the callers)
+    return KFold(n_splits=k, shuffle=True, random_state=seed).split(features)
+
+
+def _fold_model(features: np.ndarray, y: np.ndarray, c: float, class_weight: str) -> tuple[np.ndarray, Any]:
+    """(classes, fitted logistic regression) of one fold; the model is None when one class is present."""
+    from sklearn.linear_model import LogisticRegression
+
+    classes = np.unique(y)
+    if len(classes) == 1:
+        return classes, None
+    weight = "balanced" if class_weight == "balanced" else None
+    clf = LogisticRegression(C=c, max_iter=2000, class_weight=weight)
+    return classes, clf.fit(features, y)
+
+
+def _fold_predict(model: tuple[np.ndarray, Any], features: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n, n_classes) probabilities of one fold model (a one-class fold: that class, certain)."""
+    classes, clf = model
+    out = np.zeros((len(features), n_classes), dtype=np.float64)
+    out[:, classes] = 1.0 if clf is None else clf.predict_proba(features)
+    return out
+
+
 def crossval_probs(features: np.ndarray, y: np.ndarray, n_classes: int, *, folds: int = CURATE_FOLDS,
                    seed: int = SEED, c: float = 1.0, class_weight: str = OOF_CLASS_WEIGHT) -> np.ndarray:
     """Out-of-sample class probabilities from K-fold logistic regression on `features`
@@ -126,33 +159,40 @@ def crossval_probs(features: np.ndarray, y: np.ndarray, n_classes: int, *, folds
     moved by up to 4e-5 between 1 and 2 threads, enough to move a cleanlab flag at the margin), so the same
     rows get the same probabilities on any machine; and beside other workers (a sharded grid) one thread
     was 1.7x faster on 2 cores than the default."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import KFold, StratifiedKFold
     from threadpoolctl import threadpool_limits
 
     one_of("class_weight", class_weight, OOF_CLASS_WEIGHTS)
-    n = len(y)
-    counts = np.bincount(y, minlength=n_classes)
-    present = counts[counts > 0]
-    k = max(2, min(folds, n))
-    if present.min() >= k:
-        splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-        splits = splitter.split(features, y)
-    else:  # a class too small to stratify: plain folds, a fold may miss a class (handled below)
-        splits = KFold(n_splits=k, shuffle=True, random_state=seed).split(features)
-    out = np.zeros((n, n_classes), dtype=np.float64)
+    out = np.zeros((len(y), n_classes), dtype=np.float64)
     with threadpool_limits(limits=1):
-        for train_idx, test_idx in splits:
-            classes = np.unique(y[train_idx])
-            if len(classes) == 1:
-                out[test_idx, classes[0]] = 1.0
-                continue
-            clf = LogisticRegression(C=c, max_iter=2000,
-                                     class_weight="balanced" if class_weight == "balanced" else None)
-            clf.fit(features[train_idx], y[train_idx])
-            out[np.ix_(test_idx, classes)] = clf.predict_proba(features[test_idx])
+        for train_idx, test_idx in _fold_splits(features, y, n_classes, folds, seed):
+            model = _fold_model(features[train_idx], y[train_idx], c, class_weight)
+            out[test_idx] = _fold_predict(model, features[test_idx], n_classes)
     out = np.clip(out, 1e-6, None)
     return out / out.sum(axis=1, keepdims=True)
+
+
+class FoldEnsemble:
+    """The K fold models of `crossval_probs`, kept to score new rows (an unlabeled pool): each new row gets
+    the mean of the K models' probabilities (every model saw (K-1)/K of the labeled rows)."""
+
+    def __init__(self, features: np.ndarray, y: np.ndarray, n_classes: int, *, folds: int = CURATE_FOLDS,
+                 seed: int = SEED, c: float = 1.0, class_weight: str = OOF_CLASS_WEIGHT) -> None:
+        from threadpoolctl import threadpool_limits
+
+        one_of("class_weight", class_weight, OOF_CLASS_WEIGHTS)
+        self.n_classes = n_classes
+        with threadpool_limits(limits=1):
+            self.models = [_fold_model(features[train_idx], y[train_idx], c, class_weight)
+                           for train_idx, _ in _fold_splits(features, y, n_classes, folds, seed)]
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """(n, n_classes) mean probabilities of the fold models."""
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            out = sum(_fold_predict(m, features, self.n_classes) for m in self.models) / len(self.models)
+        out = np.clip(out, 1e-6, None)
+        return out / out.sum(axis=1, keepdims=True)
 
 
 def find_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = CURATE_PROBS,

@@ -7,6 +7,7 @@ Needs the `hub` extra: importing this package without it raises MissingExtraErro
 - `trainer`: `train` (the accelerate loop: data, model, epochs, outputs and train_meta.json).
 - `batches`: tokenizing, length-grouped batches, sharding, padding, targets and class weights.
 - `checkpoints`: epoch checkpoints (find the newest complete one, save, prune).
+- `pool`: `--unlabeled` (self-training or out-of-fold pseudo-labels on an unlabeled pool, streamed).
 - `head`: `--freeze-encoder` (cache encoder features once, train only the head).
 - `evaluation`: `predict_indices`, the classification report and `metrics_table`.
 - `small_data`: settings sized for a few hundred skewed labels (epochs from --min-steps, "auto" class
@@ -20,8 +21,8 @@ from llm2edge.extras import require
 
 require("hub")
 
-from llm2edge.hub.train.config import TrainConfig, TrainResult  # noqa: E402
+from llm2edge.hub.train.config import PoolConfig, TrainConfig, TrainResult  # noqa: E402
 from llm2edge.hub.train.evaluation import metrics_table, predict_indices  # noqa: E402
 from llm2edge.hub.train.trainer import train  # noqa: E402
 
-__all__ = ["TrainConfig", "TrainResult", "metrics_table", "predict_indices", "train"]
+__all__ = ["PoolConfig", "TrainConfig", "TrainResult", "metrics_table", "predict_indices", "train"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,12 @@ from llm2edge.defaults import (
     GRAD_ACCUM,
     LABEL_COL,
     MAX_LENGTH,
+    POOL_CHUNK_SIZE,
+    POOL_METHOD,
+    POOL_METHODS,
+    POOL_NOISE,
+    POOL_RATIO,
+    POOL_ROUNDS,
     PROGRESS,
     STATIC_DIMS,
     STUDENT,
@@ -38,6 +44,33 @@ BEST_BY = ("macro_f1", "last")
 ON_COLLAPSE = ("head", "keep")
 #: Accepted values of TrainConfig.student.
 STUDENTS = ("transformer", "static")
+
+
+@dataclass(kw_only=True)
+class PoolConfig:
+    """How a student learns from unlabeled text (`train --unlabeled`, an experiment's `+pool`); checked
+    when built. The pool's rows get targets from a linear model on the frozen encoder's embeddings of the
+    teacher's labels (hub.train.pool), then train the student beside the labeled rows."""
+
+    #: "self": self-training (label the pool, keep the most confident rows under per-class quotas, refit,
+    #: `rounds` passes); "oof": the mean of the k out-of-fold models of the teacher's labels, one pass.
+    method: str = POOL_METHOD
+    #: Labeling passes of self-training (a refit on the labeled + kept pool rows between passes).
+    rounds: int = POOL_ROUNDS
+    #: Most pool rows kept per labeled training row; the budget is split into per-class quotas in
+    #: proportion to the teacher's label shares.
+    ratio: float = POOL_RATIO
+    #: Noisy Student: dropout on the frozen features while the self-training head refits (0: none).
+    noise: float = POOL_NOISE
+    #: Pool rows read, embedded and cached per chunk (OUT/pool/).
+    chunk_size: int = POOL_CHUNK_SIZE
+
+    def __post_init__(self) -> None:
+        one_of("pool method", self.method, POOL_METHODS)
+        at_least("pool rounds", self.rounds)
+        positive("pool ratio", self.ratio)
+        fraction("pool noise", self.noise, closed=False)
+        at_least("pool chunk_size", self.chunk_size)
 
 
 @dataclass(kw_only=True)
@@ -119,6 +152,13 @@ class TrainConfig:
     grad_accum: int = GRAD_ACCUM
     #: Show progress bars on stderr.
     progress: bool = PROGRESS
+    #: Unlabeled texts from the same stream (a CSV/JSONL/Parquet file or a folder of them): the student
+    #: also learns from them (`pool`); None: the labeled rows only.
+    unlabeled: str | Path | None = None
+    #: Column holding the text in the unlabeled pool.
+    unlabeled_text_col: str = TEXT_COL
+    #: How the pool is used (method, rounds, budget, noise, chunk size).
+    pool: PoolConfig = field(default_factory=PoolConfig)
 
     def __post_init__(self) -> None:
         """ConfigError on settings that cannot work (before anything heavy is loaded)."""
@@ -141,12 +181,17 @@ class TrainConfig:
         check_threads(self.threads)
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ConfigError(f"labels has duplicates: {self.labels}")
+        if isinstance(self.pool, dict):  # from a TOML table or JSON
+            self.pool = PoolConfig(**self.pool)
+        if self.unlabeled is not None and not Path(self.unlabeled).exists():
+            raise ConfigError(f"{self.unlabeled}: --unlabeled names no such file or folder")
         out = Path(self.out)
         if out.exists() and not out.is_dir():
             raise ConfigError(f"{out}: --out must be a folder, but a file with that name exists")
 
 
-def fingerprint(config: TrainConfig, *, model: str, data_sha256: str, num_processes: int) -> str:
+def fingerprint(config: TrainConfig, *, model: str, data_sha256: str, num_processes: int,
+                pool_digest: str | None = None) -> str:
     """A short hash of everything that changes the trained weights (a checkpoint resumes only on a match)."""
     keys = ("text_col", "label_col", "epochs", "max_length", "batch_size", "lr", "weight_decay",
             "warmup_ratio", "max_grad_norm", "seed", "val_fraction", "val_max_rows", "freeze_encoder",
@@ -158,6 +203,9 @@ def fingerprint(config: TrainConfig, *, model: str, data_sha256: str, num_proces
         payload.update(min_steps=config.min_steps, max_epochs=config.max_epochs, best_by=config.best_by)
     if config.student != "transformer":  # likewise
         payload.update(student=config.student, dims=config.dims)
+    if config.unlabeled is not None:  # likewise (issue 22's pool)
+        payload.update(unlabeled=pool_digest, unlabeled_text_col=config.unlabeled_text_col,
+                       pool=asdict(config.pool))
     payload.update(model=model, data_sha256=data_sha256, num_processes=num_processes)
     return digest(payload)
 

@@ -41,6 +41,7 @@ from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
 from llm2edge.hub.train.data import Example, load_training_data, write_validation
 from llm2edge.hub.train.distill import load_or_distill
 from llm2edge.hub.train.guard import check_collapse
+from llm2edge.hub.train.pool import add_pool, pool_digest
 from llm2edge.metrics import classification_report
 
 #: Standard deviations below this are treated as this (constant features).
@@ -48,8 +49,9 @@ MIN_STD = 1e-6
 
 
 def fit_head(x: np.ndarray, y: torch.Tensor, num_labels: int, config: TrainConfig,
-             weight: torch.Tensor | None) -> tuple[np.ndarray, np.ndarray, float]:
-    """Train a linear head on standardized `x`; returns (weight [k, d], bias [k]) on raw `x`, final loss."""
+             weight: torch.Tensor | None, *, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+    """Train a linear head on standardized `x`; returns (weight [k, d], bias [k]) on raw `x`, final loss.
+    `noise` > 0: dropout at that rate on the features of every batch (Noisy Student's noised student)."""
     mu = x.mean(axis=0)
     sd = np.maximum(x.std(axis=0), MIN_STD)
     xs = torch.from_numpy(((x - mu) / sd).astype(np.float32))
@@ -62,7 +64,8 @@ def fit_head(x: np.ndarray, y: torch.Tensor, num_labels: int, config: TrainConfi
         perm = torch.randperm(len(xs), generator=g)
         for start in range(0, len(xs), config.batch_size):
             idx = perm[start:start + config.batch_size]
-            loss = F.cross_entropy(head(xs[idx]), y[idx], weight=weight)
+            batch = F.dropout(xs[idx], p=noise) if noise > 0 else xs[idx]
+            loss = F.cross_entropy(head(batch), y[idx], weight=weight)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -98,7 +101,9 @@ def train_static(config: TrainConfig) -> TrainResult:
     data = load_training_data(config)
     labels = data.labels
     source = resolve_model(config.model, default_student, error=TrainError)
-    key = fingerprint(config, model=source, data_sha256=sha256_file(config.data), num_processes=1)
+    pool_sum = pool_digest(config.unlabeled) if config.unlabeled is not None else None
+    key = fingerprint(config, model=source, data_sha256=sha256_file(config.data), num_processes=1,
+                      pool_digest=pool_sum)
     done = _finished(out, key) if config.resume else None
     if done is not None:
         metrics_path = out / "metrics.json"
@@ -107,6 +112,7 @@ def train_static(config: TrainConfig) -> TrainResult:
               "pass --no-resume to train again", file=sys.stderr)
         return TrainResult(out=out, labels=labels, metrics=metrics, seconds=0.0, examples_per_second=0.0,
                            resumed_from_epoch=config.head_epochs)
+    data, pool_info = add_pool(config, data)
     table = load_or_distill(source, config.dims, threads=threads, progress=config.progress)
     tokenizer = table.tokenizer(config.max_length)
     frozen = StaticWeights(embeddings=table.embeddings,
@@ -114,7 +120,7 @@ def train_static(config: TrainConfig) -> TrainResult:
                            bias=np.zeros(len(labels), dtype=np.float32))
     t0 = time.perf_counter()
     x = frozen.mean_vectors([e.ids for e in tokenizer.encode_batch([ex.text for ex in data.train])])
-    targets = target_tensor(data.train, labels, config.soft_labels)
+    targets = target_tensor(data.train, labels, config.soft_labels or pool_info is not None)
     weights = class_weights(targets, len(labels), config.class_weight)
     w, b, loss = fit_head(x, targets, len(labels), config, weights)
     seconds = time.perf_counter() - t0
@@ -148,7 +154,7 @@ def train_static(config: TrainConfig) -> TrainResult:
         "final_loss": round(loss, 6), "threads": threads, "train_rows": len(data.train),
         "validation_rows": len(data.validation), "seconds": round(seconds, 3),
         "examples_per_second": round(processed / seconds, 3) if seconds > 0 else None,
-        "resumed_from_epoch": 0, "config_hash": key, "collapsed": collapse["collapsed"],
+        "resumed_from_epoch": 0, "config_hash": key, "collapsed": collapse["collapsed"], "pool": pool_info,
         "collapse": collapse["slices"],
         "validation": None if val_metrics is None else
         {k: val_metrics[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1")},

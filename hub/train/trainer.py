@@ -46,6 +46,7 @@ from llm2edge.hub.train.data import load_training_data, write_validation
 from llm2edge.hub.train.evaluation import report_dict
 from llm2edge.hub.train.guard import check_collapse, fallback_reason
 from llm2edge.hub.train.head import train_head
+from llm2edge.hub.train.pool import add_pool, pool_digest
 from llm2edge.hub.train.selection import BestEpoch
 from llm2edge.hub.train.small_data import planned_epochs
 
@@ -85,10 +86,20 @@ def train(config: TrainConfig) -> TrainResult:
 
     # ---- data
     data = load_training_data(config)
-    labels, eval_examples, train_ex, val_ex = data.labels, data.eval, data.train, data.validation
     data_hash = sha256_file(config.data)
     model_name = resolve_model(config.model, default_student, error=TrainError)
-    key = fingerprint(config, model=model_name, data_sha256=data_hash, num_processes=world)
+    pool_sum = pool_digest(config.unlabeled) if config.unlabeled is not None else None
+    key = fingerprint(config, model=model_name, data_sha256=data_hash, num_processes=world,
+                      pool_digest=pool_sum)
+    if pool_sum is not None:  # the main process embeds and caches the pool; the others then read its cache
+        if main:
+            data, pool_info = add_pool(config, data)
+        accelerator.wait_for_everyone()
+        if not main:
+            data, pool_info = add_pool(config, data)
+    else:
+        pool_info = None
+    labels, eval_examples, train_ex, val_ex = data.labels, data.eval, data.train, data.validation
 
     # ---- checkpoints: resume or refuse
     root = out / CHECKPOINTS
@@ -129,7 +140,7 @@ def train(config: TrainConfig) -> TrainResult:
     left = tokenizer.padding_side == "left"
     feats = tokenize(tokenizer, [ex.text for ex in train_ex], config.max_length)
     lengths = [len(f["input_ids"]) for f in feats]
-    y = target_tensor(train_ex, labels, config.soft_labels)
+    y = target_tensor(train_ex, labels, config.soft_labels or pool_info is not None)
     device = accelerator.device
     weights = class_weights(y, len(labels), config.class_weight)
     weight = None if weights is None else weights.to(device)
@@ -263,7 +274,7 @@ def train(config: TrainConfig) -> TrainResult:
             "lr": config.lr, "num_processes": world, "threads": threads, "train_rows": len(train_ex),
             "validation_rows": len(val_ex), "seconds": round(seconds, 3),
             "examples_per_second": round(processed / seconds, 3) if seconds > 0 else None,
-            "resumed_from_epoch": start_epoch, "config_hash": key,
+            "resumed_from_epoch": start_epoch, "config_hash": key, "pool": pool_info,
             "validation": None if val_metrics is None else
             {k: val_metrics[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1")},
         })

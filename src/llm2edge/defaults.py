@@ -137,6 +137,24 @@ STUDENT = "transformer"
 #: Width of a static student's distilled token table (PCA of the source model's token vectors).
 STATIC_DIMS = 256
 
+# ------------------------------------------------------------------------------- train: the unlabeled pool
+#: How the rows of an unlabeled pool (`train --unlabeled`) get their targets: "self" (self-training: a
+#: head on the frozen encoder labels the pool, keeps its most confident rows under per-class quotas,
+#: refits on them, POOL_ROUNDS times) or "oof" (the mean of the k out-of-fold models of the teacher's
+#: labels, as soft targets). The default is the measured winner (experiments/README.md, "+pool").
+POOL_METHOD = "self"
+#: Accepted values of the pool method.
+POOL_METHODS = ("self", "oof")
+#: Labeling passes of self-training over the pool (a refit between passes).
+POOL_ROUNDS = 2
+#: Most pool rows kept per labeled training row (the budget; split into per-class quotas in proportion to
+#: the teacher's label shares, so its majority label cannot snowball).
+POOL_RATIO = 4.0
+#: Noisy Student: dropout on the frozen features while the self-training head refits (0: none).
+POOL_NOISE = 0.0
+#: Pool rows read, embedded and cached per chunk (memory stays flat in the pool's size).
+POOL_CHUNK_SIZE = 4096
+
 # ------------------------------------------------------------------------------------------------ export
 #: Weight format of the shipped model: "int8" or "none" (fp32).
 QUANTIZE = "int8"

@@ -56,12 +56,29 @@ def train(
     no_resume: bool = typer.Option(False, "--no-resume",
                                    help="Discard OUT/checkpoints (last epoch kept) and start over."),
     grad_accum: int = typer.Option(defaults.GRAD_ACCUM, "--grad-accum", help="Batches per optimizer step."),
+    unlabeled: Path | None = typer.Option(None, "--unlabeled",
+                                          help="Unlabeled texts from the same stream (csv, jsonl, parquet, "
+                                               "or a folder of them): the student also learns from them."),
+    unlabeled_text_col: str = typer.Option(defaults.TEXT_COL, "--unlabeled-text-col",
+                                           help="Column holding the text in --unlabeled."),
+    pool_method: str = typer.Option(defaults.POOL_METHOD, "--pool-method",
+                                    help="How pool rows get targets: self (self-training with per-class "
+                                         "quotas) or oof (the out-of-fold models of the teacher's labels)."),
+    pool_rounds: int = typer.Option(defaults.POOL_ROUNDS, "--pool-rounds",
+                                    help="Self-training: labeling passes over the pool."),
+    pool_ratio: float = typer.Option(defaults.POOL_RATIO, "--pool-ratio",
+                                     help="Most pool rows kept per labeled training row."),
+    pool_noise: float = typer.Option(defaults.POOL_NOISE, "--pool-noise",
+                                     help="Self-training: feature dropout while the head refits (Noisy "
+                                          "Student)."),
+    pool_chunk_size: int = typer.Option(defaults.POOL_CHUNK_SIZE, "--pool-chunk-size",
+                                        help="Pool rows read, embedded and cached per chunk."),
 ) -> None:
     """Fine-tune a student classifier; resumes from the last epoch checkpoint after a crash."""
     from llm2edge.extras import require
 
     require("hub")
-    from llm2edge.hub.train import TrainConfig, metrics_table
+    from llm2edge.hub.train import PoolConfig, TrainConfig, metrics_table
     from llm2edge.hub.train import train as run_training
 
     result = run_training(TrainConfig(
@@ -69,7 +86,10 @@ def train(
         epochs=epochs, max_length=max_length, batch_size=batch_size, lr=lr, seed=seed,
         freeze_encoder=freeze_encoder, soft_labels=soft, class_weight=class_weight, threads=threads,
         student=student, dims=dims, min_steps=min_steps, max_epochs=max_epochs, best_by=best_by,
-        on_collapse=on_collapse, resume=not no_resume, grad_accum=grad_accum))
+        on_collapse=on_collapse, resume=not no_resume, grad_accum=grad_accum, unlabeled=unlabeled,
+        unlabeled_text_col=unlabeled_text_col,
+        pool=PoolConfig(method=pool_method, rounds=pool_rounds, ratio=pool_ratio, noise=pool_noise,
+                        chunk_size=pool_chunk_size)))
     if not result.main_process:
         return
     if result.metrics is not None:

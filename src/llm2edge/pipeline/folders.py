@@ -19,51 +19,21 @@ from typing import TYPE_CHECKING, Any
 from llm2edge.checks import at_least, check_threads, one_of, optional_at_least
 from llm2edge.defaults import CHUNK_SIZE, DEFER, ID_COL, PREDICT_BATCH_SIZE, PREDICT_ENGINE, TEXT_COL
 from llm2edge.errors import ConfigError, DataError
-from llm2edge.records import chunked, default_id_col, detect_format, iter_records
+from llm2edge.records import (  # noqa: F401  (input_files, names_many, DATA_SUFFIXES: this module's API)
+    DATA_SUFFIXES,
+    chunked,
+    default_id_col,
+    detect_format,
+    input_files,
+    iter_records,
+    names_many,
+)
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 #: The engines `run_job` knows.
 ENGINES = ("local", "ray")
-#: Suffixes of the data files a folder's listing picks up (a single file or a glob may name any format).
-DATA_SUFFIXES = (".parquet", ".pq", ".csv", ".tsv", ".jsonl", ".ndjson", ".json")
-_GLOB_CHARS = frozenset("*?[")
-
-
-def names_many(spec: str | None) -> bool:
-    """True when `spec` names a folder or a glob pattern (folder mode), not a single file or stdin."""
-    return spec is not None and spec != "-" and (Path(spec).is_dir() or bool(_GLOB_CHARS & set(spec)))
-
-
-def _hidden(path: Path, root: Path) -> bool:
-    """True for files a data folder holds beside its data: names starting with '.' or '_' (_SUCCESS,
-    _temporary/, .crc) anywhere below `root`."""
-    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
-
-
-def input_files(spec: str) -> list[Path]:
-    """The data files `spec` names, sorted: a folder's data files (recursively, hidden ones skipped), a
-    glob's matching files, or one file. DataError when there are none."""
-    import glob
-
-    root = Path(spec)
-    if root.is_dir():
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
-                       and not _hidden(p, root))
-        if not files:
-            raise DataError(f"{spec}: no data files ({', '.join(DATA_SUFFIXES)}) in this folder")
-        return files
-    if _GLOB_CHARS & set(spec):
-        files = sorted(Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file())
-        if not files:
-            raise DataError(f"{spec}: the pattern matches no file")
-        return files
-    if not root.is_file():
-        raise DataError(f"{spec}: no such file or folder")
-    return [root]
-
-
 def prepare_output(output: str | Path) -> Path:
     """Create the output folder; DataError if it is a file or already holds files (an earlier run's parts
     would mix with this run's)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from llm2edge.checks import one_of
 from llm2edge.errors import ConfigError
+from llm2edge.hub.train.config import PoolConfig
 from llm2edge.pipeline.experiment.specs import (
     NAME_PATTERN,
     CurateSpec,
@@ -105,7 +106,7 @@ def load_config(path: str | Path, *, quick: bool = False, only: dict[str, list[s
     where = str(p)
     allowed = {"name", "data_root", "seed", "train_limit", "test_limit", "interventions", "datasets",
                "labeler", "labelers", "student", "students", "curate", "evaluate", "quantize", "keep_models",
-               "only_datasets", "threads", "folds", "limit", "only_labelers", "only_students"}
+               "only_datasets", "threads", "folds", "limit", "only_labelers", "only_students", "pool"}
     unknown = sorted(set(raw) - allowed)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
@@ -124,6 +125,8 @@ def load_config(path: str | Path, *, quick: bool = False, only: dict[str, list[s
         d["fields"] = tuple(d.get("fields", ()))
         d["labels"] = tuple(d.get("labels", ()))
         _resolved(d, "recorded", p.parent)
+        if d.get("unlabeled"):
+            d["unlabeled"] = root / d["unlabeled"]
         for key, value in defaults.items():
             d.setdefault(key, value)
         datasets.append(_build(DatasetSpec, d, f"{where}: datasets[{n}]"))
@@ -142,15 +145,16 @@ def load_config(path: str | Path, *, quick: bool = False, only: dict[str, list[s
     for name in interventions:
         parse_intervention(name, f"{where}: interventions")
     cur = _build(CurateSpec, dict(raw.get("curate") or {}), f"{where}: [curate]")
+    pool = _build(PoolConfig, dict(raw.get("pool") or {}), f"{where}: [pool]")
     top = {key: raw[key] for key in ("seed", "evaluate", "quantize", "keep_models", "threads", "folds")
            if key in raw}
     config = _build(ExperimentConfig, {"name": str(raw.get("name") or p.stem), "source": str(p),
                                        "datasets": tuple(datasets), "labelers": tuple(labelers),
                                        "students": tuple(students), "interventions": interventions,
-                                       "curate": cur, **top}, where)
+                                       "curate": cur, "pool": pool, **top}, where)
     for d in config.datasets:
-        for split in (d.train, d.test):
-            if not split.is_file():
+        for split in (d.train, d.test, *([d.unlabeled] if d.unlabeled else [])):
+            if not split.exists():
                 raise ConfigError(f"{where}: data set '{d.name}': {split} does not exist (set data_root or "
                                   "$LLM2EDGE_SHARED_DATA)")
     return config

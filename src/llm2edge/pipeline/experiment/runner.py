@@ -43,6 +43,7 @@ from llm2edge.pipeline.experiment.report import results_markdown, results_plot, 
 from llm2edge.pipeline.experiment.sources import NO_LABEL, Split, check_recorded, load_source
 from llm2edge.pipeline.experiment.specs import (
     EXPERT_STEPS,
+    LATER_DATASET_FIELDS,
     DatasetSpec,
     ExperimentConfig,
     StudentSpec,
@@ -50,6 +51,7 @@ from llm2edge.pipeline.experiment.specs import (
     parse_intervention,
 )
 from llm2edge.pipeline.experiment.students import embeddings, train_and_evaluate
+from llm2edge.pipeline.experiment.unlabeled import POOL_STEP, load_pool, pool_rows, pool_train_rows
 
 #: The counts behind the expert-sample error rates, summed over folds.
 ERROR_COUNTS = ("err_rows", "err_sampled", "err_errors", "err_errors_sampled", "err_errors_random")
@@ -201,12 +203,14 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
             source = load_source(dataset, labeler, labels, config, out)
             for student in config.students:
                 for intervention in config.interventions:
+                    if POOL_STEP in parse_intervention(intervention) and dataset.unlabeled is None:
+                        continue  # no pool: the pair keeps its other rows (logged once, below)
                     base = out / "runs" / dataset.name / labeler.name / student.name / intervention
                     runs = []
                     for split in source.splits:
                         run_dir = base / split.name if config.folds else base
                         runs.append(_run(split, intervention, labels, dataset, labeler.name, student, config,
-                                         run_dir, out, counts, memo))
+                                         run_dir, out, counts, memo, source))
                     row = {**runs[0], **collapse_counts(runs, labels)} if not config.folds else \
                         pool_folds(runs, labels)
                     row["label_seconds"] = round(source.label_seconds, 1)
@@ -225,10 +229,13 @@ def run_key(split: Split, intervention: str, dataset: DatasetSpec, labeler: str,
     The data set's files enter by content, not location (`located`), so runs made on one machine (a GPU
     job, a CI checkout) are reused on another.
     """
-    return digest({"dataset": located(dataset), "labeler": labeler, "student": asdict(student),
-                   "curate": curate_key(config.curate), "intervention": intervention, "seed": config.seed,
-                   "evaluate": config.evaluate, "quantize": config.quantize, "split": split.name,
-                   "train_labels": digest(split.train.rows), "test": [r["id"] for r in split.test]})
+    key = {"dataset": located(dataset), "labeler": labeler, "student": asdict(student),
+           "curate": curate_key(config.curate), "intervention": intervention, "seed": config.seed,
+           "evaluate": config.evaluate, "quantize": config.quantize, "split": split.name,
+           "train_labels": digest(split.train.rows), "test": [r["id"] for r in split.test]}
+    if POOL_STEP in parse_intervention(intervention):
+        key["pool"] = asdict(config.pool)
+    return digest(key)
 
 
 def located(dataset: DatasetSpec) -> dict[str, Any]:
@@ -239,12 +246,13 @@ def located(dataset: DatasetSpec) -> dict[str, Any]:
             return value
         return file_digest(value) if value.is_file() else value.name
 
-    return {name: portable(value) for name, value in asdict(dataset).items()}
+    return {name: portable(value) for name, value in asdict(dataset).items()
+            if name not in LATER_DATASET_FIELDS or value != LATER_DATASET_FIELDS[name]}
 
 
 def _run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpec, labeler: str,
          student: StudentSpec, config: ExperimentConfig, run_dir: Path, out: Path, counts: dict[str, int],
-         memo: dict[str, Any]) -> dict[str, Any]:
+         memo: dict[str, Any], source: Any = None) -> dict[str, Any]:
     """One student run on one split (from its result.json when the settings and labels are unchanged)."""
     steps = parse_intervention(intervention)
     key = run_key(split, intervention, dataset, labeler, student, config)
@@ -260,8 +268,19 @@ def _run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpe
     t1 = time.perf_counter()
     train_rows, stats = training_rows(steps, split.train, split.gold_train, config, dataset, student, out,
                                       memo=memo)
-    metrics = train_and_evaluate(train_rows, "soft" in steps, labels, dataset, student, config, run_dir,
-                                 split, out)
+    soft, extra = "soft" in steps, None
+    if POOL_STEP in steps:  # pool rows labeled from this run's own training rows (never gold, never the LLM)
+        pool = load_pool(dataset, student, source, config, out, memo)
+        x = embeddings(dataset, train_rows, student, out, config)
+        picked, targets, pool_stats = pool_rows(pool, x, train_rows, labels, student, config.pool, config)
+        stats.update(pool_stats)
+        if student.student == "head":
+            extra = (pool.vectors(picked), targets)
+        else:
+            train_rows = [*train_rows, *pool_train_rows(pool, picked, targets, labels)]
+        soft = True
+    metrics = train_and_evaluate(train_rows, soft, labels, dataset, student, config, run_dir, split, out,
+                                 extra=extra)
     teacher = split.teacher_report(labels)
     train_teacher = sum(r["label"] == split.gold_train.get(r["id"]) for r in split.train.rows)
     row = {"dataset": dataset.name, "labeler": labeler, "intervention": intervention, "student": student.name,
@@ -284,6 +303,8 @@ def pool_folds(runs: Sequence[dict[str, Any]], labels: Sequence[str]) -> dict[st
     row.update(split=f"{len(runs)} folds", folds=len(runs),
                n_train=round(float(np.mean([r["n_train"] for r in runs]))),
                n_experts=sum(r["n_experts"] for r in runs), n_dropped=sum(r["n_dropped"] for r in runs),
+               **({"n_pool": round(float(np.mean([r["n_pool"] for r in runs])))}
+                  if "n_pool" in first else {}),
                n_test=sum(r["n_test"] for r in runs), collapsed=sum(bool(r.get("collapsed")) for r in runs),
                llm_train_acc=float(np.mean([r["llm_train_acc"] for r in runs])),
                seconds=round(sum(r["seconds"] for r in runs), 1))

@@ -37,10 +37,12 @@ from llm2edge.defaults import (
     TRAIN_ON_COLLAPSE,
 )
 from llm2edge.errors import ConfigError
+from llm2edge.hub.train.config import PoolConfig
 
 #: The building blocks of an intervention; combine them with '+', e.g. "experts_confidence+soft".
 #: experts_crossval ranks items by the out-of-fold probability of their LLM label (works for bare answers).
-STEPS = ("naive", "cleanlab", "experts_confidence", "experts_random", "experts_crossval", "soft")
+#: "pool" (last, e.g. "naive+pool") also learns from the data set's unlabeled pool (experiment.unlabeled).
+STEPS = ("naive", "cleanlab", "experts_confidence", "experts_random", "experts_crossval", "soft", "pool")
 #: The expert steps (one per intervention).
 EXPERT_STEPS = ("experts_confidence", "experts_random", "experts_crossval")
 #: Students: fine-tune the encoder ("transformer"), a static table + head (`train --student static`), or
@@ -83,6 +85,14 @@ class DatasetSpec:
     limit: int | None = None
     #: Folder of recorded answers for this data set (overrides the labeler's `recorded`).
     recorded: Path | None = None
+    #: Unlabeled texts from the same source (the `+pool` interventions); None: the data set has no pool
+    #: and its `+pool` runs are left out.
+    unlabeled: Path | None = None
+    #: Column holding the text in the pool.
+    unlabeled_text_col: str = TEXT_COL
+    #: Drop pool rows whose text is a labeled row (counted), e.g. a train.csv whose unanswered rows are the
+    #: pool; False: such a row is leakage, a DataError naming it.
+    unlabeled_drop_labeled: bool = False
 
     def __post_init__(self) -> None:
         for name in ("train_limit", "test_limit", "limit"):
@@ -224,6 +234,9 @@ class CurateSpec:
         fraction("soft_smoothing", self.soft_smoothing, closed=False)
 
 
+#: DatasetSpec fields added after runs were committed, with the value every earlier run had (as below).
+LATER_DATASET_FIELDS = {"unlabeled": None, "unlabeled_text_col": TEXT_COL, "unlabeled_drop_labeled": False}
+
 #: CurateSpec fields added after runs were committed, with the value every earlier run had: a run's cache
 #: key leaves a field out while it has that value, so the committed runs stay valid (and cached).
 LATER_CURATE_FIELDS = {"oof_class_weight": OOF_CLASS_WEIGHT}
@@ -256,6 +269,8 @@ class ExperimentConfig:
     #: Threads of every stage without its own (export validation, the edge classifier, and labelers and
     #: students whose `threads` is None); None: `resolve_threads` (the CPUs this process may use).
     threads: int | None = None
+    #: How the `+pool` interventions use a data set's pool (`[pool]`: method, rounds, ratio, noise).
+    pool: PoolConfig = field(default_factory=PoolConfig)
     #: 0: train on the train split, score on the test split. k >= 2: k-fold cross-validation over the
     #: labeled rows (train and test together): every row is scored once by a student trained on the other
     #: folds' LLM labels, and the teacher is scored on the same rows.
@@ -278,8 +293,12 @@ def parse_intervention(name: str, where: str = "interventions") -> tuple[str, ..
         if step not in STEPS:
             raise ConfigError(f"{where}: unknown intervention step '{step}' in '{name}': use "
                             f"{', '.join(STEPS)} (combine with '+')")
-    if "naive" in steps and len(steps) > 1:
-        raise ConfigError(f"{where}: 'naive' cannot be combined ('{name}')")
+    if "pool" in steps and steps[-1] != "pool":
+        raise ConfigError(f"{where}: 'pool' comes last ('{name}')")
+    if "naive" in steps and len([s for s in steps if s != "pool"]) > 1:
+        raise ConfigError(f"{where}: 'naive' cannot be combined but with 'pool' ('{name}')")
+    if len(set(steps)) != len(steps):
+        raise ConfigError(f"{where}: a step repeats in '{name}'")
     if sum(step in EXPERT_STEPS for step in steps) > 1:
         raise ConfigError(f"{where}: choose one expert strategy in '{name}'")
     return steps

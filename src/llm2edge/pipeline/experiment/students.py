@@ -85,9 +85,10 @@ def _targets(rows: Sequence[Row], labels: Sequence[str], soft: bool) -> Any:
 
 
 def _head_run(rows: Sequence[Row], soft: bool, labels: Sequence[str], dataset: DatasetSpec,
-              student: StudentSpec, config: ExperimentConfig, run_dir: Path, split: Split, out: Path
-              ) -> dict[str, Any]:
-    """The "head" student: a linear head on cached embeddings, scored on the test rows in numpy."""
+              student: StudentSpec, config: ExperimentConfig, run_dir: Path, split: Split, out: Path,
+              extra: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+    """The "head" student: a linear head on cached embeddings, scored on the test rows in numpy.
+    `extra`: (embeddings, soft targets) of pool rows trained on beside `rows` (with the pool's noise)."""
     import torch
 
     from llm2edge.hub.train import TrainConfig
@@ -101,11 +102,16 @@ def _head_run(rows: Sequence[Row], soft: bool, labels: Sequence[str], dataset: D
     t0 = time.perf_counter()
     torch.set_num_threads(1)
     y = _targets(rows, labels, soft)
+    noise = 0.0
+    if extra is not None and len(extra[0]):
+        x = np.concatenate([x, extra[0]])
+        y = torch.cat([y, torch.from_numpy(extra[1].astype(np.float32))])
+        noise = config.pool.noise
     settings = TrainConfig(data=run_dir / "train.jsonl", out=run_dir / "model", seed=config.seed,
                            head_epochs=student.head_epochs, batch_size=student.batch_size,
                            class_weight=student.class_weight)
     weight = class_weights(y, len(labels), student.class_weight)
-    w, b, _ = fit_head(x, y, len(labels), settings, weight)
+    w, b, _ = fit_head(x, y, len(labels), settings, weight, noise=noise)
     pred = [labels[i] for i in (x_test @ w.T + b).argmax(axis=1)]
     report = classification_report(split.gold_test, pred, labels).to_dict()
     collapsed = check_collapse({"test": report})["collapsed"]
@@ -117,10 +123,12 @@ def _head_run(rows: Sequence[Row], soft: bool, labels: Sequence[str], dataset: D
 
 def train_and_evaluate(rows: Sequence[Row], soft: bool, labels: Sequence[str], dataset: DatasetSpec,
                        student: StudentSpec, config: ExperimentConfig, run_dir: Path, split: Split,
-                       out: Path) -> dict[str, Any]:
-    """Train the student on `rows`, score it on the split's test rows; metrics with confusion matrices."""
+                       out: Path, *, extra: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+    """Train the student on `rows`, score it on the split's test rows; metrics with confusion matrices.
+    `extra`: the head student's pool rows as (embeddings, soft targets); other students get pool rows in
+    `rows`."""
     if student.student == "head":
-        return _head_run(rows, soft, labels, dataset, student, config, run_dir, split, out)
+        return _head_run(rows, soft, labels, dataset, student, config, run_dir, split, out, extra)
     from llm2edge.hub.train import TrainConfig, train
     from llm2edge.hub.train.guard import slice_collapse
 
