@@ -125,7 +125,6 @@ class PoolCache:
         from tqdm.auto import tqdm
 
         if self.complete:
-            say(f"llm2edge: pool: {self.rows} rows, embeddings cached in {self.folder}")
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         rows = chunks = reused = 0
@@ -195,7 +194,9 @@ def open_pool(spec: str | Path, text_col: str, *, model: str | None, max_length:
     key = {"pool": pool_digest(spec), "text_col": text_col, "model": model, "max_length": max_length,
            "chunk_size": chunk_size}
     cache = PoolCache(cache_root / digest(key), key)
-    if not cache.complete:
+    if cache.complete:
+        say(f"llm2edge: pool: {cache.rows} rows, embeddings cached in {cache.folder}")
+    else:
         counts: dict[str, int] = {}
         cache.build(pool_texts(spec, text_col, counts), chunk_size, encode, counts=counts, progress=progress)
     return cache
@@ -206,10 +207,16 @@ def open_pool(spec: str | Path, text_col: str, *, model: str | None, max_length:
 
 def quotas(targets: np.ndarray, budget: int) -> np.ndarray:
     """Rows to keep per class: the budget split in proportion to the labeled targets' mass per class
-    (at least one row for a class the teacher uses)."""
+    (largest remainders; a class the teacher uses gets at least one row while the budget allows)."""
     share = targets.sum(axis=0) / max(float(targets.sum()), 1e-12)
-    out = np.floor(share * budget).astype(np.int64)
-    out[(share > 0) & (out == 0)] = 1
+    exact = share * budget
+    out = np.floor(exact).astype(np.int64)
+    order = np.argsort(-(exact - out), kind="stable")
+    out[order[:budget - int(out.sum())]] += 1
+    for c in np.flatnonzero((share > 0) & (out == 0)):  # take one from the largest class
+        if out.max() > 1:
+            out[out.argmax()] -= 1
+            out[c] = 1
     return out
 
 
