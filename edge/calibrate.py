@@ -27,10 +27,10 @@ import numpy as np
 
 from llm2edge.checks import fraction
 from llm2edge.defaults import CALIBRATE_CONFIDENCE, CALIBRATE_TARGET, LABEL_COL, PREDICT_BATCH_SIZE, TEXT_COL
+from llm2edge.edge.bundle import CALIBRATION_FILES
 from llm2edge.errors import ConfigError, DataError
 
-CSV_NAME = "calibration.csv"
-PNG_NAME = "calibration.png"
+CSV_NAME, PNG_NAME = CALIBRATION_FILES
 #: Points of the coverage/agreement curve kept in the manifest (the CSV has every candidate).
 CURVE_POINTS = 51
 #: Candidate thresholds at most (evenly thinned beyond: the curve's resolution is 1/MAX_CANDIDATES).

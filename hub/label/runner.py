@@ -24,7 +24,6 @@ from llm2edge.hub.label.dryrun import DryRun, dry_run
 from llm2edge.hub.label.prompts import PromptBuilder, examples_from_file
 from llm2edge.hub.label.store import (
     LabelWriter,
-    OutputLock,
     item_key,
     latest_by_key,
     margins,
@@ -34,6 +33,7 @@ from llm2edge.hub.label.store import (
 )
 from llm2edge.hub.label.task import Task, load_task
 from llm2edge.hub.models import llm_name
+from llm2edge.outputs import OutputLock
 from llm2edge.records import Record, chunked, read_records
 
 

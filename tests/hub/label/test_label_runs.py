@@ -25,7 +25,8 @@ import pytest
 
 pytest.importorskip("openai")
 
-from llm2edge.hub.label.store import OutputLock, lock_path, read_labels  # noqa: E402
+from llm2edge.hub.label.store import read_labels  # noqa: E402
+from llm2edge.outputs import OutputLock, lock_path  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
        "TOKENIZERS_PARALLELISM": "false", "OPENAI_API_KEY": "sk-test-key-not-used"}
