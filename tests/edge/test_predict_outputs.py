@@ -147,8 +147,8 @@ def test_deferred_out_over_the_output_is_refused_before_writing(tiny_bundle, tmp
     code, _, err = run(["predict", "-b", str(tiny_bundle.path), "a", "b", "-o", "p.csv", "--defer", "0.9",
                         "--deferred-out", other], capsys)
     assert code == 2
-    assert one_line(err) == (f"llm2edge: error: --deferred-out {Path(other)} is the same file as --output p.csv: "
-                             "give each its own file")
+    assert one_line(err) == (f"llm2edge: error: --deferred-out {Path(other)} is the same file as --output "
+                             "p.csv: give each its own file")
     assert out.read_text(encoding="utf-8") == "keep me\n"
     assert not (tmp_path / "p.csv.run.json").exists()
 
