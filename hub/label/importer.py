@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm2edge.checks import parse_map
 from llm2edge.console import warn
 from llm2edge.defaults import LABEL_COL, TEXT_COL
 from llm2edge.errors import ConfigError, DataError
@@ -42,28 +43,6 @@ ANSWER = "answer"
 GIVEN = "given"
 #: How a label was matched to the label set, in the order they are tried.
 MATCHES = ("exact", "case", "map")
-
-
-def parse_map(spec: str | None, labels: Sequence[str]) -> dict[str, str]:
-    """'A=Liberal,B=Conservative' as {answer: label}; ConfigError on a malformed pair or an unknown target."""
-    if not spec or not spec.strip():
-        return {}
-    out: dict[str, str] = {}
-    for pair in spec.split(","):
-        if not pair.strip():
-            continue
-        raw, sep, target = pair.partition("=")
-        raw, target = raw.strip(), target.strip()
-        if not sep or not raw or not target:
-            raise ConfigError(f"--map: '{pair.strip()}' is not ANSWER=LABEL "
-                              "(e.g. --map 'A=Liberal,B=Neutral')")
-        if target not in labels:
-            raise ConfigError(f"--map: '{raw}={target}': '{target}' is not one of the labels "
-                              f"{', '.join(labels)}")
-        if raw in out and out[raw] != target:
-            raise ConfigError(f"--map: '{raw}' is mapped twice ({out[raw]}, {target})")
-        out[raw] = target
-    return out
 
 
 def parse_labels(spec: str) -> tuple[str, ...]:
