@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llm2edge.edge.threads import resolve_threads
-from llm2edge.errors import BackendError, ConfigError, DataError, Llm2EdgeError
+from llm2edge.errors import BackendError, ConfigError, DataError, Interrupted, Llm2EdgeError
 from llm2edge.hub.label import votes
 from llm2edge.hub.label.backend import Backend, Prompt, Scored
 from llm2edge.hub.label.config import BACKENDS, LabelConfig
@@ -300,6 +300,10 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
                             bar.update(1)
                 pending = failed_now
             failed = len(pending)
+    except KeyboardInterrupt:  # every finished row is on disk: the rerun skips it
+        bar.close()
+        raise Interrupted(f"interrupted: {skipped + labeled:,} of {len(records):,} items labeled in {mine}; "
+                          "rerun the same command to continue (finished items are skipped)") from None
     finally:
         bar.close()
         backend.close()

@@ -273,3 +273,28 @@ def test_the_manifest_names_the_calibration_data_by_name_and_checksum(make_bundl
     cal = read_bundle(bundle.path).calibration
     assert cal["data"] == "held_out.csv" and cal["data_sha256"] == sha256_file(data)
     assert str(tmp_path) not in (bundle.path / "manifest.json").read_text(encoding="utf-8")
+
+
+def test_ctrl_c_during_calibrate_is_one_line_and_exit_130(make_bundle, tmp_path) -> None:
+    """Issue 24: Ctrl-C during calibrate printed a 40-line traceback."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    bundle = make_bundle("stop")
+    data = tmp_path / "big.csv"
+    with data.open("w", encoding="utf-8") as handle:
+        handle.write("text,label\n")
+        handle.writelines(f"text number {i} with a few more words,neutral\n" for i in range(200_000))
+    before = (bundle.path / "manifest.json").read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "llm2edge", "calibrate", "-b", str(bundle.path), "-d",
+                             str(data), "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    time.sleep(3)  # started: reading or classifying the 200,000 rows
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == "llm2edge: interrupted\n" and out == ""
+    assert (bundle.path / "manifest.json").read_bytes() == before

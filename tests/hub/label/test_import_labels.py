@@ -284,3 +284,30 @@ def test_two_imports_into_one_file_the_second_is_refused(tmp_path):
     assert second.stderr == (f"llm2edge: error: {out}: another import-labels run (pid {first.pid}) is "
                              "writing this file; wait for it to end, or use another --out\n")
     assert len(read_jsonl(out)) == 300_000
+
+
+def test_ctrl_c_is_one_line_and_exit_130_in_a_typer_command(tmp_path):
+    """Issue 24: Ctrl-C on every command is one line, exit 130 (click printed 'Aborted!' and exited 1)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "big.csv"
+    with data.open("w", encoding="utf-8") as fh:
+        fh.write("text,label\n")
+        fh.writelines(f"text number {i},{'ab'[i % 2]}\n" for i in range(300_000))
+    out = tmp_path / "l.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "llm2edge", "import-labels", "--data", str(data), "--out",
+                             str(out), "--labels", "a,b"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "l.jsonl.lock").exists():  # the import has started
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == "llm2edge: interrupted\n"
+    assert not out.exists() and not (tmp_path / "l.jsonl.lock").exists()
