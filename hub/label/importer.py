@@ -81,6 +81,9 @@ class ImportConfig:
     map: str | None = None
     #: The LLM that produced the labels (the rows' `model`); None: "imported".
     model_name: str | None = None
+    #: More per-item columns to carry as the rows' `fields`, besides the task's (e.g. a recorded file's
+    #: `target`); each must be in the file and non-empty on every row, as the task's fields.
+    fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """ConfigError on arguments that cannot work, before the data file is opened."""
@@ -225,6 +228,7 @@ def import_labels(config: ImportConfig) -> ImportSummary:
 def _import(config: ImportConfig) -> ImportSummary:
     """The run of import_labels (under its lock)."""
     task_name, labels, task_fields = _label_set(config)
+    task_fields = (*task_fields, *(f for f in config.fields if f not in task_fields))
     matcher = _Matcher(labels, parse_map(config.map, labels))
     model = config.model_name or IMPORTED_MODEL
     path = str(config.data)
