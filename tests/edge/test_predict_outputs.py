@@ -14,18 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from llm2edge.cli import main
 
+@pytest.fixture
+def run(cli, capsys):
+    """The CLI in-process: run(args) -> (exit code, stdout, stderr)."""
 
-def run(args: list[str], capsys) -> tuple[int, str, str]:
-    """The CLI in-process: (exit code, stdout, stderr)."""
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+    def call(args: list[str]) -> tuple[int, str, str]:
+        code = cli(*args)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return call
 
 
 def one_line(err: str) -> str:
@@ -39,24 +38,24 @@ def _texts(path: Path, n: int) -> Path:
     return path
 
 
-def _partial(bundle, src: Path, out: Path, capsys, *extra: str) -> bytes:
+def _partial(run, bundle, src: Path, out: Path, *extra: str) -> bytes:
     """A finished output cut in the middle of a row, as a crash leaves it (its run record stays)."""
-    assert run(["predict", "-b", str(bundle), "-i", str(src), "-o", str(out), *extra], capsys)[0] == 0
+    assert run(["predict", "-b", str(bundle), "-i", str(src), "-o", str(out), *extra])[0] == 0
     data = out.read_bytes()
     out.write_bytes(data[: len(data) // 2 + 3])
     return out.read_bytes()
 
 
-def test_resume_refuses_rows_of_another_bundle(make_bundle, tmp_path, capsys):
+def test_resume_refuses_rows_of_another_bundle(make_bundle, tmp_path, run):
     first, other = make_bundle("first"), make_bundle("other", seed=1)
     src, out = _texts(tmp_path / "in.txt", 40), tmp_path / "p.jsonl"
-    before = _partial(first.path, src, out, capsys)
-    code, _, err = run(["predict", "-b", str(other.path), "-i", str(src), "-o", str(out), "--resume"], capsys)
+    before = _partial(run, first.path, src, out)
+    code, _, err = run(["predict", "-b", str(other.path), "-i", str(src), "-o", str(out), "--resume"])
     assert code == 2
     assert one_line(err).startswith(f"llm2edge: error: {out}: its rows were made with bundle (checksum) ")
     assert out.read_bytes() == before  # nothing cut, nothing appended
     # the bundle that made the rows continues them
-    code, _, err = run(["predict", "-b", str(first.path), "-i", str(src), "-o", str(out), "--resume"], capsys)
+    code, _, err = run(["predict", "-b", str(first.path), "-i", str(src), "-o", str(out), "--resume"])
     assert code == 0, err
     assert len(out.read_text(encoding="utf-8").splitlines()) == 40
 
@@ -66,23 +65,22 @@ def test_resume_refuses_rows_of_another_bundle(make_bundle, tmp_path, capsys):
     (["--defer", "0.5"], [], "--defer threshold 0.5, this run has None"),
     (["--with-text"], [], "--with-text True, this run has False"),
 ])
-def test_resume_refuses_rows_made_with_other_options(tiny_bundle, tmp_path, capsys, first, second, what):
+def test_resume_refuses_rows_made_with_other_options(tiny_bundle, tmp_path, run, first, second, what):
     src, out = _texts(tmp_path / "in.txt", 40), tmp_path / "p.jsonl"
-    before = _partial(tiny_bundle.path, src, out, capsys, *first)
+    before = _partial(run, tiny_bundle.path, src, out, *first)
     code, _, err = run(["predict", "-b", str(tiny_bundle.path), "-i", str(src), "-o", str(out), "--resume",
-                        *second], capsys)
+                        *second])
     assert code == 2
     assert one_line(err) == (f"llm2edge: error: {out}: its rows were made with {what}; resume with the same "
                              "bundle and options, or use another --output")
     assert out.read_bytes() == before
 
 
-def test_resume_refuses_a_file_nothing_says_how_it_was_made(tiny_bundle, tmp_path, capsys):
+def test_resume_refuses_a_file_nothing_says_how_it_was_made(tiny_bundle, tmp_path, run):
     src, out = _texts(tmp_path / "in.txt", 10), tmp_path / "p.jsonl"
-    before = _partial(tiny_bundle.path, src, out, capsys)
+    before = _partial(run, tiny_bundle.path, src, out)
     (tmp_path / "p.jsonl.run.json").unlink()
-    code, _, err = run(["predict", "-b", str(tiny_bundle.path), "-i", str(src), "-o", str(out), "--resume"],
-                       capsys)
+    code, _, err = run(["predict", "-b", str(tiny_bundle.path), "-i", str(src), "-o", str(out), "--resume"])
     assert code == 2 and "no p.jsonl.run.json beside it says what made its rows" in one_line(err)
     assert out.read_bytes() == before
 
@@ -109,12 +107,12 @@ def _waiting_predict(bundle: Path, out: Path, rows: int) -> subprocess.Popen:
     raise AssertionError(f"{out} did not reach {rows} rows")
 
 
-def test_a_second_run_on_the_same_output_is_refused(tiny_bundle, tmp_path, capsys):
+def test_a_second_run_on_the_same_output_is_refused(tiny_bundle, tmp_path, run):
     out = tmp_path / "p.jsonl"
     first = _waiting_predict(tiny_bundle.path, out, 16)
     try:
         for extra in ([], ["--resume"]):
-            code, _, err = run(["predict", "-b", str(tiny_bundle.path), "x", "-o", str(out), *extra], capsys)
+            code, _, err = run(["predict", "-b", str(tiny_bundle.path), "x", "-o", str(out), *extra])
             assert code == 2
             assert one_line(err) == (f"llm2edge: error: {out}: another predict run (pid {first.pid}) is "
                                      "writing this file; wait for it to end, or use another --output")
@@ -138,14 +136,14 @@ def test_ctrl_c_is_one_line_saying_what_is_written_and_exit_130(tiny_bundle, tmp
 
 
 @pytest.mark.parametrize("name, other", [("same", "p.csv"), ("dot", "./p.csv"), ("link", "link.csv")])
-def test_deferred_out_over_the_output_is_refused_before_writing(tiny_bundle, tmp_path, capsys, monkeypatch,
+def test_deferred_out_over_the_output_is_refused_before_writing(tiny_bundle, tmp_path, run, monkeypatch,
                                                                 name, other):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "p.csv"
     out.write_text("keep me\n", encoding="utf-8")
     os.symlink(out, tmp_path / "link.csv")
     code, _, err = run(["predict", "-b", str(tiny_bundle.path), "a", "b", "-o", "p.csv", "--defer", "0.9",
-                        "--deferred-out", other], capsys)
+                        "--deferred-out", other])
     assert code == 2
     assert one_line(err) == (f"llm2edge: error: --deferred-out {Path(other)} is the same file as --output "
                              "p.csv: give each its own file")
@@ -153,19 +151,19 @@ def test_deferred_out_over_the_output_is_refused_before_writing(tiny_bundle, tmp
     assert not (tmp_path / "p.csv.run.json").exists()
 
 
-def test_output_over_the_input_is_refused(tiny_bundle, tmp_path, capsys):
+def test_output_over_the_input_is_refused(tiny_bundle, tmp_path, run):
     src = _texts(tmp_path / "in.txt", 5)
     code, _, err = run(["predict", "-b", str(tiny_bundle.path), "-i", str(src), "-o", str(src),
-                        "-f", "jsonl"], capsys)
+                        "-f", "jsonl"])
     assert code == 2 and one_line(err).endswith("is the same file as --input " + str(src) + ": give each its "
                                                 "own file")
     assert src.read_text(encoding="utf-8").count("text number") == 5
 
 
-def test_run_record_says_what_made_the_rows(tiny_bundle, tmp_path, capsys):
+def test_run_record_says_what_made_the_rows(tiny_bundle, tmp_path, run):
     src, out = _texts(tmp_path / "in.txt", 3), tmp_path / "p.csv"
-    assert run(["predict", "-b", str(tiny_bundle.path), "-i", str(src), "-o", str(out), "--defer", "0.4"],
-               capsys)[0] == 0
+    assert run(["predict", "-b", str(tiny_bundle.path), "-i", str(src), "-o", str(out), "--defer",
+                "0.4"])[0] == 0
     record = json.loads((tmp_path / "p.csv.run.json").read_text(encoding="utf-8"))
     from llm2edge.edge import read_bundle
 

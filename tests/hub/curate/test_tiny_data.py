@@ -13,20 +13,20 @@ pytest.importorskip("cleanlab")
 pytest.importorskip("torch")
 
 
-def _labels(tmp_path: Path, cli, rows: list[tuple[str, str]], labels: str) -> Path:
+def _labels(tmp_path: Path, cli, capfd, rows: list[tuple[str, str]], labels: str) -> Path:
+    """labels.jsonl of (text, label) rows, through import-labels (its output is dropped from capfd)."""
     data = tmp_path / "answers.csv"
     data.write_text("text,label\n" + "".join(f"{t},{lab}\n" for t, lab in rows), encoding="utf-8")
     out = tmp_path / "labels.jsonl"
     assert cli("import-labels", "--data", data, "--out", out, "--labels", labels) == 0
+    capfd.readouterr()
     return out
 
 
 def test_curate_on_four_rows_tells_cleanlab_warnings_and_the_folds_that_ran(tmp_path, cli, capfd):
     rows = [("a great day", "pos"), ("loved every minute", "pos"), ("what a joy", "pos"),
             ("terrible service", "neg")]
-    labels = _labels(tmp_path, cli, rows, "pos,neg")
-    capfd.readouterr()
-    out = tmp_path / "cur"
+    labels, out = _labels(tmp_path, cli, capfd, rows, "pos,neg"), tmp_path / "cur"
     assert cli("curate", "--labels", labels, "--out", out, "--probs", "crossval", "--folds", "5",
                "--threads", "1") == 0
     err = capfd.readouterr().err
@@ -41,9 +41,7 @@ def test_curate_on_four_rows_tells_cleanlab_warnings_and_the_folds_that_ran(tmp_
 
 def test_sample_experts_by_crossval_on_one_label_does_not_advise_crossval(tmp_path, cli, capfd):
     rows = [(f"text number {i}", "pos") for i in range(6)]
-    labels = _labels(tmp_path, cli, rows, "pos,neg")
-    capfd.readouterr()
-    out = tmp_path / "experts"
+    labels, out = _labels(tmp_path, cli, capfd, rows, "pos,neg"), tmp_path / "experts"
     assert cli("sample-experts", "--labels", labels, "--out", out, "--by", "crossval", "--fraction", "0.5",
                "--threads", "1") == 0
     err = capfd.readouterr().err

@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,8 @@ from llm2edge.errors import ConfigError, DataError
 from llm2edge.hub.curate.rows import load_labels
 from llm2edge.hub.label.importer import PROB_TOLERANCE, ImportConfig, import_labels
 from llm2edge.records import iter_rows, read_jsonl, stable_id
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -258,54 +265,40 @@ def test_an_id_column_is_read_without_id_col_as_predict_reads_it(tmp_path):
     assert [r["id"] for r in read_jsonl(tmp_path / "l.jsonl")] == ["doc-7", "doc-9"]
 
 
-def test_two_imports_into_one_file_the_second_is_refused(tmp_path):
-    import os
-    import subprocess
-    import sys
-    import time
+BIG = 300_000
 
+
+def _big_import(tmp_path: Path) -> tuple[subprocess.Popen, list[str], Path]:
+    """An `import-labels` of BIG rows in a subprocess, returned once it holds its output's lock."""
     data = tmp_path / "big.csv"
     with data.open("w", encoding="utf-8") as fh:
         fh.write("text,label\n")
-        fh.writelines(f"text number {i},{'ab'[i % 2]}\n" for i in range(300_000))
+        fh.writelines(f"text number {i},{'ab'[i % 2]}\n" for i in range(BIG))
     out = tmp_path / "l.jsonl"
     args = [sys.executable, "-m", "llm2edge", "import-labels", "--data", str(data), "--out", str(out),
             "--labels", "a,b"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
     deadline = time.monotonic() + 120
-    while not (tmp_path / "l.jsonl.lock").exists():
-        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+    while not (tmp_path / "l.jsonl.lock").exists():  # the import has started
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.02)
-    second = subprocess.run(args, capture_output=True, text=True, env=env, timeout=120)
+    return proc, args, out
+
+
+def test_two_imports_into_one_file_the_second_is_refused(tmp_path):
+    first, args, out = _big_import(tmp_path)
+    second = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=120)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert second.returncode == 2
     assert second.stderr == (f"llm2edge: error: {out}: another import-labels run (pid {first.pid}) is "
                              "writing this file; wait for it to end, or use another --out\n")
-    assert len(read_jsonl(out)) == 300_000
+    assert len(read_jsonl(out)) == BIG
 
 
 def test_ctrl_c_is_one_line_and_exit_130_in_a_typer_command(tmp_path):
     """Issue 24: Ctrl-C on every command is one line, exit 130 (click printed 'Aborted!' and exited 1)."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    data = tmp_path / "big.csv"
-    with data.open("w", encoding="utf-8") as fh:
-        fh.write("text,label\n")
-        fh.writelines(f"text number {i},{'ab'[i % 2]}\n" for i in range(300_000))
-    out = tmp_path / "l.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "llm2edge", "import-labels", "--data", str(data), "--out",
-                             str(out), "--labels", "a,b"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    deadline = time.monotonic() + 120
-    while not (tmp_path / "l.jsonl.lock").exists():  # the import has started
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-        time.sleep(0.02)
+    proc, _, out = _big_import(tmp_path)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

@@ -186,7 +186,7 @@ def load_recorded(path: Path, dataset: DatasetSpec, labeler: LabelerSpec, labels
                                fields=tuple(str(c) for c in header if c not in known)))
     gold, split = {}, {}
     for n, (line, row) in enumerate(iter_rows(path)):
-        rid = str(row[id_col]).strip() if id_col else stable_id(n, str(row["text"]))  # the ids import-labels used
+        rid = str(row[id_col]).strip() if id_col else stable_id(n, str(row["text"]))  # as the import did
         value = str(row.get(labeler.recorded_gold_col) or "").strip()
         if value not in labels:
             raise DataError(f"{path}:{line}: gold label '{value}' in column '{labeler.recorded_gold_col}' is "
