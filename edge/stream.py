@@ -295,8 +295,16 @@ def check_resume(path: Path, record: Mapping[str, Any]) -> None:
     for key, value in record.items():
         if old.get(key) != value:
             what = RUN_KEYS.get(key, key)
-            raise ConfigError(f"{path}: its rows were made with {what} {old.get(key)!r}, this run has "
-                              f"{value!r}; resume with the same bundle and options, or use another --output")
+            raise ConfigError(f"{path}: its rows were made with {what} {_shown(old.get(key))}, this run has "
+                              f"{_shown(value)}; resume with the same bundle and options, or use another "
+                              "--output")
+
+
+def _shown(value: Any) -> str:
+    """A run record's value in a message: a checksum cut to 12 digits, anything else as repr."""
+    if isinstance(value, str) and len(value) == 64:
+        return repr(value[:12] + "...")
+    return repr(value)
 
 
 def predict_to_path(
