@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from llm2edge.errors import BundleError
-from llm2edge.hashing import sha256_file
+from llm2edge.hashing import digest, sha256_file
 
 #: The manifest format version a bundle declares (`schema`); the runtime refuses others.
 MANIFEST_SCHEMA = 1
@@ -36,6 +36,8 @@ REQUIRED_FILES = ("model.onnx", "tokenizer.json", "config.json")
 QUANTIZATIONS = ("int8", "none")
 #: Kinds of student a bundle holds (`student` in the manifest; bundles without the field are transformers).
 STUDENTS = ("transformer", "static")
+#: Files `llm2edge calibrate` writes into a bundle (the curve and its plot): they change no prediction.
+CALIBRATION_FILES = ("calibration.csv", "calibration.png")
 #: Hugging Face model types whose config's max_position_embeddings bounds the tokens per text (learned
 #: absolute positions); other types are checked with one forward pass at load.
 ABSOLUTE_POSITION_TYPES = frozenset({"bert", "distilbert", "electra", "albert", "mobilebert", "roberta",
@@ -68,6 +70,13 @@ class BundleInfo:
         """The calibrated top-probability threshold below which predictions are deferred, or None."""
         value = self.calibration.get("threshold")
         return None if value is None else float(value)
+
+    @property
+    def checksum(self) -> str:
+        """The SHA-256 of what decides the bundle's predictions: the checksums of its files, except the
+        calibration curve and plot (a recalibrated bundle predicts the same; its threshold is read apart)."""
+        decisive = sorted((name, sha) for name, sha in self.files.items() if name not in CALIBRATION_FILES)
+        return digest(decisive, length=64)
 
     @property
     def model_path(self) -> Path:

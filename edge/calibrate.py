@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from llm2edge.checks import fraction
+from llm2edge.checks import fraction, open_fraction
 from llm2edge.defaults import CALIBRATE_CONFIDENCE, CALIBRATE_TARGET, LABEL_COL, PREDICT_BATCH_SIZE, TEXT_COL
+from llm2edge.edge.bundle import CALIBRATION_FILES
 from llm2edge.errors import ConfigError, DataError
+from llm2edge.hashing import sha256_file
 
-CSV_NAME = "calibration.csv"
-PNG_NAME = "calibration.png"
+CSV_NAME, PNG_NAME = CALIBRATION_FILES
 #: Points of the coverage/agreement curve kept in the manifest (the CSV has every candidate).
 CURVE_POINTS = 51
 #: Candidate thresholds at most (evenly thinned beyond: the curve's resolution is 1/MAX_CANDIDATES).
@@ -88,8 +89,9 @@ def clopper_pearson_lower(k: Any, n: Any, confidence: float, *, use_scipy: bool 
 
     Beta^-1(1 - confidence; k, n - k + 1), and 0 where k == 0: scipy's betaincinv when scipy is installed,
     else (`use_scipy=False` too) bisection on the numpy incomplete beta function (same values to ~1e-12).
+    `confidence` is in (0, 1): at 0 every bound would be 1, at 1 every bound 0.
     """
-    fraction("confidence", confidence)
+    open_fraction("confidence", confidence)
     k = np.asarray(k, dtype=np.float64)
     n = np.asarray(n, dtype=np.float64)
     if np.any(n < 1) or np.any(k < 0) or np.any(k > n):
@@ -185,8 +187,10 @@ def _labelled(path: Path, labels: list[str], text_col: str, label_col: str) -> t
     """Texts and label indices of the labelled file; DataError naming file:line for an unknown label."""
     from llm2edge.records import read_records
 
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise DataError(f"{path}: no such file")
+    if Path(path).is_dir():
+        raise DataError(f"{path}: is a folder, not a file")
     index = {name: i for i, name in enumerate(labels)}
     texts, gold = [], []
     for rec in read_records(path, text_col=text_col, label_col=label_col, require_label=True):
@@ -196,6 +200,12 @@ def _labelled(path: Path, labels: list[str], text_col: str, label_col: str) -> t
         texts.append(rec.text)
         gold.append(index[rec.label])
     return texts, gold
+
+
+def _data_record(path: Path) -> dict[str, str | None]:
+    """The calibration data as the manifest records it: its file name and SHA-256 (None for a pipe or a
+    device, which cannot be read twice), never a path of the machine that calibrated."""
+    return {"data": path.name, "data_sha256": sha256_file(path) if path.is_file() else None}
 
 
 def _write_csv(path: Path, curve: Curve) -> None:
@@ -254,7 +264,7 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, *, text_col: str = TE
     from llm2edge.edge.classifier import Classifier
 
     fraction("target", target)
-    fraction("confidence", confidence)
+    open_fraction("confidence", confidence)
     clf = Classifier.load(bundle, threads=threads)
     info = clf.info
     texts, gold = _labelled(Path(data), info.labels, text_col, label_col)
@@ -271,7 +281,7 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, *, text_col: str = TE
     calibration = {
         "threshold": None if row is None else row["threshold"], "target": target, "confidence": confidence,
         "method": "clopper-pearson", "rule": "lowest threshold with lower bound >= target",
-        "data": str(data), "label_col": label_col, "n": curve.n,
+        **_data_record(Path(data)), "label_col": label_col, "n": curve.n,
         "agreement_all": round(float(correct.mean()), 6),
         "coverage": None if row is None else row["coverage"],
         "agreement": None if row is None else row["agreement"],

@@ -3,19 +3,24 @@
 The edge file comes from `llm2edge predict --defer ...` (CSV or JSONL with id, label, deferred); the LLM
 file from `llm2edge label` on `predict --deferred-out` (labels.jsonl or CSV with id, label; label it with
 `--id-col id` so the ids match). Deferred items take the LLM's label, the others keep the edge's label; a
-deferred item without an LLM label is an error, so the final file never holds a silent edge guess.
+deferred item without an LLM label is an error, so the final file never holds a silent edge guess. The LLM's
+labels must be the bundle's (the edge file's p_<label> columns or probs keys): another label is an error
+naming its row, unless `--map OLD=NEW` renames it.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm2edge.checks import parse_map
 from llm2edge.defaults import ID_COL, LABEL_COL
 from llm2edge.edge.stream import output_format
 from llm2edge.errors import DataError
+from llm2edge.outputs import distinct_files
 from llm2edge.records import iter_rows
 
 #: Columns of the merged file.
@@ -32,12 +37,14 @@ class MergeSummary:
     deferred: int
     changed: int
     out: Path
+    mapped: int = 0  # LLM labels renamed through --map
 
     def text(self) -> str:
         """One summary line."""
         share = self.deferred / self.rows if self.rows else 0.0
+        mapped = f" ({self.mapped} LLM label(s) renamed through --map)" if self.mapped else ""
         return (f"merged {self.rows} rows: {self.deferred} deferred ({share:.1%}) took the LLM's label, "
-                f"{self.changed} of them differ from the edge's -> {self.out}")
+                f"{self.changed} of them differ from the edge's{mapped} -> {self.out}")
 
 
 def _flag(value: object, where: str) -> bool:
@@ -52,30 +59,60 @@ def _flag(value: object, where: str) -> bool:
     raise DataError(f"{where}: 'deferred' must be true or false, got {value!r}")
 
 
-def read_llm_labels(path: str | Path, *, id_col: str = ID_COL, label_col: str = LABEL_COL) -> dict[str, str]:
-    """id -> label of an LLM label file; rows without a label (failed items) are left out."""
-    labels: dict[str, str] = {}
+def edge_labels(edge: str | Path) -> list[str]:
+    """The bundle's label set as `predict` wrote it into an edge file: its p_<label> columns (CSV) or the
+    keys of its first row's probs (JSONL); DataError when it holds neither."""
+    for _, row in iter_rows(edge, text_col="label"):
+        probs = row.get("probs")
+        labels = list(probs) if isinstance(probs, dict) else [c[2:] for c in row if c.startswith("p_")]
+        if labels:
+            return labels
+        break
+    raise DataError(f"{edge}: no p_<label> columns or probs to tell the bundle's labels (write it with "
+                    "`llm2edge predict --defer ...`)")
+
+
+def read_llm_labels(path: str | Path, *, id_col: str = ID_COL, label_col: str = LABEL_COL,
+                    labels: Sequence[str] | None = None, renamed: Collection[str] = (), hint: str = ""
+                    ) -> dict[str, str]:
+    """id -> label of an LLM label file; rows without a label (failed items) are left out. With `labels`,
+    a label neither in them nor in `renamed` (what --map renames) is a DataError naming file:line and the
+    label (`hint` says what to do about it)."""
+    found: dict[str, str] = {}
     for n, (line, row) in enumerate(iter_rows(path, text_col=label_col)):
         if n == 0 and id_col not in row:
             raise DataError(f"{path}: no '{id_col}' column (label the deferred file with --id-col id)")
         rid = row.get(id_col)
         if rid is None or not str(rid).strip():
             raise DataError(f"{path}:{line}: empty id in column '{id_col}'")
-        if str(rid) in labels:
+        if str(rid) in found:
             raise DataError(f"{path}:{line}: duplicate id '{rid}'")
         value = row.get(label_col)
-        if value is not None and str(value).strip():
-            labels[str(rid)] = str(value).strip()
-    return labels
+        if value is None or not str(value).strip():
+            continue
+        label = str(value).strip()
+        if labels is not None and label not in labels and label not in renamed:
+            raise DataError(f"{path}:{line}: label '{label}' is not one of the bundle's labels "
+                            f"{', '.join(labels)}{hint.format(label=label)}")
+        found[str(rid)] = label
+    return found
 
 
 def merge_predictions(edge: str | Path, llm: str | Path, out: str | Path, *, fmt: str | None = None,
-                      id_col: str = ID_COL, label_col: str = LABEL_COL) -> MergeSummary:
-    """Write `out` (CSV or JSONL): every edge row, deferred ones with the LLM's label (source 'llm')."""
+                      id_col: str = ID_COL, label_col: str = LABEL_COL, map: str | None = None
+                      ) -> MergeSummary:
+    """Write `out` (CSV or JSONL): every edge row, deferred ones with the LLM's label (source 'llm').
+
+    The LLM's labels must be the bundle's (`edge_labels`); `map` ('OLD=NEW,...') renames others."""
     kind = output_format(out, fmt)
-    llm_labels = read_llm_labels(llm, id_col=id_col, label_col=label_col)
+    for given in ({"--edge": edge}, {"--llm": llm}):  # the inputs may be one file, the output neither
+        distinct_files({**given, "--out": out})
+    labels = edge_labels(edge)
+    renames = parse_map(map, labels)
+    llm_labels = read_llm_labels(llm, id_col=id_col, label_col=label_col, labels=labels, renamed=renames,
+                                 hint=f" (from {edge}); map it with --map '{{label}}=LABEL'")
     rows: list[dict[str, object]] = []
-    deferred = changed = 0
+    deferred = changed = mapped = 0
     for n, (line, row) in enumerate(iter_rows(edge, text_col="label")):
         where = f"{edge}:{line}"
         if n == 0:
@@ -89,7 +126,8 @@ def merge_predictions(edge: str | Path, llm: str | Path, out: str | Path, *, fmt
         if is_deferred:
             if rid not in llm_labels:
                 raise DataError(f"{where}: deferred item '{rid}' has no LLM label in {llm}")
-            label, source = llm_labels[rid], "llm"
+            label, source = renames.get(llm_labels[rid], llm_labels[rid]), "llm"
+            mapped += llm_labels[rid] in renames
             deferred += 1
             changed += label != edge_label
         rows.append({"id": rid, "label": label, "source": source, "edge_label": edge_label,
@@ -106,4 +144,4 @@ def merge_predictions(edge: str | Path, llm: str | Path, out: str | Path, *, fmt
         else:
             for r in rows:
                 handle.write(json.dumps(r, ensure_ascii=False) + "\n")
-    return MergeSummary(rows=len(rows), deferred=deferred, changed=changed, out=path)
+    return MergeSummary(rows=len(rows), deferred=deferred, changed=changed, out=path, mapped=mapped)

@@ -2,6 +2,11 @@
 
 Memory stays flat on millions of rows (one chunk in flight). With `resume=True` an output file left by a
 crashed run is checked, its torn last row cut off, and prediction continues after the last complete row.
+
+A run into a file holds the file's lock (`outputs.OutputLock`: a second run on it fails at once) and first
+writes `OUT.run.json` beside it: what decides a row's content (the bundle's checksum, the deferral threshold,
+format, text copy, how the input is read). A resume made with anything else is refused, so one file never
+mixes two models' or two thresholds' rows.
 """
 
 from __future__ import annotations
@@ -9,20 +14,22 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from llm2edge.checks import at_least, one_of
 from llm2edge.defaults import CHUNK_SIZE, PREDICT_BATCH_SIZE
 from llm2edge.edge.defer import deferred_mask
-from llm2edge.errors import ConfigError, DataError
+from llm2edge.errors import ConfigError, DataError, Interrupted
+from llm2edge.outputs import OutputLock, distinct_files
 from llm2edge.records import Record, chunked, naming
 
 if TYPE_CHECKING:
@@ -30,6 +37,12 @@ if TYPE_CHECKING:
 
 OUTPUT_FORMATS = ("csv", "jsonl")
 _SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+#: Suffix of the file beside a prediction file that says what made its rows (`OUT.run.json`).
+RUN_SUFFIX = ".run.json"
+#: The run record's keys, as the option a user changes to change them (for the refusal message).
+RUN_KEYS = {"bundle": "bundle (checksum)", "labels": "bundle labels", "defer": "--defer threshold",
+            "format": "--format", "with_text": "--with-text", "text_col": "--text-col", "id_col": "--id-col",
+            "input_format": "--input-format"}
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,7 @@ class PredictionWriter:
         self.digits = digits
         self.threshold = threshold
         self.deferred = 0
+        self.rows = 0  # rows handed to `handle` (each whole: an interrupt falls between rows)
         self._csv = csv.writer(handle, lineterminator="\n") if fmt == "csv" else None
         if self._csv is not None and header:
             self._csv.writerow(csv_header(self.labels, with_text=with_text, deferred=threshold is not None))
@@ -107,6 +121,7 @@ class PredictionWriter:
                     obj["deferred"] = deferred
                 obj["probs"] = dict(zip(self.labels, probs))
                 self.handle.write(json.dumps(obj, ensure_ascii=False) + "\n")
+            self.rows += 1
             if deferred:
                 self.deferred += 1
                 if self._deferred_csv is not None:
@@ -205,19 +220,22 @@ def predict_records(
     """Classify a stream of records chunk by chunk and write one row each to `handle`, in input order.
 
     `defer`: a threshold; rows whose top probability is under it are marked deferred (and written to
-    `deferred_handle` as id,text when given)."""
+    `deferred_handle` as id,text when given). Ctrl-C raises Interrupted with the rows written."""
     at_least("chunk_size", chunk_size)
     start = time.perf_counter()
     before = (classifier.counts.truncated, classifier.counts.empty)
     writer = PredictionWriter(handle, fmt, classifier.labels, with_text=with_text, header=header,
                               threshold=defer, deferred_handle=deferred_handle)
     rows = 0
-    for chunk in chunked(records, chunk_size):
-        proba = classifier.predict_proba([r.text for r in chunk], batch_size=batch_size)
-        writer.write(chunk, proba)
-        rows += len(chunk)
-        if on_chunk is not None:
-            on_chunk(rows)
+    try:
+        for chunk in chunked(records, chunk_size):
+            proba = classifier.predict_proba([r.text for r in chunk], batch_size=batch_size)
+            writer.write(chunk, proba)
+            rows += len(chunk)
+            if on_chunk is not None:
+                on_chunk(rows)
+    except KeyboardInterrupt:
+        raise Interrupted(f"interrupted: {writer.rows:,} rows written", rows=writer.rows) from None
     return PredictSummary(rows=rows, skipped=0,
                           truncated=classifier.counts.truncated - before[0],
                           empty=classifier.counts.empty - before[1],
@@ -237,6 +255,58 @@ def _deferred_file(path: str | Path | None) -> Iterator[IO[str] | None]:
         yield handle
 
 
+def run_path(output: str | Path) -> Path:
+    """The run record beside a prediction file: `OUT.run.json`."""
+    p = Path(output)
+    return p.with_name(p.name + RUN_SUFFIX)
+
+
+def run_record(classifier: Classifier, *, fmt: str, with_text: bool, defer: float | None,
+               source: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What decides the content of a prediction file's rows: the bundle's checksum and labels, the
+    deferral threshold, the format, the text copy, and `source` (how the input is read: text column, id
+    column, input format)."""
+    return {"bundle": classifier.info.checksum, "labels": list(classifier.labels), "defer": defer,
+            "format": fmt, "with_text": with_text, **dict(source or {})}
+
+
+def _write_run(path: Path, record: Mapping[str, Any]) -> None:
+    """Write the run record beside `path` (atomically: a crash leaves the old record or the new one)."""
+    target = run_path(path)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with naming(target):
+        tmp.write_text(json.dumps(dict(record), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(target)
+
+
+def check_resume(path: Path, record: Mapping[str, Any]) -> None:
+    """ConfigError (one line naming the file and what differs) when the rows of `path` were made with
+    another run record than `record`, or when nothing beside it says what made them."""
+    recorded = run_path(path)
+    try:
+        old = json.loads(recorded.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no {recorded.name} beside it says what made its rows, so they cannot be "
+                          "continued safely; drop --resume to start over, or use another --output") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ConfigError(f"{recorded}: not a valid run record; drop --resume to start over") from None
+    if not isinstance(old, dict):
+        raise ConfigError(f"{recorded}: not a valid run record; drop --resume to start over")
+    for key, value in record.items():
+        if old.get(key) != value:
+            what = RUN_KEYS.get(key, key)
+            raise ConfigError(f"{path}: its rows were made with {what} {_shown(old.get(key))}, this run has "
+                              f"{_shown(value)}; resume with the same bundle and options, or use another "
+                              "--output")
+
+
+def _shown(value: Any) -> str:
+    """A run record's value in a message: a checksum cut to 12 digits, anything else as repr."""
+    if isinstance(value, str) and len(value) == 64:
+        return repr(value[:12] + "...")
+    return repr(value)
+
+
 def predict_to_path(
     classifier: Classifier,
     records: Iterable[Record],
@@ -250,33 +320,64 @@ def predict_to_path(
     on_chunk: Callable[[int], None] | None = None,
     defer: float | None = None,
     deferred_out: str | Path | None = None,
+    source: Mapping[str, Any] | None = None,
 ) -> PredictSummary:
     """Classify records into a file (or stdout for None / '-'); `resume` continues a crashed run.
 
     `defer` (a threshold) marks rows whose top probability is under it deferred; `deferred_out` also
-    writes those rows as id,text CSV, the input of `llm2edge label` (not together with `resume`)."""
+    writes those rows as id,text CSV, the input of `llm2edge label` (not together with `resume`). A file
+    output is locked for the run (BusyError for a second run on it) and gets `OUT.run.json` (`run_record`
+    with `source`, how the input is read) before its first row; `resume` refuses rows made otherwise
+    (`check_resume`). Ctrl-C raises Interrupted saying how many rows the file holds."""
     kind = output_format(output, fmt)
     if deferred_out is not None and (defer is None or resume):
         raise ConfigError("--deferred-out needs a --defer threshold and cannot be combined with --resume")
+    distinct_files({"--output": output, "--deferred-out": deferred_out})
     if output is None or str(output) == "-":
-        with naming("<stdout>"), _deferred_file(deferred_out) as deferred_handle:
-            return predict_records(classifier, records, sys.stdout, fmt=kind, batch_size=batch_size,
-                                   chunk_size=chunk_size, with_text=with_text, on_chunk=on_chunk,
-                                   defer=defer, deferred_handle=deferred_handle)
+        try:
+            with naming("<stdout>"), _deferred_file(deferred_out) as deferred_handle:
+                return predict_records(classifier, records, sys.stdout, fmt=kind, batch_size=batch_size,
+                                       chunk_size=chunk_size, with_text=with_text, on_chunk=on_chunk,
+                                       defer=defer, deferred_handle=deferred_handle)
+        except Interrupted as exc:
+            raise Interrupted(f"{exc} to standard output", rows=exc.rows) from None
     path = Path(output)
     if path.parent and not path.parent.is_dir():
         raise DataError(f"{path}: the output folder does not exist")
+    with OutputLock(path, what="predict", option="--output"):
+        return _predict_into(classifier, records, path, kind=kind, batch_size=batch_size,
+                             chunk_size=chunk_size, with_text=with_text, resume=resume, on_chunk=on_chunk,
+                             defer=defer, deferred_out=deferred_out,
+                             record=run_record(classifier, fmt=kind, with_text=with_text, defer=defer,
+                                               source=source))
+
+
+def _predict_into(classifier: Classifier, records: Iterable[Record], path: Path, *, kind: str,
+                  batch_size: int, chunk_size: int, with_text: bool, resume: bool,
+                  on_chunk: Callable[[int], None] | None, defer: float | None,
+                  deferred_out: str | Path | None, record: Mapping[str, Any]) -> PredictSummary:
+    """predict_to_path into a file, under its lock: check or write the run record, then the rows."""
     skipped, has_header, mode = 0, False, "w"
-    if resume and path.exists():
+    if resume and path.exists() and path.stat().st_size > 0:
+        check_resume(path, record)
         skipped, last_id, has_header = resume_point(path, kind, classifier.labels, with_text=with_text,
                                                     deferred=defer is not None)
         records = _skip(records, skipped, last_id, path)
         mode = "a"
+    else:
+        _write_run(path, record)
     done = (lambda n: on_chunk(n + skipped)) if on_chunk is not None else None
-    with (naming(path), path.open(mode, encoding="utf-8", newline="") as handle,
-          _deferred_file(deferred_out) as deferred_handle):
-        summary = predict_records(classifier, records, handle, fmt=kind, batch_size=batch_size,
-                                  chunk_size=chunk_size, with_text=with_text, header=not has_header,
-                                  on_chunk=done, defer=defer, deferred_handle=deferred_handle)
+    again = "; rerun with --resume to continue"
+    try:
+        with (naming(path), path.open(mode, encoding="utf-8", newline="") as handle,
+              _deferred_file(deferred_out) as deferred_handle):
+            summary = predict_records(classifier, records, handle, fmt=kind, batch_size=batch_size,
+                                      chunk_size=chunk_size, with_text=with_text, header=not has_header,
+                                      on_chunk=done, defer=defer, deferred_handle=deferred_handle)
+    except Interrupted as exc:
+        rows = skipped + (exc.rows or 0)
+        raise Interrupted(f"interrupted: {rows:,} rows written to {path}{again}", rows=rows) from None
+    except KeyboardInterrupt:  # before the first row (reading the first chunk, opening the files)
+        raise Interrupted(f"interrupted: {skipped:,} rows written to {path}{again}", rows=skipped) from None
     return PredictSummary(rows=summary.rows, skipped=skipped, truncated=summary.truncated,
                           empty=summary.empty, seconds=summary.seconds, deferred=summary.deferred)

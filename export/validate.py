@@ -28,10 +28,14 @@ class ValidationSet:
 
 def load_validation(path: Path, *, labels: Sequence[str], text_col: str = "text", label_col: str = "label",
                     limit: int | None = None) -> ValidationSet:
-    """Read the validation file; DataError if it has no rows or a gold label outside the model's labels."""
-    from llm2edge.records import read_records
+    """Read the validation file; DataError if it has no rows (saying how to give some) or a gold label
+    outside the model's labels."""
+    from llm2edge.records import iter_records
 
-    records = read_records(path, text_col=text_col, label_col=label_col)
+    records = list(iter_records(path, text_col=text_col, label_col=label_col))
+    if not records:
+        raise DataError(f"{path}: no rows to validate the export against (a training run on very few rows "
+                        "holds none back); give --validate FILE with held-out text,label rows")
     if limit is not None:
         records = records[:limit]
     known = set(labels)

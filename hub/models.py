@@ -7,20 +7,20 @@ safetensors folder in the user cache).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
-import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from llm2edge.console import say
 from llm2edge.errors import BackendError, Llm2EdgeError
 from llm2edge.hashing import sha256_file, sha256_text
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -108,6 +108,22 @@ def gguf_cache_path(gguf: Path) -> Path:
     return cache_dir() / "gguf" / f"{gguf.stem}-{key}"
 
 
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' notices (the GGUF tokenizer's 'legacy behaviour' one) and its de-quantization bar (a
+    plain tqdm on stderr, which no transformers switch turns off) kept off the console: the step is
+    llm2edge's to announce, and a failure still raises with its message."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 def convert_gguf(gguf: Path) -> Path:
     """Convert a GGUF file once to a safetensors folder in the cache and return it (reused afterwards)."""
     dest = gguf_cache_path(gguf)
@@ -116,12 +132,14 @@ def convert_gguf(gguf: Path) -> Path:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    log.info("converting %s to a safetensors cache at %s (once)", gguf, dest)
+    say(f"llm2edge: converting {gguf.name} to a safetensors cache at {dest} (once)")
     t0 = time.perf_counter()
     tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}")
     try:
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        with _quiet_transformers():
+            tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name,
+                                                         dtype=torch.float32)
         model.hf_quantizer = None  # the dequantized weights are plain tensors now
         model.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)

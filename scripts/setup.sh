@@ -23,7 +23,7 @@ python=${PYTHON:-python3}
 [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
 # (this machine's pip config points at local mirrors that print a warning per package: drop those lines)
 pip() { "$venv/bin/python" -m pip --disable-pip-version-check -q "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; }
-pip install --upgrade "pip>=24" "setuptools>=69" wheel
+pip install --upgrade "pip>=24" "setuptools>=77" wheel
 if [ "$base_only" = 1 ]; then
   pip install .
   pip install --no-deps --force-reinstall .   # a non-editable copy: refresh it from this checkout

@@ -15,7 +15,9 @@ cleanlab needs *out-of-sample* probabilities. Two sources:
 
 from __future__ import annotations
 
+import re
 import time
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -104,6 +106,8 @@ class Issues:
     score: np.ndarray  # float (n,), higher = more likely wrong
     suggested: list[str]
     pred_probs: np.ndarray  # (n, k) out-of-sample probabilities used
+    #: What cleanlab warned about, one line each in llm2edge's words (its own warnings are not shown).
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -117,13 +121,19 @@ class CurateResult:
     report: dict[str, Any] = field(default_factory=dict)
 
 
+def folds_run(folds: int, rows: int) -> int:
+    """The cross-validation folds that run on `rows` rows when `folds` are asked: at least 2, at most one
+    per row (what reports record as `folds`)."""
+    return max(2, min(folds, rows))
+
+
 def _fold_splits(features: np.ndarray, y: np.ndarray, n_classes: int, folds: int, seed: int) -> Any:
     """The (train, test) index pairs of the K folds: stratified where every present class has K rows."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     counts = np.bincount(y, minlength=n_classes)
     present = counts[counts > 0]
-    k = max(2, min(folds, len(y)))
+    k = folds_run(folds, len(y))
     if present.min() >= k:
         return StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(features, y)
     # a class too small to stratify: plain folds, a fold may miss a class (handled by the callers)
@@ -226,11 +236,34 @@ def find_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = CURA
     sub = np.clip(pred[:, present], 1e-6, None)
     sub = sub / sub.sum(axis=1, keepdims=True)
     y_sub = np.array([remap[int(v)] for v in y], dtype=np.int64)
-    flagged = find_label_issues(y_sub, sub, filter_by=filter_by, n_jobs=1)
-    quality = get_label_quality_scores(y_sub, sub, method="self_confidence")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flagged = find_label_issues(y_sub, sub, filter_by=filter_by, n_jobs=1)
+        quality = get_label_quality_scores(y_sub, sub, method="self_confidence")
+    notes = _cleanlab_notes([str(w.message) for w in caught], [labels[int(c)] for c in present], y_sub)
     suggested = [labels[int(present[j])] for j in sub.argmax(axis=1)]
     score = 1.0 - np.asarray(quality, dtype=np.float64)
-    return Issues(np.asarray(flagged, dtype=bool), score, suggested, pred)
+    return Issues(np.asarray(flagged, dtype=bool), score, suggested, pred, notes)
+
+
+#: cleanlab's warning about a class with too few rows to judge (the class as an index of its labels).
+_FEW = re.compile(r"May not flag all label issues in class: (\d+), it has too few examples")
+
+
+def _cleanlab_notes(messages: Sequence[str], names: Sequence[str], y: np.ndarray) -> list[str]:
+    """cleanlab's warnings as one line each, naming labels instead of class indices (duplicates once)."""
+    notes: list[str] = []
+    for message in messages:
+        few = _FEW.search(message)
+        if few and int(few.group(1)) < len(names):
+            k = int(few.group(1))
+            note = (f"'{names[k]}' has {int((y == k).sum())} row(s), too few for cleanlab to judge: none of "
+                    "them can be flagged")
+        else:
+            note = f"cleanlab: {message.splitlines()[0] if message else 'warning'}"
+        if note not in notes:
+            notes.append(note)
+    return notes
 
 
 def drop_skew(rows: Sequence[Row], flagged: np.ndarray) -> dict[str, Any] | None:
@@ -284,14 +317,15 @@ def build_report(data: LabeledRows, issues: Issues, config: CurateConfig, second
     return {
         "labels_file": str(config.labels), "method": config.method, "probs": config.probs,
         "action": config.action, "filter_by": config.filter_by,
-        "folds": config.folds if config.probs == "crossval" else None,
+        "folds": folds_run(config.folds, len(data.rows)) if config.probs == "crossval" else None,
+        "folds_asked": config.folds if config.probs == "crossval" else None,
         "oof_class_weight": config.oof_class_weight if config.probs == "crossval" else None,
         "labels": list(data.labels), "rows": len(data.rows), "skipped_error": data.skipped_error,
         "superseded_duplicates": data.duplicates, "flagged": int(issues.flagged.sum()),
         "flagged_fraction": round(float(issues.flagged.mean()), 4), "per_class": per_class,
         "label_is_argmax": round(_argmax_share(data.rows, data.labels), 4),
         "drop_skew": drop_skew(data.rows, issues.flagged),
-        "note": LLM_NOTE if config.probs == "llm" else None,
+        "note": LLM_NOTE if config.probs == "llm" else None, "warnings": list(issues.notes),
         "seconds": round(seconds, 2), "top": top,
     }
 
@@ -326,6 +360,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         f"- flagged: {report['flagged']} ({100 * report['flagged_fraction']:.1f}%), "
         f"action: {report['action']}",
         *([f"- note: {report['note']}"] if report.get("note") else []),
+        *[f"- warning: {note}" for note in report.get("warnings") or []],
         *([f"- **warning**: {drop_skew_line(report['drop_skew'], report.get('oof_class_weight'))}"]
           if report.get("drop_skew") else []),
         "",
@@ -363,6 +398,8 @@ def curate(config: CurateConfig) -> CurateResult:
     write_rows(out / "labels.jsonl", out_rows)
     report = build_report(data, issues, config, time.perf_counter() - start)
     report["written"] = len(out_rows)
+    for note in issues.notes:
+        warn(f"curate: {note}")
     if report["drop_skew"] and config.action == "drop":
         warn(f"curate: {drop_skew_line(report['drop_skew'], report['oof_class_weight'])}")
     write_json(out / "report.json", report)

@@ -239,6 +239,8 @@ def select_experts(rows: Sequence[Row], labels: Sequence[str], *, fraction: floa
 
 def sample_experts(config: SampleConfig) -> SampleResult:
     """Write the items for expert review: review.csv, label_studio.json, label_config.xml, sample.json."""
+    from llm2edge.hub.curate.confident import folds_run
+
     data = load_labels(config.labels)
     scores = sampling_scores(data.rows, data.labels, config.by, config.crossval)
     picked = select_experts(data.rows, data.labels, fraction=config.fraction, strategy=config.strategy,
@@ -263,14 +265,26 @@ def sample_experts(config: SampleConfig) -> SampleResult:
     write_json(out / SAMPLE_JSON, {
         "labels_file": str(config.labels), "strategy": config.strategy, "stratify": config.stratify,
         "by": config.by, "fraction": config.fraction, "seed": config.seed, "labels": list(data.labels),
-        "folds": config.crossval.folds if config.by == CROSSVAL else None,
+        "folds": folds_run(config.crossval.folds, len(data.rows)) if config.by == CROSSVAL else None,
         "fields": fields, "rows": len(data.rows), "skipped_error": data.skipped_error, "sampled": len(rows),
         "per_label": per_label, "ids": [row["id"] for row in rows],
     })
     flat = config.strategy != "random" and len(set(scores)) == 1
-    return SampleResult(out, len(data.rows), len(rows), per_label, warning=(
-        f"every row has the same {config.by} score (answers without probabilities?): the sample is in effect "
-        "random; rank by --by crossval, or label with --samples K" if flat else None))
+    return SampleResult(out, len(data.rows), len(rows), per_label,
+                        warning=_flat_warning(config.by, data.rows) if flat else None)
+
+
+def _flat_warning(by: str, rows: Sequence[Row]) -> str:
+    """Why every row got the same `by` score, and what would rank them (never the ranking already used)."""
+    if by == CROSSVAL:
+        kinds = len({row["label"] for row in rows})
+        why = ("every row has the same label: the out-of-fold model has no other label to prefer"
+               if kinds == 1 else "the out-of-fold model supports every row's label alike")
+        return (f"every row has the same crossval score ({why}): the sample is in effect random; rank by "
+                "the LLM's own confidence instead (--by confidence or --by margin, on labels made with "
+                "probabilities or --samples K)")
+    return (f"every row has the same {by} score (answers without probabilities?): the sample is in effect "
+            "random; rank by --by crossval, or label with --samples K")
 
 
 def read_votes(path: str | Path, control: str = EXPERT_CONTROL, data_fields: Sequence[str] = ()

@@ -5,8 +5,12 @@ A bare answer becomes a one-hot distribution (`prob_source: answer`); probabilit
 (one per label) become `probs` (`prob_source: given`), checked: finite, non-negative, summing to 1 within
 PROB_TOLERANCE (then renormalised exactly). A label is matched to the label set exactly, else
 case-insensitively, else through `--map`; an unknown label is a DataError naming file, line and value.
-Rows with an empty label are skipped and counted. Ids are kept (`id_col`) or derived as `label` derives them
-(`records.stable_id` of the row number and text), so `merge-experts --simulate-from` and `evaluate` join.
+Rows with an empty label (and no probabilities) are skipped and counted; a row whose probability cells are
+empty or partly empty is an error, and rows whose label is not the top of their own probabilities are
+counted in a warning. Ids are kept (`id_col`, else an `id` column when the file has one, as `predict` reads
+it) or derived as `label` derives them (`records.stable_id` of the row number and text), so
+`merge-experts --simulate-from` and `evaluate` join. The run holds the lock of `out` (a second import into
+it fails at once).
 """
 
 from __future__ import annotations
@@ -18,11 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from llm2edge.checks import parse_map
+from llm2edge.console import warn
 from llm2edge.defaults import LABEL_COL, TEXT_COL
 from llm2edge.errors import ConfigError, DataError
 from llm2edge.hashing import digest
 from llm2edge.hub.label.store import ROW_KEYS, margins, write_atomic
-from llm2edge.records import iter_rows, naming, stable_id
+from llm2edge.outputs import OutputLock, distinct_files
+from llm2edge.records import cell, default_id_col, iter_rows, naming, stable_id
 
 #: How far the probabilities of a row may sum from 1 before the row is an error (then renormalised).
 PROB_TOLERANCE = 1e-3
@@ -36,28 +43,6 @@ ANSWER = "answer"
 GIVEN = "given"
 #: How a label was matched to the label set, in the order they are tried.
 MATCHES = ("exact", "case", "map")
-
-
-def parse_map(spec: str | None, labels: Sequence[str]) -> dict[str, str]:
-    """'A=Liberal,B=Conservative' as {answer: label}; ConfigError on a malformed pair or an unknown target."""
-    if not spec or not spec.strip():
-        return {}
-    out: dict[str, str] = {}
-    for pair in spec.split(","):
-        if not pair.strip():
-            continue
-        raw, sep, target = pair.partition("=")
-        raw, target = raw.strip(), target.strip()
-        if not sep or not raw or not target:
-            raise ConfigError(f"--map: '{pair.strip()}' is not ANSWER=LABEL "
-                              "(e.g. --map 'A=Liberal,B=Neutral')")
-        if target not in labels:
-            raise ConfigError(f"--map: '{raw}={target}': '{target}' is not one of the labels "
-                              f"{', '.join(labels)}")
-        if raw in out and out[raw] != target:
-            raise ConfigError(f"--map: '{raw}' is mapped twice ({out[raw]}, {target})")
-        out[raw] = target
-    return out
 
 
 def parse_labels(spec: str) -> tuple[str, ...]:
@@ -87,7 +72,8 @@ class ImportConfig:
     label_col: str = LABEL_COL
     #: Column holding the text.
     text_col: str = TEXT_COL
-    #: Column holding unique ids, kept as they are (None: row number + text hash, as `label` derives them).
+    #: Column holding unique ids, kept as they are (None: the file's `id` column when it has one, else row
+    #: number + text hash, as `label` derives them).
     id_col: str | None = None
     #: Prefix of the probability columns, one per label (`p_` reads p_<label>); None: no probabilities.
     prob_prefix: str | None = None
@@ -95,6 +81,9 @@ class ImportConfig:
     map: str | None = None
     #: The LLM that produced the labels (the rows' `model`); None: "imported".
     model_name: str | None = None
+    #: More per-item columns to carry as the rows' `fields`, besides the task's (e.g. a recorded file's
+    #: `target`); each must be in the file and non-empty on every row, as the task's fields.
+    fields: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         """ConfigError on arguments that cannot work, before the data file is opened."""
@@ -110,8 +99,7 @@ class ImportConfig:
         out = Path(self.out)
         if out.suffix.lower() not in (".jsonl", ".ndjson"):
             raise ConfigError(f"{out}: the labels file must end in .jsonl")
-        if Path(self.data).resolve() == out.resolve():
-            raise ConfigError(f"{out}: --out must not be the --data file")
+        distinct_files({"--data": self.data, "--out": out})
 
 
 @dataclass(frozen=True)
@@ -125,6 +113,8 @@ class ImportSummary:
     matched: dict[str, int]  # exact / case / map -> rows
     renamed: dict[str, int] = field(default_factory=dict)  # "answer -> label" -> rows (case or map)
     distribution: dict[str, int] = field(default_factory=dict)
+    #: Rows whose label is not the top of their own given probabilities (kept as given).
+    not_argmax: int = 0
 
     def text(self) -> str:
         """The summary lines: rows written, then one line of how labels were matched (what was mapped)."""
@@ -136,6 +126,9 @@ class ImportSummary:
                  f"ignoring case, {self.matched.get('map', 0)} through --map"
                  + (f": {renamed}" if renamed else ""),
                  f"labels: {dist or 'none'}"]
+        if self.not_argmax:
+            lines.append(f"{self.not_argmax} row(s) have a label that is not the top of their own "
+                         "probabilities (both kept as given)")
         return "\n".join(lines)
 
 
@@ -189,10 +182,15 @@ def _prob_columns(header: Sequence[str], prefix: str, labels: Sequence[str], pat
 
 
 def _probs(row: Mapping[str, Any], cols: Mapping[str, str], where: str) -> dict[str, float] | None:
-    """The checked, renormalised distribution of a row; None when every probability cell is empty."""
+    """The checked, renormalised distribution of a row; None when every probability cell is empty (a row
+    with some cells empty is a DataError naming the first)."""
     cells = {label: row.get(col) for label, col in cols.items()}
-    if all(v is None or (isinstance(v, str) and not v.strip()) for v in cells.values()):
+    blank = [label for label, v in cells.items() if v is None or (isinstance(v, str) and not v.strip())]
+    if len(blank) == len(cells):
         return None
+    if blank:
+        raise DataError(f"{where}: probability column '{cols[blank[0]]}' is empty while the row's other "
+                        "probabilities are given: give every label's probability")
     probs: dict[str, float] = {}
     for label, value in cells.items():
         try:
@@ -214,26 +212,35 @@ def _probs(row: Mapping[str, Any], cols: Mapping[str, str], where: str) -> dict[
 
 
 def _cell(row: Mapping[str, Any], col: str, where: str) -> str:
-    """A cell as stripped text ('' when absent or null); a float, list or object is a DataError."""
-    value = row.get(col)
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise DataError(f"{where}: column '{col}' holds {type(value).__name__} {value!r}, not text")
-    return str(value).strip()
+    """A cell as stripped text ('' when absent or null); anything but a string or an integer is a DataError
+    (`records.cell`, the check every reader makes)."""
+    return (cell(row, col, where) or "").strip()
 
 
 def import_labels(config: ImportConfig) -> ImportSummary:
-    """Convert `config.data` into the labels.jsonl `config.out` (see the module doc); returns the summary."""
+    """Convert `config.data` into the labels.jsonl `config.out` (see the module doc); returns the summary.
+
+    Holds the lock of `config.out` for the run (BusyError when another import or label run writes it)."""
+    with OutputLock(config.out, what="import-labels", option="--out"):
+        return _import(config)
+
+
+def _import(config: ImportConfig) -> ImportSummary:
+    """The run of import_labels (under its lock)."""
     task_name, labels, task_fields = _label_set(config)
+    task_fields = (*task_fields, *(f for f in config.fields if f not in task_fields))
     matcher = _Matcher(labels, parse_map(config.map, labels))
     model = config.model_name or IMPORTED_MODEL
     path = str(config.data)
+    id_col = config.id_col
+    if id_col is None and Path(path).is_file():
+        id_col = default_id_col(path, text_col=config.text_col)
     rows: list[dict[str, Any]] = []
     matched: Counter[str] = Counter()
     renamed: Counter[str] = Counter()
     seen_ids: dict[str, int] = {}
     skipped = 0
+    not_argmax: list[str] = []
     cols: dict[str, str] | None = None
     has_label = True
     for n, (line, row) in enumerate(iter_rows(path, text_col=config.text_col)):
@@ -241,7 +248,7 @@ def import_labels(config: ImportConfig) -> ImportSummary:
         if n == 0:
             header = [str(c) for c in row]
             has_label = config.label_col in header
-            need = [config.text_col, *task_fields, *([config.id_col] if config.id_col else [])]
+            need = [config.text_col, *task_fields, *([id_col] if id_col else [])]
             if config.prob_prefix is None:
                 need.append(config.label_col)
             missing = [c for c in need if c not in header]
@@ -250,14 +257,14 @@ def import_labels(config: ImportConfig) -> ImportSummary:
                                 f"(columns: {', '.join(header)})")
             if config.prob_prefix is not None:
                 cols = _prob_columns(header, config.prob_prefix, labels, path)
-        text = row.get(config.text_col)
-        if not isinstance(text, str) or not text.strip():
+        text = cell(row, config.text_col, where, text=True)
+        if text is None or not text.strip():
             raise DataError(f"{where}: empty text in column '{config.text_col}'")
         rid = stable_id(n, text)  # as `label`, `evaluate` and `merge-experts --simulate-from` derive it
-        if config.id_col:
-            rid = _cell(row, config.id_col, where)
+        if id_col:
+            rid = _cell(row, id_col, where)
             if not rid:
-                raise DataError(f"{where}: blank id in column '{config.id_col}'")
+                raise DataError(f"{where}: blank id in column '{id_col}'")
             if rid in seen_ids:
                 raise DataError(f"{where}: id '{rid}' already used on line {seen_ids[rid]}: ids must be "
                                 "unique")
@@ -267,6 +274,9 @@ def import_labels(config: ImportConfig) -> ImportSummary:
         if not raw and probs is None:
             skipped += 1
             continue
+        if cols is not None and probs is None:
+            raise DataError(f"{where}: the probability columns ({', '.join(cols.values())}) are empty: give "
+                            "the row's probabilities, or import without --prob-prefix")
         if raw:
             hit = matcher.match(raw)
             if hit is None:
@@ -277,6 +287,8 @@ def import_labels(config: ImportConfig) -> ImportSummary:
             matched[how] += 1
             if how != "exact":
                 renamed[f"{raw} -> {label}"] += 1
+            if probs is not None and probs[label] < max(probs.values()):
+                not_argmax.append(where)
         else:
             label = max(labels, key=lambda x: probs[x])  # type: ignore[index]  # no answer: the top label
         fields = {}
@@ -288,6 +300,9 @@ def import_labels(config: ImportConfig) -> ImportSummary:
         rows.append(_row(rid, text, label, raw, probs, labels, fields, task=task_name, model=model))
     if not rows:
         raise DataError(f"{path}: no labeled rows ({skipped} rows with an empty label)")
+    if not_argmax:
+        warn(f"{len(not_argmax)} row(s) have a label that is not the top of their own probabilities (first: "
+             f"{not_argmax[0]}); both are kept as given: check the label and probability columns match")
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with naming(out):
@@ -295,7 +310,7 @@ def import_labels(config: ImportConfig) -> ImportSummary:
     return ImportSummary(out=out, rows=len(rows), skipped_empty=skipped,
                          prob_source=GIVEN if cols is not None else ANSWER,
                          matched={m: matched.get(m, 0) for m in MATCHES}, renamed=dict(renamed),
-                         distribution=dict(Counter(r["label"] for r in rows)))
+                         distribution=dict(Counter(r["label"] for r in rows)), not_argmax=len(not_argmax))
 
 
 def _row(rid: str, text: str, label: str, raw: str, probs: dict[str, float] | None, labels: Sequence[str],

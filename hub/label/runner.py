@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from llm2edge.edge.threads import resolve_threads
-from llm2edge.errors import BackendError, ConfigError, DataError, Llm2EdgeError
+from llm2edge.errors import BackendError, ConfigError, DataError, Interrupted, Llm2EdgeError
 from llm2edge.hub.label import votes
 from llm2edge.hub.label.backend import Backend, Prompt, Scored
 from llm2edge.hub.label.config import BACKENDS, LabelConfig
@@ -24,7 +24,6 @@ from llm2edge.hub.label.dryrun import DryRun, dry_run
 from llm2edge.hub.label.prompts import PromptBuilder, examples_from_file
 from llm2edge.hub.label.store import (
     LabelWriter,
-    OutputLock,
     item_key,
     latest_by_key,
     margins,
@@ -34,6 +33,7 @@ from llm2edge.hub.label.store import (
 )
 from llm2edge.hub.label.task import Task, load_task
 from llm2edge.hub.models import llm_name
+from llm2edge.outputs import OutputLock
 from llm2edge.records import Record, chunked, read_records
 
 
@@ -300,6 +300,10 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
                             bar.update(1)
                 pending = failed_now
             failed = len(pending)
+    except KeyboardInterrupt:  # every finished row is on disk: the rerun skips it
+        bar.close()
+        raise Interrupted(f"interrupted: {skipped + labeled:,} of {len(records):,} items labeled in {mine}; "
+                          "rerun the same command to continue (finished items are skipped)") from None
     finally:
         bar.close()
         backend.close()

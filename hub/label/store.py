@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from llm2edge.errors import BusyError, DataError
+from llm2edge.errors import DataError
 from llm2edge.hashing import digest
 
 #: The columns of a labels row, in order.
@@ -151,69 +151,6 @@ class LabelWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def lock_path(path: str | Path) -> Path:
-    """The lock file of a labels file: `OUT.lock` next to it."""
-    p = Path(path)
-    return p.with_name(p.name + ".lock")
-
-
-class OutputLock:
-    """An exclusive lock on a labels file for a whole run: `fcntl.flock` on `OUT.lock`, which holds the pid.
-
-    A second run on the same file fails at once with BusyError naming the holder's pid, instead of doing
-    (and paying for) all the work again. The kernel drops the lock when its process dies, kill -9
-    included, so a crash never leaves a stale lock; the file is removed on release. Where fcntl does not
-    exist (Windows) runs are not locked.
-    """
-
-    def __init__(self, path: str | Path) -> None:
-        self.target = Path(path)
-        self.path = lock_path(path)
-        self._fd: int | None = None
-
-    def acquire(self) -> OutputLock:
-        """Take the lock, or raise BusyError naming the pid that holds it."""
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX
-            return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
-                os.close(fd)
-                raise BusyError(f"{self.target}: another label run (pid {holder}) is writing this file; wait "
-                                f"for it to end, or use another --out") from None
-            try:  # the holder may have removed the file between our open and flock: lock the current one
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
-        self._fd = fd
-        return self
-
-    def release(self) -> None:
-        """Remove the lock file and drop the lock (idempotent)."""
-        if self._fd is None:
-            return
-        self.path.unlink(missing_ok=True)  # while still locked: a waiter then retries on a fresh file
-        os.close(self._fd)  # closing drops the flock
-        self._fd = None
-
-    def __enter__(self) -> OutputLock:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 def write_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:

@@ -6,7 +6,7 @@ CLI alike), before anything heavy is loaded. `check_max_length` is the one check
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from llm2edge.defaults import MAX_LENGTH_LIMIT, MAX_LENGTH_MIN
@@ -44,6 +44,13 @@ def fraction(name: str, value: Any, *, closed: bool = True) -> None:
         raise ConfigError(f"{name} must be in [0, 1{']' if closed else ')'}, got {value!r}")
 
 
+def open_fraction(name: str, value: Any) -> None:
+    """ConfigError unless 0 < value < 1 (a confidence: 0 or 1 would make any bound meaningless)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+    if not ok:
+        raise ConfigError(f"{name} must be in (0, 1), both ends excluded, got {value!r}")
+
+
 def one_of(name: str, value: Any, choices: Iterable[Any]) -> None:
     """ConfigError unless `value` is one of `choices` (named in the message)."""
     options = tuple(choices)
@@ -63,3 +70,26 @@ def check_max_length(value: Any, name: str = "max_length") -> int:
         raise ConfigError(f"{name} must be an integer from {MAX_LENGTH_MIN} to {MAX_LENGTH_LIMIT}, "
                           f"got {value!r}")
     return int(value)
+
+
+def parse_map(spec: str | None, labels: Sequence[str]) -> dict[str, str]:
+    """`--map 'A=Liberal,B=Conservative'` as {answer: label}: ConfigError on a malformed pair, a target
+    outside `labels` or an answer mapped twice (import-labels, merge-predictions)."""
+    if not spec or not spec.strip():
+        return {}
+    out: dict[str, str] = {}
+    for pair in spec.split(","):
+        if not pair.strip():
+            continue
+        raw, sep, target = pair.partition("=")
+        raw, target = raw.strip(), target.strip()
+        if not sep or not raw or not target:
+            raise ConfigError(f"--map: '{pair.strip()}' is not ANSWER=LABEL "
+                              "(e.g. --map 'A=Liberal,B=Neutral')")
+        if target not in labels:
+            raise ConfigError(f"--map: '{raw}={target}': '{target}' is not one of the labels "
+                              f"{', '.join(labels)}")
+        if raw in out and out[raw] != target:
+            raise ConfigError(f"--map: '{raw}' is mapped twice ({out[raw]}, {target})")
+        out[raw] = target
+    return out

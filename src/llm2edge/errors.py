@@ -44,6 +44,18 @@ class BusyError(Llm2EdgeError):
     """An output is locked by another running llm2edge process (the message names its pid)."""
 
 
+class Interrupted(Llm2EdgeError):
+    """The user stopped a run (Ctrl-C, SIGINT): the CLI prints the message as one line and exits 130.
+
+    `rows`: rows the run had written when it stopped (None: not a row-writing step), so a caller that
+    knows the file can say how much of it is there and how to continue.
+    """
+
+    def __init__(self, message: str = "interrupted", rows: int | None = None) -> None:
+        self.rows = rows
+        super().__init__(message)
+
+
 class MissingExtraError(Llm2EdgeError):
     """A subpackage or command needs an optional extra that is not installed.
 

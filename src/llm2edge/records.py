@@ -10,7 +10,7 @@ import csv
 import hashlib
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -282,7 +282,7 @@ def _kind(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
-def _cell(row: dict[str, object], col: str, where: str, *, text: bool = False) -> str | None:
+def cell(row: Mapping[str, object], col: str, where: str, *, text: bool = False) -> str | None:
     """A cell as a string (None if absent or null). A text cell must be a string; an id, label or field
     may also be an integer (its digits). Anything else (a float, bool, list, object, bytes) would be
     turned into some string silently, so it is a DataError naming `where` (file:line) and the column."""
@@ -322,21 +322,21 @@ def iter_records(
                 raise DataError(f"{label}: missing column(s) {', '.join(missing)} (columns: {have})")
             checked = True
         where = f"{label}:{line}"
-        text = _cell(row, text_col, where, text=True)
+        text = cell(row, text_col, where, text=True)
         if text is None or (not allow_empty and not text.strip()):
             raise DataError(f"{where}: empty text in column '{text_col}'")
-        gold = _cell(row, label_col, where) if label_col else None
+        gold = cell(row, label_col, where) if label_col else None
         if require_label and not (gold or "").strip():
             raise DataError(f"{label}:{line}: empty label in column '{label_col}'")
         extra = {}
         for col in fields:
-            value = _cell(row, col, where)
+            value = cell(row, col, where)
             if value is None or not value.strip():
                 raise DataError(f"{where}: empty field '{col}'")
             extra[col] = value
         rid = stable_id(n, text)
         if id_col:  # one rule everywhere: a given id is kept exactly; a blank one is an error, never replaced
-            given = _cell(row, id_col, where)
+            given = cell(row, id_col, where)
             if given is None or not given.strip():
                 raise DataError(f"{where}: blank id in column '{id_col}' (every row of an id column needs "
                                 "an id)")

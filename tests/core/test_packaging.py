@@ -56,12 +56,16 @@ def test_wheel_contains_every_module_and_py_typed(repo, tmp_path):
         shutil.copytree(repo / root, src / root, ignore=ignore)
     shutil.copy(repo / "pyproject.toml", src / "pyproject.toml")
     (src / "README.md").write_text("readme", encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation",
                            "--no-index", str(src), "-w", str(tmp_path / "dist")],
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    # an SPDX license string (issue 24): the TOML-table form printed a 20-line deprecation banner per install
+    assert "project.license" not in proc.stdout + proc.stderr, (proc.stdout + proc.stderr)[-3000:]
     (wheel,) = (tmp_path / "dist").glob("llm2edge-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+    assert "License-Expression: Apache-2.0" in metadata.decode().splitlines()
     expected = set()
     for package, folder in _package_folders(src).items():
         prefix = package.replace(".", "/")

@@ -208,3 +208,93 @@ def test_predict_defer_jsonl_and_misuse(tiny_bundle, tmp_path, capsys, monkeypat
     code, _, err = run(["merge-predictions", "--edge", str(plain), "--llm", str(plain), "--out",
                         str(tmp_path / "f.csv")], capsys, monkeypatch)
     assert code == 2 and "missing column(s) deferred" in err
+
+
+def test_merge_refuses_llm_labels_outside_the_bundle_unless_mapped(tiny_bundle, tmp_path, capsys,
+                                                                   monkeypatch) -> None:
+    """Issue 24: 'sarcastic' into a negative/neutral/positive file was merged without a word."""
+    pred = tmp_path / "pred.csv"
+    assert run(["predict", "-b", str(tiny_bundle.path), "a", "b", "c", "-o", str(pred), "--defer", "1.0",
+                "--no-progress"], capsys, monkeypatch)[0] == 0
+    with pred.open(encoding="utf-8") as handle:
+        ids = [r["id"] for r in csv.DictReader(handle)]
+    llm = tmp_path / "llm.csv"
+    llm.write_text(f"id,label\n{ids[0]},positive\n{ids[1]},sarcastic\n{ids[2]},neutral\n", encoding="utf-8")
+    final = tmp_path / "final.csv"
+    code, _, err = run(["merge-predictions", "--edge", str(pred), "--llm", str(llm), "--out", str(final)],
+                       capsys, monkeypatch)
+    assert code == 2 and not final.exists()
+    assert err == (f"llm2edge: error: {llm}:3: label 'sarcastic' is not one of the bundle's labels negative, "
+                   f"neutral, positive (from {pred}); map it with --map 'sarcastic=LABEL'\n")
+    code, _, err = run(["merge-predictions", "--edge", str(pred), "--llm", str(llm), "--out", str(final),
+                        "--map", "sarcastic=negative"], capsys, monkeypatch)
+    assert code == 0, err
+    with final.open(encoding="utf-8") as handle:
+        assert [r["label"] for r in csv.DictReader(handle)] == ["positive", "negative", "neutral"]
+    assert "(1 LLM label(s) renamed through --map)" in err
+    code, _, err = run(["merge-predictions", "--edge", str(pred), "--llm", str(llm), "--out", str(final),
+                        "--map", "sarcastic=ironic"], capsys, monkeypatch)
+    assert code == 2 and "'ironic' is not one of the labels negative, neutral, positive" in err
+
+
+@pytest.mark.parametrize("confidence", ["0", "1", "-0.5", "1.5"])
+def test_calibrate_confidence_is_inside_zero_one(tiny_bundle, tmp_path, capsys, monkeypatch,
+                                                 confidence) -> None:
+    """Issue 24: --confidence 0 printed 'lower bound 1.0000' over an observed 0.60 and wrote it."""
+    data = tmp_path / "d.csv"
+    data.write_text("text,label\nhello,neutral\nworld,positive\n", encoding="utf-8")
+    before = (tiny_bundle.path / "manifest.json").read_bytes()
+    code, _, err = run(["calibrate", "-b", str(tiny_bundle.path), "-d", str(data), "--confidence",
+                        confidence], capsys, monkeypatch)
+    assert code == 2
+    assert err == (f"llm2edge: error: confidence must be in (0, 1), both ends excluded, got "
+                   f"{float(confidence)!r}\n")
+    assert (tiny_bundle.path / "manifest.json").read_bytes() == before
+
+
+def test_calibrate_data_that_is_no_regular_file_is_not_called_missing(tiny_bundle, tmp_path, capsys,
+                                                                        monkeypatch) -> None:
+    for data, message in (("/dev/null", "/dev/null: cannot tell the format from the name"),
+                          (str(tmp_path), f"{tmp_path}: is a folder, not a file"),
+                          (str(tmp_path / "gone.csv"), f"{tmp_path / 'gone.csv'}: no such file")):
+        code, _, err = run(["calibrate", "-b", str(tiny_bundle.path), "-d", data], capsys, monkeypatch)
+        assert code == 2 and err.startswith(f"llm2edge: error: {message}"), err
+
+
+def test_the_manifest_names_the_calibration_data_by_name_and_checksum(make_bundle, example_dir,
+                                                                      tmp_path) -> None:
+    """Issue 24: calibration.data held the absolute path of the machine that calibrated."""
+    from llm2edge.hashing import sha256_file
+
+    bundle = make_bundle("named")
+    (tmp_path / "deep").mkdir()
+    data = labelled_file(tmp_path / "deep" / "held_out.csv", bundle, _texts(example_dir, 100), keep_right=0.8)
+    calibrate_bundle(bundle.path, data, target=0.5, threads=1)
+    cal = read_bundle(bundle.path).calibration
+    assert cal["data"] == "held_out.csv" and cal["data_sha256"] == sha256_file(data)
+    assert str(tmp_path) not in (bundle.path / "manifest.json").read_text(encoding="utf-8")
+
+
+def test_ctrl_c_during_calibrate_is_one_line_and_exit_130(make_bundle, tmp_path) -> None:
+    """Issue 24: Ctrl-C during calibrate printed a 40-line traceback."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    bundle = make_bundle("stop")
+    data = tmp_path / "big.csv"
+    with data.open("w", encoding="utf-8") as handle:
+        handle.write("text,label\n")
+        handle.writelines(f"text number {i} with a few more words,neutral\n" for i in range(200_000))
+    before = (bundle.path / "manifest.json").read_bytes()
+    proc = subprocess.Popen([sys.executable, "-m", "llm2edge", "calibrate", "-b", str(bundle.path), "-d",
+                             str(data), "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    time.sleep(3)  # started: reading or classifying the 200,000 rows
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == "llm2edge: interrupted\n" and out == ""
+    assert (bundle.path / "manifest.json").read_bytes() == before

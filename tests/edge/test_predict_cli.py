@@ -169,6 +169,8 @@ def test_resume_after_a_crash(tiny_bundle, tmp_path, capsys, monkeypatch):
         data = full.read_bytes()
         cut = data.index(b"text number 12")  # torn in the middle of a row, as after a crash
         part.write_bytes(data[:cut + 7])
+        record = full.with_name(full.name + ".run.json")  # written before the first row, like a crashed run
+        part.with_name(part.name + ".run.json").write_bytes(record.read_bytes())
         code, _, err = run([*args, "-o", str(part), "--resume", "--progress"], capsys, monkeypatch)
         assert code == 0, err
         assert part.read_bytes() == data

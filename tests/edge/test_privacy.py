@@ -1,4 +1,5 @@
-"""The edge runtime leaks nothing (issue 14.6): predict writes only its --output.
+"""The edge runtime leaks nothing (issue 14.6): predict writes only its --output (and, beside it, the record
+of what made its rows, issue 24).
 
 onnxruntime >= 1.32 writes a device id and a telemetry database under ~/.cache/Microsoft/DeveloperTools/
 when it is imported, unless ORT_DISABLE_TELEMETRY=1 is set first; llm2edge.edge sets it.
@@ -33,7 +34,7 @@ def test_predict_writes_nothing_outside_its_output(tiny_bundle, tmp_path):
     assert _tree(home) == []  # no ~/.cache/Microsoft/DeveloperTools/.onnxruntime/{deviceid,onnxruntime.db}
     assert _tree(tmp) == []
     assert _tree(cwd) == ["in.txt"]
-    assert _tree(out_dir) == ["p.jsonl"]
+    assert _tree(out_dir) == ["p.jsonl", "p.jsonl.run.json"]  # and the record of what made its rows
     assert _tree(tiny_bundle.path) == bundle_before
 
 

@@ -126,3 +126,14 @@ def test_broken_static_model_folders_fail_with_the_file_named(tmp_path: Path) ->
     save_file({"embeddings": np.zeros((3, 2), dtype=np.float32)}, weights_file)
     with pytest.raises(ExportError, match="classifier.weight"):
         export_bundle(ExportConfig(model=tmp_path / "model", out=tmp_path / "b", verbose=False))
+
+
+def test_an_empty_validation_file_hints_at_validate(tmp_path: Path, cli, capsys) -> None:
+    """Issue 24: a 2-row static train writes a header-only validation.csv; export refused it, no hint."""
+    make_model_dir(tmp_path / "model", validation=False)
+    empty = tmp_path / "model" / "validation.csv"
+    empty.write_text("text,label\n", encoding="utf-8")
+    assert cli("export", "--model", tmp_path / "model", "--out", tmp_path / "b", "--threads", "1") == 2
+    assert capsys.readouterr().err == (f"llm2edge: error: {empty}: no rows to validate the export against (a "
+                                       "training run on very few rows holds none back); give --validate FILE "
+                                       "with held-out text,label rows\n")

@@ -86,3 +86,20 @@ def test_load_pretrained_turns_an_uncached_hub_id_into_one_line():
     with pytest.raises(TrainError, match=f"cannot load model .{name}.") as ei:
         models.load_pretrained(transformers.AutoConfig.from_pretrained, name, error=TrainError)
     assert "\n" not in str(ei.value)
+
+
+def test_converting_the_default_gguf_prints_llm2edge_progress_only(tmp_path):
+    """Issue 24: the demo printed transformers' legacy-tokenizer notice and a de-quantization bar."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("gguf")
+    code = ("from llm2edge.hub.models import resolve_llm; from transformers import AutoTokenizer; "
+            "src, _ = resolve_llm(None); AutoTokenizer.from_pretrained(src); print('ready')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "XDG_CACHE_HOME": str(tmp_path), "HF_HUB_OFFLINE": "1",
+                               "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0 and proc.stdout == "ready\n", proc.stderr[-2000:]
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        f"llm2edge: converting {models.LLM_GGUF} to a safetensors cache at {tmp_path}"), proc.stderr[-2000:]

@@ -262,3 +262,28 @@ def test_committed_runs_keep_their_keys(recorded, shared_data, tmp_path, monkeyp
         assert run_key(split, "cleanlab", dataset, labeler.name, student, config) == committed
         assert json.loads((archive / split.name / "result.json").read_text())["key"] == committed
         assert run_key(split, "cleanlab", dataset, labeler.name, student, balanced) != committed
+
+
+def test_a_recorded_files_extra_columns_are_the_items_fields(recorded, tmp_path):
+    """Issue 24: a stance file's `target` column could not be used by student_template ("uses 'target',
+    which the item lacks"): a recorded labeler carries the file's extra columns as each item's fields."""
+    from dataclasses import replace
+
+    from llm2edge.pipeline.experiment.sources import student_text
+
+    rows = _csv(recorded / "tempowic__chatgpt.csv")[:40]
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    with (folder / "tempowic__chatgpt.csv").open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*rows[0], "target"])
+        writer.writeheader()
+        writer.writerows({**r, "target": f"word{i % 3}"} for i, r in enumerate(rows))
+    base = load_config(CONFIG, only={"datasets": ["tempowic"], "labelers": ["chatgpt"]})
+    dataset = replace(base.datasets[0], recorded=folder, student_template="{target}: {text}")
+    source = load_source(dataset, base.labelers[0], list(dataset.labels), replace(base, folds=2), tmp_path)
+    fold = source.splits[0]
+    by_text = {r["text"]: i for i, r in enumerate(rows)}
+    for row in fold.test:
+        assert row["fields"] == {"target": f"word{by_text[row['text']] % 3}"}
+        assert student_text(row, dataset) == f"{row['fields']['target']}: {row['text']}"
+    assert all(r["fields"].keys() == {"target"} for r in fold.train.rows)

@@ -11,29 +11,44 @@ from __future__ import annotations
 
 import errno
 import os
+import signal
 import sys
 
-from llm2edge.errors import Llm2EdgeError, MissingExtraError
+from llm2edge.errors import Interrupted, Llm2EdgeError, MissingExtraError
+
+#: Exit status of a run stopped by Ctrl-C (SIGINT), as shells report it: 128 + 2.
+INTERRUPTED_EXIT = 130
 
 #: Options of `llm2edge` itself, given before the command.
 ROOT_OPTIONS = ("--debug", "-h", "--help")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI; library errors become one line on stderr and exit code 2."""
+    """Entry point: run the CLI; library errors become one line on stderr and exit code 2, Ctrl-C one line
+    (what was written, how to continue) and exit code 130."""
     args = sys.argv[1:] if argv is None else argv
     try:
         _dispatch(args)
+    except (Interrupted, KeyboardInterrupt) as exc:  # Ctrl-C: one line (what is written, how to go on)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not print a traceback now
+        _debug_traceback(args)
+        print(f"llm2edge: {exc if isinstance(exc, Interrupted) else Interrupted()}", file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT) from None
     except (Llm2EdgeError, OSError) as exc:  # OSError: permission, disk full, a folder given as a file, ...
-        if "--debug" in args:  # the root option: the traceback is printed here
-            import traceback
-
-            traceback.print_exc()
+        _debug_traceback(args)
         line = str(exc) if isinstance(exc, Llm2EdgeError) else os_error_line(exc)
         print(f"llm2edge: error: {line}", file=sys.stderr)
         if not isinstance(exc, Llm2EdgeError):
             _drop_broken_stdout()
         raise SystemExit(2) from None
+
+
+def _debug_traceback(args: list[str]) -> None:
+    """Print the traceback of the exception being handled when the root option --debug is given."""
+    if "--debug" in args:
+        import traceback
+
+        traceback.print_exc()
 
 
 def _dispatch(args: list[str]) -> None:

@@ -8,11 +8,15 @@ only, and hand their arguments to argparse if typer is asked to run them.
 
 from __future__ import annotations
 
+import functools
 import importlib
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
 from llm2edge.cli.edge import EDGE_COMMANDS, command_module, run_edge
+from llm2edge.errors import Interrupted
 
 #: The command modules, in the order `llm2edge --help` lists them (pipeline order).
 COMMAND_MODULES = ("label", "import_labels", "curate", "train", "export", "calibrate", "predict",
@@ -42,7 +46,24 @@ def build_app() -> typer.Typer:
             _register_edge(app, edge[name])
         else:
             importlib.import_module(f"llm2edge.cli.{name}").register(app)
+    for info in app.registered_commands:
+        if info.callback is not None:
+            info.callback = _interruptible(info.callback)
     return app
+
+
+def _interruptible(callback: Callable[..., Any]) -> Callable[..., Any]:
+    """`callback` with Ctrl-C raised as Interrupted: click would print "Aborted!" and exit 1, while `main`
+    prints one line and exits 130 for every command alike."""
+
+    @functools.wraps(callback)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except KeyboardInterrupt:
+            raise Interrupted() from None
+
+    return command
 
 
 def _register_edge(app: typer.Typer, name: str) -> None:

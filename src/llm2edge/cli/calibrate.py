@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--target", type=float, default=CALIBRATE_TARGET,
         help="Agreement the kept items must reach (lower confidence bound).")
     add("--confidence", type=float, default=CALIBRATE_CONFIDENCE,
-        help="Confidence of the Clopper-Pearson lower bound.")
+        help="Confidence of the Clopper-Pearson lower bound, in (0, 1): at 0 or 1 every bound is 1 or 0.")
     add("--batch-size", type=at_least_one, default=PREDICT_BATCH_SIZE, help="Texts per model call.")
     add_threads(parser, "onnxruntime threads")
 

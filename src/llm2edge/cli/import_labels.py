@@ -19,8 +19,8 @@ def import_labels_cmd(
     labels: str | None = typer.Option(None, "--labels", help="The label set, comma-separated: a,b,c."),
     label_col: str = typer.Option(LABEL_COL, "--label-col", help="Column with the LLM's label."),
     text_col: str = typer.Option(TEXT_COL, "--text-col", help="Column with the text."),
-    id_col: str | None = typer.Option(None, "--id-col", help="Column with unique ids (default: row number "
-                                                             "+ text hash, as `label` derives them)."),
+    id_col: str | None = typer.Option(None, "--id-col", help="Column with unique ids (default: 'id' if the "
+                                      "file has one, else row number + text hash, as `label` derives them)."),
     prob_prefix: str | None = typer.Option(None, "--prob-prefix", help="Prefix of probability columns, one "
                                            "per label (p_ reads p_<label>); they must sum to 1."),
     map_: str | None = typer.Option(None, "--map", help="Rename answers: 'A=Liberal,B=Conservative' "

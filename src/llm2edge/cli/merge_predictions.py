@@ -11,7 +11,8 @@ from llm2edge.defaults import ID_COL, LABEL_COL
 
 HELP = "The LLM's label for every deferred item, the edge's for the rest."
 DESCRIPTION = ("Take the LLM's label for every deferred item and the edge's for the rest (columns id, label, "
-               "source, edge_label, deferred); a deferred item without an LLM label is an error.")
+               "source, edge_label, deferred); a deferred item without an LLM label, or an LLM label that is "
+               "not the bundle's (see --map), is an error.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--format", "-f", dest="fmt", default=None, help="csv or jsonl (default: from --out's suffix).")
     add("--id-col", default=ID_COL, help="Id column of the LLM file.")
     add("--label-col", default=LABEL_COL, help="Label column of the LLM file.")
+    add("--map", default=None,
+        help="Rename LLM labels that are not the bundle's: 'OLD=NEW,...' (else such a label is an error).")
     add_no_model_threads(parser)
 
 
@@ -31,5 +34,6 @@ def run(args: argparse.Namespace) -> None:
     """Merge --edge and --llm into --out and say what was taken from where."""
     from llm2edge.edge.merge import merge_predictions as merge
 
-    summary = merge(args.edge, args.llm, args.out, fmt=args.fmt, id_col=args.id_col, label_col=args.label_col)
+    summary = merge(args.edge, args.llm, args.out, fmt=args.fmt, id_col=args.id_col, label_col=args.label_col,
+                    map=args.map)
     say(f"llm2edge: {summary.text()}")

@@ -151,7 +151,8 @@ def predict(*, texts: list[str] | None, bundle: Path, input: str | None, output:
     from llm2edge.edge.classifier import Classifier
     from llm2edge.edge.defer import resolve_defer
     from llm2edge.edge.stream import output_format, predict_to_path
-    from llm2edge.records import Record, default_id_col, iter_records, stable_id
+    from llm2edge.outputs import distinct_files
+    from llm2edge.records import Record, default_id_col, detect_format, iter_records, stable_id
 
     if texts and input is not None:
         raise ConfigError("give texts as arguments or --input, not both")
@@ -166,21 +167,24 @@ def predict(*, texts: list[str] | None, bundle: Path, input: str | None, output:
         input = "-"
     if input is not None and input != "-" and not Path(input).is_file():
         raise DataError(f"{input}: no such file")
+    distinct_files({"--input": input, "--output": output, "--deferred-out": deferred_out})
     clf = Classifier.load(bundle, threads=threads, providers=[provider])
     threshold = resolve_defer(clf.info, defer)
     if texts:
         records = (Record(id=stable_id(n, t), text=t, line=n + 1) for n, t in enumerate(texts))
+        source = {"text_col": None, "id_col": None, "input_format": "arguments"}
     else:
         assert input is not None
         if id_col is None:
             id_col = default_id_col(input, fmt=input_format, text_col=text_col)
         records = iter_records(input, text_col=text_col, id_col=id_col, fmt=input_format, allow_empty=True)
+        source = {"text_col": text_col, "id_col": id_col, "input_format": detect_format(input, input_format)}
     show = bool(sys.stderr and sys.stderr.isatty()) if progress is None else progress
     bar = _Progress() if show else None
     try:
         summary = predict_to_path(clf, records, output, fmt=kind, batch_size=batch_size,
                                   chunk_size=chunk_size, with_text=with_text, resume=resume, on_chunk=bar,
-                                  defer=threshold, deferred_out=deferred_out)
+                                  defer=threshold, deferred_out=deferred_out, source=source)
     except BrokenPipeError:  # the reader went away (e.g. `| head`): stop quietly, as Unix tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

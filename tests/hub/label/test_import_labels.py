@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +18,8 @@ from llm2edge.errors import ConfigError, DataError
 from llm2edge.hub.curate.rows import load_labels
 from llm2edge.hub.label.importer import PROB_TOLERANCE, ImportConfig, import_labels
 from llm2edge.records import iter_rows, read_jsonl, stable_id
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -205,3 +212,95 @@ def test_bad_map_is_a_config_error(recorded, tmp_path, spec, message):
     with pytest.raises(ConfigError, match=message):
         import_labels(ImportConfig(data=data, out=tmp_path / "l.jsonl", labels="a,b", label_col="llm_label",
                                    map=spec))
+
+
+# -- issue 24: what the file says is what is imported, or one line says why not ---------------------------
+@pytest.mark.parametrize("cells, column", [
+    (("", "", ""), "the probability columns (p_left, p_center, p_right) are empty"),
+    (("0.9", "", "0.1"),
+     "probability column 'p_center' is empty while the row's other probabilities are given"),
+])
+def test_a_row_with_empty_probability_cells_is_refused(recorded, tmp_path, cli, capsys, cells, column):
+    data, rows = _with_probs(recorded, tmp_path)
+    rows[6].update(zip(("p_left", "p_center", "p_right"), cells))
+    _write_csv(data, rows)
+    out = tmp_path / "l.jsonl"
+    assert cli("import-labels", "--data", data, "--out", out, "--labels", "left,center,right",
+               "--prob-prefix", "p_") == 2
+    err = capsys.readouterr().err
+    line = [ln for ln, _ in iter_rows(data)][6]
+    assert err.count("\n") == 1 and err.startswith(f"llm2edge: error: {data}:{line}: {column}"), err
+    assert not out.exists()
+
+
+def test_labels_that_contradict_their_own_probabilities_are_counted(recorded, tmp_path, cli, capsys):
+    data, rows = _with_probs(recorded, tmp_path, n=12)
+    for i in (2, 5):
+        top = rows[i]["label"]
+        rows[i]["label"] = next(lab for lab in ("left", "center", "right") if lab != top)
+    _write_csv(data, rows)
+    out = tmp_path / "l.jsonl"
+    assert cli("import-labels", "--data", data, "--out", out, "--labels", "left,center,right",
+               "--prob-prefix", "p_") == 0
+    captured = capsys.readouterr()
+    line = [ln for ln, _ in iter_rows(data)][2]
+    assert (f"llm2edge: warning: 2 row(s) have a label that is not the top of their own probabilities "
+            f"(first: {data}:{line}); both are kept as given") in captured.err
+    assert "2 row(s) have a label that is not the top of their own probabilities" in captured.out
+    assert [r["label"] for r in read_jsonl(out)] == [r["label"] for r in rows]
+
+
+def test_a_numeric_text_holds_a_number_as_train_says(tmp_path, cli, capsys):
+    data = tmp_path / "n.jsonl"
+    data.write_text('{"text": "fine", "label": "a"}\n{"text": 42, "label": "b"}\n', encoding="utf-8")
+    assert cli("import-labels", "--data", data, "--out", tmp_path / "l.jsonl", "--labels", "a,b") == 2
+    assert capsys.readouterr().err == (f"llm2edge: error: {data}:2: column 'text' holds a number, not a "
+                                       "string\n")
+
+
+def test_an_id_column_is_read_without_id_col_as_predict_reads_it(tmp_path):
+    data = _write_csv(tmp_path / "ids.csv", [{"id": "doc-7", "text": "one", "label": "a"},
+                                             {"id": "doc-9", "text": "two", "label": "b"}])
+    import_labels(ImportConfig(data=data, out=tmp_path / "l.jsonl", labels="a,b"))
+    assert [r["id"] for r in read_jsonl(tmp_path / "l.jsonl")] == ["doc-7", "doc-9"]
+
+
+BIG = 300_000
+
+
+def _big_import(tmp_path: Path) -> tuple[subprocess.Popen, list[str], Path]:
+    """An `import-labels` of BIG rows in a subprocess, returned once it holds its output's lock."""
+    data = tmp_path / "big.csv"
+    with data.open("w", encoding="utf-8") as fh:
+        fh.write("text,label\n")
+        fh.writelines(f"text number {i},{'ab'[i % 2]}\n" for i in range(BIG))
+    out = tmp_path / "l.jsonl"
+    args = [sys.executable, "-m", "llm2edge", "import-labels", "--data", str(data), "--out", str(out),
+            "--labels", "a,b"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "l.jsonl.lock").exists():  # the import has started
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    return proc, args, out
+
+
+def test_two_imports_into_one_file_the_second_is_refused(tmp_path):
+    first, args, out = _big_import(tmp_path)
+    second = subprocess.run(args, capture_output=True, text=True, env=ENV, timeout=120)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 2
+    assert second.stderr == (f"llm2edge: error: {out}: another import-labels run (pid {first.pid}) is "
+                             "writing this file; wait for it to end, or use another --out\n")
+    assert len(read_jsonl(out)) == BIG
+
+
+def test_ctrl_c_is_one_line_and_exit_130_in_a_typer_command(tmp_path):
+    """Issue 24: Ctrl-C on every command is one line, exit 130 (click printed 'Aborted!' and exited 1)."""
+    proc, _, out = _big_import(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err == "llm2edge: interrupted\n"
+    assert not out.exists() and not (tmp_path / "l.jsonl.lock").exists()

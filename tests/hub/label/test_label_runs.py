@@ -25,7 +25,8 @@ import pytest
 
 pytest.importorskip("openai")
 
-from llm2edge.hub.label.store import OutputLock, lock_path, read_labels  # noqa: E402
+from llm2edge.hub.label.store import read_labels  # noqa: E402
+from llm2edge.outputs import OutputLock, lock_path  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
        "TOKENIZERS_PARALLELISM": "false", "OPENAI_API_KEY": "sk-test-key-not-used"}
@@ -189,3 +190,23 @@ def test_raw_answer_is_stored_without_the_key(monkeypatch):
     assert scored.error is None and scored.probs == {"funny": 1.0, "not_funny": 0.0}
     assert key not in (scored.raw or "")
     assert scored.raw == "funny\nDebug: you sent Bearer ***"  # the answer kept, several lines too
+
+
+def test_ctrl_c_is_one_line_with_what_is_labeled_and_exit_130(tmp_path: Path) -> None:
+    """Issue 24: Ctrl-C on any command is one line and exit 130; label says how far it got."""
+    out = tmp_path / "labels.jsonl"
+    data = _data(tmp_path, [f"joke number {i}" for i in range(40)])
+    with openai_server(delay=0.2) as url:
+        proc = subprocess.Popen(_args(data, out, url, "--batch-size", "1", "--concurrency", "1"), env=ENV,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not (out.is_file() and out.read_bytes().count(b"\n") >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    done = len(read_labels(out))
+    assert err.splitlines() == [f"llm2edge: interrupted: {done} of 40 items labeled in {out}; rerun the same "
+                                "command to continue (finished items are skipped)"]
+    assert 2 <= done < 40 and not lock_path(out).exists()

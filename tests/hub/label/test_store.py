@@ -16,7 +16,6 @@ import pytest
 from llm2edge.errors import BusyError
 from llm2edge.hub.label.store import (
     LabelWriter,
-    OutputLock,
     item_key,
     latest_by_key,
     margins,
@@ -25,6 +24,7 @@ from llm2edge.hub.label.store import (
     write_atomic,
     write_csv,
 )
+from llm2edge.outputs import OutputLock
 
 
 def _row(key: str, label: str | None, error: str | None = None) -> dict:
@@ -104,7 +104,7 @@ def test_output_lock_is_exclusive_names_the_holder_and_dies_with_it(tmp_path: Pa
             OutputLock(out).acquire()  # flock is per open file: the same process is refused too
     assert not lock.path.exists()  # released: the lock file is gone
     # a holder killed with SIGKILL leaves its lock file, but not its lock
-    code = ("import sys, time; from llm2edge.hub.label.store import OutputLock; "
+    code = ("import sys, time; from llm2edge.outputs import OutputLock; "
             "OutputLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(600)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE, text=True)
     try:

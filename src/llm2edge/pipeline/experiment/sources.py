@@ -25,7 +25,7 @@ from llm2edge.errors import ConfigError, DataError, TaskError
 from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels
 from llm2edge.metrics import Report, classification_report
 from llm2edge.pipeline.experiment.specs import DatasetSpec, ExperimentConfig, LabelerSpec
-from llm2edge.records import iter_records, iter_rows, stable_id
+from llm2edge.records import default_id_col, iter_records, iter_rows, stable_id
 
 #: The teacher's "label" of an item it failed on (counted as wrong).
 NO_LABEL = "<no label>"
@@ -167,17 +167,26 @@ def check_recorded(config: ExperimentConfig) -> None:
                                   f"recorded answers {path} do not exist")
 
 
+#: Columns of a recorded file that are not per-item fields (besides the labeler's label and gold columns).
+RECORDED_COLUMNS = ("text", "id", "csv_split")
+
+
 def load_recorded(path: Path, dataset: DatasetSpec, labeler: LabelerSpec, labels: Sequence[str], out: Path
                   ) -> tuple[LabeledRows, dict[str, str], dict[str, str]]:
-    """Import recorded answers as labels.jsonl; (labels, gold by id, csv_split by id)."""
+    """Import recorded answers as labels.jsonl; (labels, gold by id, csv_split by id). The file's other
+    columns (e.g. a stance file's `target`) become each item's fields, for `student_template`."""
     from llm2edge.hub.label.importer import ImportConfig, import_labels
 
+    header = next(iter(iter_rows(path)), (0, {}))[1]
+    known = {*RECORDED_COLUMNS, labeler.recorded_label_col, labeler.recorded_gold_col}
+    id_col = default_id_col(path)
     target = out / "labels" / dataset.name / labeler.name / "recorded.jsonl"
-    import_labels(ImportConfig(data=path, out=target, labels=",".join(labels),
-                               label_col=labeler.recorded_label_col, model_name=labeler.model))
+    import_labels(ImportConfig(data=path, out=target, labels=",".join(labels), id_col=id_col,
+                               label_col=labeler.recorded_label_col, model_name=labeler.model,
+                               fields=tuple(str(c) for c in header if c not in known)))
     gold, split = {}, {}
     for n, (line, row) in enumerate(iter_rows(path)):
-        rid = stable_id(n, str(row["text"]))  # the ids import-labels derived
+        rid = str(row[id_col]).strip() if id_col else stable_id(n, str(row["text"]))  # as the import did
         value = str(row.get(labeler.recorded_gold_col) or "").strip()
         if value not in labels:
             raise DataError(f"{path}:{line}: gold label '{value}' in column '{labeler.recorded_gold_col}' is "
