@@ -12,6 +12,8 @@ from llm2edge.defaults import (
     GRAD_ACCUM,
     LABEL_COL,
     MAX_LENGTH,
+    POOL_CHECK_FOLDS,
+    POOL_CHECK_TOLERANCE,
     POOL_CHUNK_SIZE,
     POOL_METHOD,
     POOL_METHODS,
@@ -62,8 +64,14 @@ class PoolConfig:
     ratio: float = POOL_RATIO
     #: Noisy Student: dropout on the frozen features while the self-training head refits (0: none).
     noise: float = POOL_NOISE
-    #: Pool rows read, embedded and cached per chunk (OUT/pool/).
+    #: Pool rows read, embedded and cached per chunk (the user cache's pool/ folder).
     chunk_size: int = POOL_CHUNK_SIZE
+    #: The guard against confirmation bias: k-fold over the labeled rows, the pool is used only if a head
+    #: trained with it agrees with the teacher on the held folds at least as often as one without it
+    #: (less `check_tolerance`); 0: no check.
+    check_folds: int = POOL_CHECK_FOLDS
+    #: How much agreement with the teacher (a share) the pool may cost in the check.
+    check_tolerance: float = POOL_CHECK_TOLERANCE
 
     def __post_init__(self) -> None:
         one_of("pool method", self.method, POOL_METHODS)
@@ -71,6 +79,9 @@ class PoolConfig:
         positive("pool ratio", self.ratio)
         fraction("pool noise", self.noise, closed=False)
         at_least("pool chunk_size", self.chunk_size)
+        if self.check_folds != 0:
+            at_least("pool check_folds", self.check_folds, 2)
+        fraction("pool check_tolerance", self.check_tolerance)
 
 
 @dataclass(kw_only=True)

@@ -154,6 +154,11 @@ POOL_RATIO = 4.0
 POOL_NOISE = 0.0
 #: Pool rows read, embedded and cached per chunk (memory stays flat in the pool's size).
 POOL_CHUNK_SIZE = 4096
+#: Folds of the pool's guard (hub.train.pool.pool_check): the pool is used only if it keeps the student's
+#: agreement with the teacher on held-back labeled rows; 0: no check.
+POOL_CHECK_FOLDS = 3
+#: Agreement with the teacher (a share) the pool may cost in that check.
+POOL_CHECK_TOLERANCE = 0.0
 
 # ------------------------------------------------------------------------------------------------ export
 #: Weight format of the shipped model: "int8" or "none" (fp32).
