@@ -184,6 +184,12 @@ DEFER = "none"
 PREDICT_ENGINE = "local"
 #: onnxruntime threads of each Ray actor or Spark task (BundlePredictor): one worker per CPU scales best.
 WORKER_THREADS = 1
+#: `predict --engine ray`: seconds without progress (a worker ready, a block read or written) before the
+#: run is stopped with one line naming the stage; a block of CHUNK_SIZE rows of a MiniLM bundle takes
+#: about 10 s on one busy CPU.
+RAY_STALL_TIMEOUT_S = 300.0
+#: `predict --engine ray --address HOST:PORT`: seconds to wait for HOST:PORT to answer at all.
+RAY_CONNECT_TIMEOUT_S = 10.0
 
 # --------------------------------------------------------------------------------------------- calibrate
 #: The agreement (with the labels) that `calibrate` guarantees on the items a bundle keeps.

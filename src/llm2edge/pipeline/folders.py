@@ -16,8 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm2edge.checks import at_least, check_threads, one_of, optional_at_least
-from llm2edge.defaults import CHUNK_SIZE, DEFER, ID_COL, PREDICT_BATCH_SIZE, PREDICT_ENGINE, TEXT_COL
+from llm2edge.checks import at_least, check_threads, one_of, optional_at_least, positive
+from llm2edge.defaults import (
+    CHUNK_SIZE,
+    DEFER,
+    ID_COL,
+    PREDICT_BATCH_SIZE,
+    PREDICT_ENGINE,
+    RAY_STALL_TIMEOUT_S,
+    TEXT_COL,
+)
 from llm2edge.errors import ConfigError, DataError
 from llm2edge.records import (  # noqa: F401  (input_files, names_many, DATA_SUFFIXES: this module's API)
     DATA_SUFFIXES,
@@ -93,7 +101,8 @@ class PredictJob:
     `threads`: onnxruntime threads (local: default the CPUs; ray: per worker, default 1); `engine`: local or
     ray; `address`: the Ray cluster (default: RAY_ADDRESS, else a local Ray started for this job; `auto`: the
     cluster this machine is part of; HOST:PORT its head; `ray://HOST:PORT`: Ray Client); `workers`: Ray
-    actors (default: the cluster's CPUs / threads); `progress`: Ray Data's progress bars.
+    actors (default: the cluster's CPUs / threads); `stall_timeout`: ray: seconds without progress before
+    the run is stopped (EngineError naming the stage); `verbose`: ray: Ray's own log lines on stderr.
     """
 
     bundle: Path
@@ -110,7 +119,8 @@ class PredictJob:
     engine: str = PREDICT_ENGINE
     address: str | None = None
     workers: int | None = None
-    progress: bool = False
+    stall_timeout: float = RAY_STALL_TIMEOUT_S
+    verbose: bool = False
 
     def __post_init__(self) -> None:
         one_of("engine", self.engine, ENGINES)
@@ -118,6 +128,7 @@ class PredictJob:
         at_least("rows", self.rows)
         check_threads(self.threads)
         optional_at_least("workers", self.workers)
+        positive("stall_timeout", self.stall_timeout)
         if self.engine != "ray" and (self.address is not None or self.workers is not None):
             raise ConfigError("--address and --workers need --engine ray")
         if self.input_format is not None:
@@ -141,11 +152,11 @@ class FolderSummary:
 
 
 def run_job(job: PredictJob, *, on_rows: Callable[[int], None] | None = None) -> FolderSummary:
-    """Run `job` on its engine; `on_rows(done)` is called after each table (local engine)."""
+    """Run `job` on its engine; `on_rows(done)` is called with the rows done after each block written."""
     if job.engine == "ray":
         from llm2edge.pipeline.ray_engine import predict_folder_ray
 
-        return predict_folder_ray(job)
+        return predict_folder_ray(job, on_rows=on_rows)
     return predict_folder(job, on_rows=on_rows)
 
 
