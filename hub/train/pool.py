@@ -256,13 +256,14 @@ def select(predict: Callable[[np.ndarray], np.ndarray], chunks: Iterator[tuple[n
 
 
 def gather(cache: PoolCache, rows: np.ndarray) -> np.ndarray:
-    """The cached embeddings of the given (sorted) pool rows."""
-    parts = []
+    """The cached embeddings of the given (sorted) pool rows ((0, d) for none)."""
+    parts, width = [], 0
     for index, x in cache.chunks():
+        width = x.shape[1]
         mine = np.isin(index, rows)
         if mine.any():
             parts.append(x[mine])
-    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+    return np.concatenate(parts) if parts else np.zeros((0, width), dtype=np.float32)
 
 
 def fit_linear(x: np.ndarray, targets: np.ndarray, *, seed: int, noise: float, class_weight: str,

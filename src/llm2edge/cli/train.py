@@ -73,6 +73,9 @@ def train(
                                           "Student)."),
     pool_chunk_size: int = typer.Option(defaults.POOL_CHUNK_SIZE, "--pool-chunk-size",
                                         help="Pool rows read, embedded and cached per chunk."),
+    pool_check_folds: int = typer.Option(defaults.POOL_CHECK_FOLDS, "--pool-check-folds",
+                                         help="Guard: use the pool only if a frozen-encoder head keeps its "
+                                              "agreement with the teacher in this many folds (0: off)."),
 ) -> None:
     """Fine-tune a student classifier; resumes from the last epoch checkpoint after a crash."""
     from llm2edge.extras import require
@@ -89,7 +92,7 @@ def train(
         on_collapse=on_collapse, resume=not no_resume, grad_accum=grad_accum, unlabeled=unlabeled,
         unlabeled_text_col=unlabeled_text_col,
         pool=PoolConfig(method=pool_method, rounds=pool_rounds, ratio=pool_ratio, noise=pool_noise,
-                        chunk_size=pool_chunk_size)))
+                        chunk_size=pool_chunk_size, check_folds=pool_check_folds)))
     if not result.main_process:
         return
     if result.metrics is not None:

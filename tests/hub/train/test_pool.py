@@ -1,5 +1,5 @@
-"""`train --unlabeled` for real: the packaged MiniLM embeds a pool of movie-review snippets in chunks (cached in
-the user cache, resumed after a crash), self-training or the out-of-fold models label it, and the static,
+"""`train --unlabeled` for real: the packaged MiniLM embeds a pool of movie-review snippets in chunks (cached
+in the user cache, resumed after a crash), self-training or the out-of-fold models label it, and the static,
 frozen-encoder and fine-tuned students learn from it; bad pools fail in one line or warn with counts."""
 
 from __future__ import annotations
@@ -183,8 +183,9 @@ def test_fine_tuned_student_with_a_pool(movies: dict[str, Path], tmp_path: Path)
 
 def test_bad_pools_fail_in_one_line(movies: dict[str, Path], tmp_path: Path, cli) -> None:
     wrong = _write(tmp_path / "wrong.csv", [{"body": "a text"}], ["body"])
-    with pytest.raises(DataError, match=r"wrong.csv: the unlabeled pool has no column 'text' \(columns: body"):
-        train(TrainConfig(data=movies["train"], out=tmp_path / "w", student="static", unlabeled=wrong, **FAST))
+    with pytest.raises(DataError, match=r"wrong.csv: the unlabeled pool has no column 'text' \(columns: bod"):
+        train(TrainConfig(data=movies["train"], out=tmp_path / "w", student="static", unlabeled=wrong,
+                          **FAST))
     numbers = tmp_path / "numbers.jsonl"
     numbers.write_text('{"text": "fine"}\n{"text": 42}\n', encoding="utf-8")
     with pytest.raises(DataError, match=r"numbers.jsonl:2: column 'text' of the unlabeled pool holds int"):
@@ -227,3 +228,13 @@ def test_a_folder_pool(movies: dict[str, Path], tmp_path: Path) -> None:
     cache = open_pool(folder, "text", model=None, max_length=16, chunk_size=64,
                       encode=Encoder(None, max_length=16, threads=1).encode, cache_root=tmp_path / "c")
     assert isinstance(cache, PoolCache) and cache.rows == 200 and cache.n_chunks == 4
+
+
+def test_the_guard_records_its_check_and_obeys_it(movies: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "guarded"
+    train(TrainConfig(data=movies["train"], out=out, student="static", unlabeled=movies["pool"],
+                      pool=PoolConfig(check_folds=3), **FAST))
+    check = _meta(out)["pool"]["check"]
+    assert check["folds"] == 3 and 0 <= check["agreement_without"] <= 1 and 0 <= check["agreement_with"] <= 1
+    assert check["kept"] == (check["agreement_with"] >= check["agreement_without"])
+    assert (_meta(out)["pool"]["used"] > 0) == check["kept"]
