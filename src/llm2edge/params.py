@@ -46,7 +46,7 @@ class Param:
     `--field-name`; empty: not on the command line); `negate`: a bool field set to False by its flag
     (`--no-resume`); `cli_min`: a lower bound the CLI parser itself enforces (a usage error, exit 2);
     `metavar`: argparse's placeholder; `prefix`: for a nested config field, the prefix of its options'
-    flags (`pool-` gives `--pool-rounds`).
+    flags (`pool-` gives `--pool-rounds`); `none_ok`: None passes `check` and `choices`.
     """
 
     help: str = ""
@@ -58,17 +58,19 @@ class Param:
     cli_min: int | None = None
     metavar: str | None = None
     prefix: str | None = None
+    none_ok: bool = False
 
 
 def param(default: Any = MISSING, *, help: str = "", choices: tuple[Any, ...] | None = None,  # noqa: A002
           check: Check | None = None, low: int | float | None = None, name: str | None = None,
           flags: tuple[str, ...] | None = None, negate: bool = False, cli_min: int | None = None,
           metavar: str | None = None, default_factory: Any = MISSING, prefix: str | None = None,
-          cli: bool = True) -> Any:
+          cli: bool = True, none_ok: bool | None = None) -> Any:
     """A dataclass field declaring one parameter: its default, help, choices and check (see Param).
 
     `low`: shorthand for `check=at_least` with that lower bound (`low=0`: at least 0); `cli=False`: a
-    library-only setting, checked but not on the command line."""
+    library-only setting, checked but not on the command line; `none_ok`: None passes the check (by
+    default where the default is None: "not given, decided at run time")."""
     if not cli:
         flags = ()
     if low is not None:
@@ -77,7 +79,7 @@ def param(default: Any = MISSING, *, help: str = "", choices: tuple[Any, ...] | 
         check = partial(at_least, low=low)
     meta = {KEY: Param(help=help, choices=None if choices is None else tuple(choices), check=check,
                        name=name, flags=flags, negate=negate, cli_min=cli_min, metavar=metavar,
-                       prefix=prefix)}
+                       prefix=prefix, none_ok=default is None if none_ok is None else none_ok)}
     if default_factory is not MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -132,7 +134,7 @@ def check_fields(config: Any) -> None:
             if isinstance(value, dict) and isinstance(factory, type):
                 object.__setattr__(config, f.name, factory(**value))
             continue
-        if value is None and f.default is None:  # "not given": decided at run time
+        if value is None and p.none_ok:  # "not given": decided at run time
             continue
         name = p.name or f.name
         if p.choices is not None:

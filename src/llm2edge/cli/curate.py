@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from llm2edge.cli.fields import register_config_command, typer_command
-from llm2edge.cli.options import no_model_threads_option
+from llm2edge.cli.fields import NO_MODEL_THREADS, register_config_command, typer_command
 from llm2edge.console import say, warn
 
 if TYPE_CHECKING:
@@ -65,11 +64,10 @@ def soft_labels_cmd(config: SoftConfig) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add this module's command(s) to `app`."""
-    no_threads = {"threads": (int | None, no_model_threads_option())}
     for name, ref, run, make in (
         ("curate", "confident:CurateConfig", curate_cmd, {}),
         ("sample-experts", "experts:SampleConfig", sample_experts_cmd, {"skip": ("crossval.seed",)}),
-        ("merge-experts", "experts:MergeConfig", merge_experts_cmd, {"extra": no_threads}),
+        ("merge-experts", "experts:MergeConfig", merge_experts_cmd, {"extra": [NO_MODEL_THREADS]}),
         ("soft-labels", "soft:SoftConfig", soft_labels_cmd, {}),
     ):
         register_config_command(app, name, f"{CURATE}.{ref}",

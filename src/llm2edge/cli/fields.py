@@ -16,7 +16,7 @@ import importlib
 import inspect
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +26,8 @@ from llm2edge.params import default_of, has_default, params
 
 @dataclasses.dataclass(frozen=True)
 class Option:
-    """One command-line option of a config field: `dest` is its parameter name (`pool_rounds`), `path`
-    the field names from the config down to it (("pool", "rounds"))."""
+    """One command-line option: `dest` is its parameter name (`pool_rounds`), `path` the field names from
+    the config down to it (("pool", "rounds"); empty: the command's own option, not a config field)."""
 
     dest: str
     path: tuple[str, ...]
@@ -40,6 +40,22 @@ class Option:
     negate: bool = False
     cli_min: int | None = None
     metavar: str | None = None
+    choices: tuple[Any, ...] | None = None
+
+
+def own(dest: str, *flags: str, type: Any = str, default: Any = None, help: str,  # noqa: A002
+        required: bool = False, cli_min: int | None = None, metavar: str | None = None) -> Option:
+    """An option that is the command's own (an input, an output, a switch of its printing), not a field."""
+    return Option(dest=dest, path=(), flags=flags or (f"--{dest.replace('_', '-')}",), type=type,
+                  default=default, help=help, required=required, optional=default is None and not required,
+                  cli_min=cli_min, metavar=metavar)
+
+
+#: Help of `--threads` in commands that run no model.
+NO_MODEL_THREADS_HELP = ("Accepted for uniformity with the other commands; this command runs no model and "
+                         "uses one thread.")
+#: `--threads` of a command that runs no model: accepted so scripts can pass it to every command.
+NO_MODEL_THREADS = own("threads", type=int, help=NO_MODEL_THREADS_HELP, cli_min=1, metavar="N")
 
 
 def _cli_type(hint: Any) -> tuple[Any, bool]:
@@ -74,7 +90,7 @@ def options(config: type, *, skip: Iterable[str] = (), helps: Mapping[str, str] 
             default = False
         out.append(Option(dest=dest, path=path, flags=flags, type=kind, default=default,
                           help=helps.get(dest, p.help), required=not has_default(f), optional=optional,
-                          negate=p.negate, cli_min=p.cli_min, metavar=p.metavar))
+                          negate=p.negate, cli_min=p.cli_min, metavar=p.metavar, choices=p.choices))
     dests = [o.dest for o in out]
     if len(set(dests)) != len(dests):
         raise TypeError(f"{config.__name__}: two options share a name in {dests}; skip one")
@@ -121,15 +137,20 @@ def at_least_one(text: str) -> int:
 def _argparse_help(o: Option) -> str:
     """The option's help for argparse ('%' escaped), with its default where one is worth saying."""
     text = o.help.replace("%", "%%")
-    if o.default is not None and o.type is not bool and "default" not in o.help:
+    if o.default is not None and o.type is not bool and "(default" not in o.help:
         text += " (default: %(default)s)"
     return text
 
 
-def add_arguments(parser: argparse.ArgumentParser, opts: list[Option],
-                  choices: Mapping[str, tuple[str, ...]] | None = None) -> None:
-    """Add `opts` to an argparse parser; `choices`: dest -> values argparse itself enforces."""
+def add_arguments(parser: argparse.ArgumentParser, opts: Iterable[Option],
+                  enforce_choices: Iterable[str] = ()) -> None:
+    """Add `opts` to an argparse parser; `enforce_choices`: the dests whose choices argparse itself
+    checks (a usage error; the others are checked by the config, a ConfigError)."""
+    enforce = set(enforce_choices)
     for o in opts:
+        if not o.flags[0].startswith("-"):  # a positional: any number of values (predict's texts)
+            parser.add_argument(o.flags[0], nargs="*", default=o.default, help=_argparse_help(o))
+            continue
         kwargs: dict[str, Any] = {"dest": o.dest, "help": _argparse_help(o)}
         if o.type is bool:
             kwargs["action"] = "store_true" if o.default is False else argparse.BooleanOptionalAction
@@ -145,8 +166,8 @@ def add_arguments(parser: argparse.ArgumentParser, opts: list[Option],
                 kwargs["type"] = o.type
             if o.metavar:
                 kwargs["metavar"] = o.metavar
-            if choices and o.dest in choices:
-                kwargs["choices"] = choices[o.dest]
+            if o.dest in enforce:
+                kwargs["choices"] = o.choices
         parser.add_argument(*o.flags, **kwargs)
 
 
@@ -165,25 +186,23 @@ def typer_parameters(opts: list[Option]) -> list[inspect.Parameter]:
     return out
 
 
-def typer_command(config: type, run: Callable[..., None], *, skip: Iterable[str] = (),
-                  helps: Mapping[str, str] | None = None,
-                  extra: Mapping[str, tuple[Any, Any]] | None = None,
-                  before: Mapping[str, tuple[Any, Any]] | None = None) -> Callable[..., None]:
+def typer_command(config: type | None, run: Callable[..., None], *, skip: Iterable[str] = (),
+                  helps: Mapping[str, str] | None = None, before: Sequence[Option] = (),
+                  extra: Sequence[Option] = ()) -> Callable[..., None]:
     """A typer command whose options are `config`'s fields: it builds the config (its checks run) and
-    calls `run(config, **command_options)`. `extra` / `before`: the command's own options, name ->
-    (annotation, typer.Option(...)), listed after / before the config's; `skip`, `helps`: as `options`.
-    The command's help is `run`'s docstring."""
-    opts = options(config, skip=skip, helps=helps)
-    own = {**(before or {}), **(extra or {})}
-    first = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
-             for n, (a, d) in (before or {}).items()]
-    last = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=d, annotation=a)
-            for n, (a, d) in (extra or {}).items()]
-    parameters = first + typer_parameters(opts) + last
+    calls `run(config, **own_options)`; `before` / `extra`: the command's own options (`own`), listed
+    before / after the config's; `skip`, `helps`: as `options`. `config` None: only own options, and
+    `run(**own_options)`. The command's help is `run`'s docstring."""
+    opts = [] if config is None else options(config, skip=skip, helps=helps)
+    mine = [*before, *extra]
+    parameters = typer_parameters([*before, *opts, *extra])
 
     def command(**values: Any) -> None:
-        mine = {name: values.pop(name) for name in own}
-        run(build(config, values, opts), **mine)
+        given = {o.dest: values.pop(o.dest) for o in mine}
+        if config is None:
+            run(**given)
+        else:
+            run(build(config, values, opts), **given)
 
     command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
     command.__annotations__ = {p.name: p.annotation for p in parameters}

@@ -139,10 +139,10 @@ def _quiet_data_context(progress: bool) -> Iterator[None]:
 
 
 def _read_files(batch: dict[str, Any], *, text_col: str, id_col: str | None, fmt: str | None,
-                rows: int) -> Iterator[Any]:
+                chunk_size: int) -> Iterator[Any]:
     """Ray map_batches function: the files named in `batch["path"]` as id/text pyarrow tables."""
     for path in batch["path"]:
-        yield from read_tables(str(path), text_col=text_col, id_col=id_col, fmt=fmt, rows=rows)
+        yield from read_tables(str(path), text_col=text_col, id_col=id_col, fmt=fmt, chunk_size=chunk_size)
 
 
 def _output_rows(folder: Path) -> int:
@@ -172,9 +172,10 @@ def predict_folder_ray(job: PredictJob) -> FolderSummary:
         ds = ds.map_batches(_read_files, batch_size=1, num_cpus=0,
                             compute=ray.data.TaskPoolStrategy(size=max(1, min(len(paths), workers))),
                             fn_kwargs={"text_col": job.text_col, "id_col": job.id_col,
-                                       "fmt": job.input_format, "rows": job.rows})
-        # batch_size=None: every block (a file's chunk of at most `rows` rows) is one batch, never merged with
-        # other files' blocks into one actor's call, so even a small job spreads over all the actors.
+                                       "fmt": job.input_format, "chunk_size": job.chunk_size})
+        # batch_size=None: every block (a file's chunk of at most `chunk_size` rows) is one batch, never
+        # merged with other files' blocks into one actor's call, so even a small job spreads over all the
+        # actors.
         ds = ds.map_batches(BundlePredictor, batch_size=None, batch_format="pyarrow",
                             compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads,
                             runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(threads)}},
