@@ -8,14 +8,14 @@ from typing import Any
 
 from llm2edge.checks import token_limit
 from llm2edge.defaults import GUARD_TEXTS, LABEL_COL, MAX_VALIDATION, MIN_AGREEMENT, QUANTIZE, TEXT_COL
-from llm2edge.params import check_fields, param, threads_param
+from llm2edge.params import Checked, param, threads_param
 
 #: Accepted values of ExportConfig.quantize.
 QUANTIZE_CHOICES = ("int8", "none")
 
 
 @dataclass(kw_only=True)
-class ExportConfig:
+class ExportConfig(Checked):
     """Settings of one `export_bundle` run (model dir in, bundle dir out); checked when built."""
 
     #: Hugging Face layout.
@@ -52,9 +52,6 @@ class ExportConfig:
     max_validation: int | None = param(MAX_VALIDATION, low=1, cli=False, none_ok=True,
                                        help="Validate on at most this many rows.")
     verbose: bool = param(True, cli=False, help="Print progress lines to stderr.")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from llm2edge.defaults import (
 from llm2edge.errors import ConfigError, DataError
 from llm2edge.hub.curate.oof import CrossvalConfig
 from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels, row_probs, write_json, write_rows
-from llm2edge.params import check_fields, nested, param
+from llm2edge.params import Checked, nested, param
 
 METHODS = ("cleanlab",)
 PROB_SOURCES = ("llm", "crossval")
@@ -51,7 +51,7 @@ ACTIONS = ("flag", "drop")
 
 
 @dataclass(kw_only=True)
-class CurateConfig:
+class CurateConfig(Checked):
     """Options of `llm2edge curate` (setfit-style, checked when built)."""
 
     labels: Path = param(help="labels.jsonl written by `llm2edge label`.")
@@ -67,9 +67,6 @@ class CurateConfig:
     crossval: CrossvalConfig = nested(CrossvalConfig)
     filter_by: str = param(CURATE_FILTER_BY, help="cleanlab filter_by method.")
     top: int = param(CURATE_TOP, low=0, help="Flagged examples listed in the report.")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 @dataclass(frozen=True)

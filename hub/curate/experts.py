@@ -55,7 +55,7 @@ from llm2edge.hub.curate.rows import (
     write_json,
     write_rows,
 )
-from llm2edge.params import check_fields, nested, param
+from llm2edge.params import Checked, check_fields, nested, param
 from llm2edge.records import iter_rows
 
 STRATEGIES = ("confidence", "random")
@@ -67,7 +67,7 @@ SAMPLE_JSON = "sample.json"
 
 
 @dataclass(kw_only=True)
-class SampleConfig:
+class SampleConfig(Checked):
     """Options of `llm2edge sample-experts` (checked when built)."""
 
     labels: Path = param(help="labels.jsonl written by `llm2edge label`.")
@@ -87,9 +87,6 @@ class SampleConfig:
     seed: int = param(SEED, help="Seed of --strategy random and the crossval folds.")
     #: How the crossval score is computed (folds, encoder, embedding settings).
     crossval: CrossvalConfig = nested(CrossvalConfig)
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 @dataclass(frozen=True)

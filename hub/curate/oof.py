@@ -35,14 +35,14 @@ from llm2edge.defaults import (
 )
 from llm2edge.errors import ConfigError
 from llm2edge.hub.curate.rows import Row, row_confidence
-from llm2edge.params import check_fields, param, threads_param
+from llm2edge.params import Checked, param, threads_param
 
 #: The sampling score computed out of fold (the others are read from the rows).
 CROSSVAL = "crossval"
 
 
 @dataclass(kw_only=True)
-class CrossvalConfig:
+class CrossvalConfig(Checked):
     """How out-of-fold probabilities are computed (checked when built): `curate --probs crossval`,
     `sample-experts --by crossval`, `soft-labels --from crossval|mix`."""
 
@@ -61,9 +61,6 @@ class CrossvalConfig:
                                        "does not outvote its minority answers).")
     threads: int | None = threads_param("Torch threads for the crossval embeddings")
     progress: bool = param(PROGRESS, cli=False, help="Show a progress bar while embedding.")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 def label_index(rows: Sequence[Row], labels: Sequence[str]) -> np.ndarray:

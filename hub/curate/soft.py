@@ -24,7 +24,7 @@ from llm2edge.defaults import SOFT_FROM, SOFT_SMOOTHING, SOFT_TEMPERATURE
 from llm2edge.errors import ConfigError, TaskError
 from llm2edge.hub.curate.oof import CrossvalConfig, oof_probs
 from llm2edge.hub.curate.rows import Row, load_labels, row_probs, write_rows
-from llm2edge.params import check_fields, nested, param
+from llm2edge.params import Checked, nested, param
 
 #: Where soft targets come from (see the module docstring).
 SOFT_SOURCES = ("llm", "crossval", "mix")
@@ -77,7 +77,7 @@ def build_soft_labels(rows: Sequence[Row], smoothing: float = SOFT_SMOOTHING,
 
 
 @dataclass(kw_only=True)
-class SoftConfig:
+class SoftConfig(Checked):
     """Options of `llm2edge soft-labels` (checked when built): `soft_labels` runs it."""
 
     labels: Path = param(help="labels.jsonl (LLM or merged).")
@@ -91,9 +91,6 @@ class SoftConfig:
                              "student embeddings) | mix (their average).")
     #: The out-of-fold model of crossval and mix.
     crossval: CrossvalConfig = nested(CrossvalConfig)
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 @dataclass(frozen=True)

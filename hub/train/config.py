@@ -33,7 +33,7 @@ from llm2edge.defaults import (
 )
 from llm2edge.errors import ConfigError
 from llm2edge.hashing import digest
-from llm2edge.params import check_fields, nested, param, threads_param
+from llm2edge.params import Checked, check_fields, nested, param, threads_param
 
 #: The JSONL field that holds a soft label distribution {label: p} (the labels.jsonl contract).
 PROBS_FIELD = "probs"
@@ -48,7 +48,7 @@ STUDENTS = ("transformer", "static")
 
 
 @dataclass(kw_only=True)
-class PoolConfig:
+class PoolConfig(Checked):
     """How a student learns from unlabeled text (`train --unlabeled`, an experiment's `+pool`); checked
     when built. The pool's rows get targets from a linear model on the frozen encoder's embeddings of the
     teacher's labels (hub.train.pool), then train the student beside the labeled rows."""
@@ -69,9 +69,6 @@ class PoolConfig:
     #: Cached in OUT/pool/.
     chunk_size: int = param(POOL_CHUNK_SIZE, low=1, name="pool chunk_size",
                             help="Pool rows read, embedded and cached per chunk.")
-
-    def __post_init__(self) -> None:
-        check_fields(self)
 
 
 @dataclass(kw_only=True)

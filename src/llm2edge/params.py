@@ -97,6 +97,14 @@ def nested(config: type, *, help: str = "", prefix: str = "") -> Any:  # noqa: A
     return param(help=help, default_factory=config, prefix=prefix)
 
 
+class Checked:
+    """Base of a config whose fields' checks are all its checks: `__post_init__` runs `check_fields` (a
+    config with more checks overrides it and calls `super().__post_init__()` first)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
 def spec(f: Field[Any]) -> Param | None:
     """The Param a field declares, or None for a plain field."""
     return f.metadata.get(KEY)
