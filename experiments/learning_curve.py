@@ -146,8 +146,7 @@ def run(out: Path, store: Path, threads: int, sizes: tuple[int, ...], seeds: tup
                 xs, ys, n_pool = x, hard, 0
                 if with_pool:
                     skip = hashes(r["text"] for r in rows)
-                    lab = label_pool(x, hard, cache, skip, settings, seed=seed, class_weight="auto",
-                                     head_epochs=100, head_lr=1e-3, batch_size=32)
+                    lab = label_pool(x, hard, cache, skip, settings, seed=seed, class_weight="auto")
                     xs = np.concatenate([x, gather(cache, lab.rows)])
                     ys = np.concatenate([hard, lab.targets])
                     n_pool = len(lab.rows)

@@ -6,12 +6,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from llm2edge.checks import open_fraction_from_zero, positive, token_limit
+from llm2edge.checks import fraction, off_or_folds, open_fraction_from_zero, positive, token_limit
 from llm2edge.defaults import (
     CLASS_WEIGHT,
     GRAD_ACCUM,
     LABEL_COL,
     MAX_LENGTH,
+    POOL_CHECK_FOLDS,
+    POOL_CHECK_TOLERANCE,
     POOL_CHUNK_SIZE,
     POOL_METHOD,
     POOL_METHODS,
@@ -69,6 +71,15 @@ class PoolConfig(Checked):
     #: Cached in OUT/pool/.
     chunk_size: int = param(POOL_CHUNK_SIZE, low=1, name="pool chunk_size",
                             help="Pool rows read, embedded and cached per chunk.")
+    #: The guard against confirmation bias: k-fold over the labeled rows, the pool is used only if a head
+    #: trained with it agrees with the teacher on the held folds at least as often as one without it (less
+    #: `check_tolerance`).
+    check_folds: int = param(POOL_CHECK_FOLDS, check=off_or_folds, name="pool check_folds",
+                             help="Folds of the check that the pool keeps the student's agreement with the "
+                                  "teacher on held-back labeled rows (0: no check).")
+    check_tolerance: float = param(POOL_CHECK_TOLERANCE, check=fraction, name="pool check_tolerance",
+                                   help="How much agreement with the teacher (a share) the pool may cost in "
+                                        "the check.")
 
 
 @dataclass(kw_only=True)

@@ -37,8 +37,12 @@ from llm2edge.hashing import digest, sha256_file
 from llm2edge.hub.train.config import PoolConfig, TrainConfig
 from llm2edge.records import input_files, iter_rows
 
-#: Folder of the pool's cached embeddings and selection, inside the model folder.
+#: Folder of the chosen pool rows (rows.jsonl), inside the model folder.
 POOL_DIR = "pool"
+#: L2 penalty of the pool's labeler (a softmax regression on standardized features).
+LINEAR_L2 = 1e-3
+#: L-BFGS iterations of that fit.
+LINEAR_ITERS = 100
 
 
 def normalize(text: str) -> str:
@@ -262,22 +266,42 @@ def gather(cache: PoolCache, rows: np.ndarray) -> np.ndarray:
 
 
 def fit_linear(x: np.ndarray, targets: np.ndarray, *, seed: int, noise: float, class_weight: str,
-               epochs: int, lr: float, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A linear head on (soft) targets, as the head student trains (`static.fit_head`, with dropout on the
-    features when `noise` > 0); returns its probability function."""
+               l2: float = LINEAR_L2, iters: int = LINEAR_ITERS) -> Callable[[np.ndarray], np.ndarray]:
+    """A softmax regression on standardized features and (soft) targets, fitted full-batch with L-BFGS
+    (deterministic, a fraction of a second for thousands of rows); the same class-weight rule as the
+    students. `noise` > 0: Noisy Student's input noise, as two extra copies of the rows with dropout masks
+    drawn from `seed`. Returns its probability function."""
     import torch
+    import torch.nn.functional as F
 
     from llm2edge.hub.train.batches import class_weights
-    from llm2edge.hub.train.static import fit_head
 
+    k = targets.shape[1]
     y = torch.from_numpy(targets.astype(np.float32))
-    settings = TrainConfig(data="-", out="-", seed=seed, head_epochs=epochs, head_lr=lr,
-                           batch_size=batch_size, class_weight=class_weight)
-    w, b, _ = fit_head(x, y, targets.shape[1], settings, class_weights(y, targets.shape[1], class_weight),
-                       noise=noise)
+    weight = class_weights(y, k, class_weight)
+    mu = x.mean(axis=0)
+    sd = np.maximum(x.std(axis=0), 1e-6)
+    xs = torch.from_numpy(((x - mu) / sd).astype(np.float32))
+    if noise > 0:
+        g = torch.Generator().manual_seed(seed)
+        copies = [xs] + [xs * (torch.rand(xs.shape, generator=g) >= noise) / (1 - noise) for _ in range(2)]
+        xs, y = torch.cat(copies), y.repeat(3, 1)
+    w = torch.zeros(k, x.shape[1], requires_grad=True)
+    b = torch.zeros(k, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w, b], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = F.cross_entropy(xs @ w.T + b, y, weight=weight) + l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    wn = w.detach().double().numpy() / sd
+    bn = b.detach().double().numpy() - wn @ mu
 
     def predict(features: np.ndarray) -> np.ndarray:
-        logits = features @ w.T + b
+        logits = features @ wn.T + bn
         logits = logits - logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
@@ -294,37 +318,84 @@ class PoolLabels:
     info: dict[str, Any] = field(default_factory=dict)
 
 
+def _pick(x: np.ndarray, targets: np.ndarray, cache: PoolCache, skip: np.ndarray, quota: np.ndarray,
+          settings: PoolConfig, fit: dict[str, Any], folds: int, oof_class_weight: str
+          ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(pool rows, their targets, info) by the pool method, from labeled embeddings and targets."""
+    k = targets.shape[1]
+    info: dict[str, Any] = {}
+    if settings.method == "oof":
+        from llm2edge.hub.curate.confident import FoldEnsemble
+
+        ensemble = FoldEnsemble(x, targets.argmax(axis=1), k, folds=folds, seed=fit["seed"],
+                                class_weight=oof_class_weight)
+        rows, probs = select(ensemble.predict_proba, cache.chunks(skip), quota)
+        info["rounds"] = 1
+        return rows, probs, info
+    predict = fit_linear(x, targets, noise=0.0, **fit)  # the first labeler: the teacher's labels only
+    history = []
+    for r in range(settings.rounds):
+        rows, probs = select(predict, cache.chunks(skip), quota)
+        history.append(float(probs.max(axis=1).mean()) if len(rows) else 0.0)
+        if r + 1 < settings.rounds:
+            xs = np.concatenate([x, gather(cache, rows)])
+            predict = fit_linear(xs, np.concatenate([targets, probs]), noise=settings.noise, **fit)
+    info.update(rounds=settings.rounds, mean_confidence_per_round=[round(h, 4) for h in history])
+    return rows, probs, info
+
+
+def pool_check(x: np.ndarray, targets: np.ndarray, cache: PoolCache, skip: np.ndarray, usable: int,
+               settings: PoolConfig, fit: dict[str, Any], folds: int, oof_class_weight: str
+               ) -> dict[str, Any]:
+    """Does the pool help? k-fold over the labeled rows: a head trained on the other folds, with and
+    without the pool rows those folds pick, is scored by its agreement with the teacher on the held fold
+    (the only labels there are). Agreement with the teacher, not accuracy: it cannot see a student that
+    beats its teacher, but it sees one that drifts away from it (confirmation bias)."""
+    from sklearn.model_selection import KFold
+
+    y = targets.argmax(axis=1)
+    hits = {"without": 0, "with": 0}
+    splits = KFold(n_splits=settings.check_folds, shuffle=True, random_state=fit["seed"]).split(x)
+    for train_idx, held in splits:
+        xf, tf = x[train_idx], targets[train_idx]
+        quota = quotas(tf, min(usable, int(round(settings.ratio * len(xf)))))
+        rows, probs, _ = _pick(xf, tf, cache, skip, quota, settings, fit, folds, oof_class_weight)
+        base = fit_linear(xf, tf, noise=0.0, **fit)
+        hits["without"] += int((base(x[held]).argmax(axis=1) == y[held]).sum())
+        if len(rows):
+            xs, ts = np.concatenate([xf, gather(cache, rows)]), np.concatenate([tf, probs])
+            pooled = fit_linear(xs, ts, noise=settings.noise, **fit)
+            hits["with"] += int((pooled(x[held]).argmax(axis=1) == y[held]).sum())
+        else:
+            hits["with"] += int((base(x[held]).argmax(axis=1) == y[held]).sum())
+    n = len(x)
+    without, with_pool = hits["without"] / n, hits["with"] / n
+    return {"folds": settings.check_folds, "agreement_without": round(without, 4),
+            "agreement_with": round(with_pool, 4),
+            "kept": with_pool >= without - settings.check_tolerance}
+
+
 def label_pool(x: np.ndarray, targets: np.ndarray, cache: PoolCache, skip: np.ndarray, settings: PoolConfig,
-               *, seed: int, class_weight: str, head_epochs: int, head_lr: float, batch_size: int,
-               folds: int = 5, oof_class_weight: str = "none") -> PoolLabels:
+               *, seed: int, class_weight: str, folds: int = 5, oof_class_weight: str = "none") -> PoolLabels:
     """Targets for the best pool rows from the labeled rows' embeddings `x` and (soft) `targets`; rows
-    whose text hash is in `skip` are never picked."""
+    whose text hash is in `skip` are never picked. With `settings.check_folds` >= 2 the pool is used only
+    when `pool_check` finds it keeps the student's agreement with the teacher (else no row is picked)."""
     usable = cache.rows - cache.count(skip)
     budget = min(usable, int(round(settings.ratio * len(x))))
     quota = quotas(targets, budget)
     info: dict[str, Any] = {"usable": usable, "budget": budget, "quota": quota.tolist()}
     k = targets.shape[1]
+    none = PoolLabels(np.zeros(0, dtype=np.int64), np.zeros((0, k)), info)
+    info["kept_per_class"] = [0] * k
     if budget == 0:
-        info["kept_per_class"] = [0] * k
-        return PoolLabels(np.zeros(0, dtype=np.int64), np.zeros((0, k)), info)
-    fit = dict(seed=seed, class_weight=class_weight, epochs=head_epochs, lr=head_lr, batch_size=batch_size)
-    if settings.method == "oof":
-        from llm2edge.hub.curate.confident import FoldEnsemble
-
-        ensemble = FoldEnsemble(x, targets.argmax(axis=1), k, folds=folds, seed=seed,
-                                class_weight=oof_class_weight)
-        rows, probs = select(ensemble.predict_proba, cache.chunks(skip), quota)
-        info["rounds"] = 1
-    else:
-        predict = fit_linear(x, targets, noise=0.0, **fit)  # the first labeler: the teacher's labels only
-        history = []
-        for r in range(settings.rounds):
-            rows, probs = select(predict, cache.chunks(skip), quota)
-            history.append(float(probs.max(axis=1).mean()) if len(rows) else 0.0)
-            if r + 1 < settings.rounds:
-                xs = np.concatenate([x, gather(cache, rows)])
-                predict = fit_linear(xs, np.concatenate([targets, probs]), noise=settings.noise, **fit)
-        info.update(rounds=settings.rounds, mean_confidence_per_round=[round(h, 4) for h in history])
+        return none
+    fit = dict(seed=seed, class_weight=class_weight)
+    if settings.check_folds >= 2 and len(x) >= 2 * settings.check_folds:
+        info["check"] = pool_check(x, targets, cache, skip, usable, settings, fit, folds, oof_class_weight)
+        if not info["check"]["kept"]:
+            return none
+    rows, probs, more = _pick(x, targets, cache, skip, quota, settings, fit, folds, oof_class_weight)
+    info.update(more)
     info["kept_per_class"] = np.bincount(probs.argmax(axis=1), minlength=k).tolist() if len(rows) else [0] * k
     return PoolLabels(rows, probs, info)
 
@@ -393,8 +464,7 @@ def pool_examples(config: TrainConfig, train: Sequence[Any], validation: Sequenc
     x = encode([ex.text for ex in train])
     targets = target_tensor(train, labels, True).numpy().astype(np.float64)
     picked = label_pool(x, targets, cache, skip, config.pool, seed=config.seed,
-                        class_weight=config.class_weight, head_epochs=config.head_epochs,
-                        head_lr=config.head_lr, batch_size=config.batch_size)
+                        class_weight=config.class_weight)
     if picked.info["usable"] == 0:
         warn(f"{config.unlabeled}: the unlabeled pool has no usable rows ({read} read, {empty} empty, "
              f"{dropped_labeled + dropped_eval} labeled or eval rows): training on the labeled rows only")

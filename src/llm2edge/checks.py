@@ -78,6 +78,12 @@ def check_max_length(value: Any, name: str = "max_length") -> int:
     return int(value)
 
 
+def off_or_folds(name: str, value: Any) -> None:
+    """ConfigError unless `value` is 0 (off) or a number of folds (at least 2)."""
+    if value != 0 or isinstance(value, bool):
+        at_least(name, value, 2)
+
+
 def thread_count(name: str, value: Any) -> None:
     """`check_threads` in the `check(name, value)` form of a declared field (llm2edge.params)."""
     check_threads(value, name)

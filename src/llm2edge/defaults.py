@@ -154,6 +154,11 @@ POOL_RATIO = 4.0
 POOL_NOISE = 0.0
 #: Pool rows read, embedded and cached per chunk (memory stays flat in the pool's size).
 POOL_CHUNK_SIZE = 4096
+#: Folds of the pool's guard (hub.train.pool.pool_check): the pool is used only if it keeps the student's
+#: agreement with the teacher on held-back labeled rows; 0: no check.
+POOL_CHECK_FOLDS = 3
+#: Agreement with the teacher (a share) the pool may cost in that check.
+POOL_CHECK_TOLERANCE = 0.0
 
 # ------------------------------------------------------------------------------------------------ export
 #: Weight format of the shipped model: "int8" or "none" (fp32).
@@ -179,6 +184,12 @@ DEFER = "none"
 PREDICT_ENGINE = "local"
 #: onnxruntime threads of each Ray actor or Spark task (BundlePredictor): one worker per CPU scales best.
 WORKER_THREADS = 1
+#: `predict --engine ray`: seconds without progress (a worker ready, a block read or written) before the
+#: run is stopped with one line naming the stage; a block of CHUNK_SIZE rows of a MiniLM bundle takes
+#: about 10 s on one busy CPU.
+RAY_STALL_TIMEOUT_S = 300.0
+#: `predict --engine ray --address HOST:PORT`: seconds to wait for HOST:PORT to answer at all.
+RAY_CONNECT_TIMEOUT_S = 10.0
 
 # --------------------------------------------------------------------------------------------- calibrate
 #: The agreement (with the labels) that `calibrate` guarantees on the items a bundle keeps.

@@ -41,14 +41,17 @@ class Option:
     cli_min: int | None = None
     metavar: str | None = None
     choices: tuple[Any, ...] | None = None
+    parse: Callable[[str], Any] | None = None
 
 
 def own(dest: str, *flags: str, type: Any = str, default: Any = None, help: str,  # noqa: A002
-        required: bool = False, cli_min: int | None = None, metavar: str | None = None) -> Option:
-    """An option that is the command's own (an input, an output, a switch of its printing), not a field."""
+        required: bool = False, cli_min: int | None = None, metavar: str | None = None,
+        parse: Callable[[str], Any] | None = None) -> Option:
+    """An option that is the command's own (an input, an output, a switch of its printing), not a field;
+    `parse`: argparse's `type` (a usage error, exit 2, on a bad value)."""
     return Option(dest=dest, path=(), flags=flags or (f"--{dest.replace('_', '-')}",), type=type,
                   default=default, help=help, required=required, optional=default is None and not required,
-                  cli_min=cli_min, metavar=metavar)
+                  cli_min=cli_min, metavar=metavar, parse=parse)
 
 
 #: Help of `--threads` in commands that run no model.
@@ -158,7 +161,9 @@ def add_arguments(parser: argparse.ArgumentParser, opts: Iterable[Option],
         else:
             kwargs["default"] = o.default
             kwargs["required"] = o.required
-            if o.cli_min is not None:
+            if o.parse is not None:
+                kwargs["type"] = o.parse
+            elif o.cli_min is not None:
                 if o.cli_min != 1:
                     raise TypeError(f"{o.dest}: argparse options take cli_min 1 only")
                 kwargs["type"] = at_least_one

@@ -11,8 +11,19 @@ from pathlib import Path
 from llm2edge.cli.fields import add_arguments as add_arguments_from
 from llm2edge.cli.fields import options, own
 from llm2edge.console import say, warn
-from llm2edge.defaults import PROVIDER
+from llm2edge.defaults import PROVIDER, RAY_STALL_TIMEOUT_S
 from llm2edge.errors import ConfigError, DataError
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type: a number of seconds > 0 (a usage error, exit 2, otherwise)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds > 0")
+    return value
 
 
 def _warn_counts(truncated: int, empty: int, max_length: int) -> None:
@@ -72,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         own("deferred_out", "--deferred-out", type=Path,
             help="Also write the deferred items here (id,text CSV) as input for `llm2edge label --id-col "
                  "id`."),
+        own("stall_timeout", "--stall-timeout", type=float, default=RAY_STALL_TIMEOUT_S, metavar="SECONDS",
+            parse=_positive_seconds, help="--engine ray: stop the run with one line naming the stage when "
+                                          "nothing progresses (a worker ready, a block read or written) for "
+                                          "this long."),
+        own("verbose", "--verbose", type=bool, default=False,
+            help="--engine ray: show Ray's own log lines on stderr."),
     ], enforce_choices=("engine",))
 
 
@@ -79,13 +96,14 @@ def run(args: argparse.Namespace) -> None:
     """Run predict with parsed arguments: folder mode for a folder or glob or --engine ray, else one file."""
     options = vars(args)
     engine, address, workers = options.pop("engine"), options.pop("address"), options.pop("workers")
+    ray_options = {"stall_timeout": options.pop("stall_timeout"), "verbose": options.pop("verbose")}
     many = options["input"] not in (None, "-")  # texts as arguments or stdin: no folder code at start-up
     if many:
         from llm2edge.pipeline.folders import names_many
 
         many = names_many(options["input"])
     if engine != "local" or many:
-        predict_folder(engine=engine, address=address, workers=workers, **options)
+        predict_folder(engine=engine, address=address, workers=workers, **ray_options, **options)
         return
     if address is not None or workers is not None:
         raise ConfigError("--address and --workers need --engine ray")
@@ -96,7 +114,7 @@ def predict_folder(*, texts: list[str] | None, bundle: Path, input: str | None, 
                    fmt: str | None, text_col: str, id_col: str | None, input_format: str | None,
                    batch_size: int, chunk_size: int, threads: int | None, provider: str, with_text: bool,
                    resume: bool, progress: bool | None, defer: str, deferred_out: Path | None, engine: str,
-                   address: str | None, workers: int | None) -> None:
+                   address: str | None, workers: int | None, stall_timeout: float, verbose: bool) -> None:
     """Folder mode (see DESCRIPTION): check the options that do not apply, then run the job."""
     from llm2edge.pipeline.folders import PredictJob, run_job
 
@@ -112,9 +130,9 @@ def predict_folder(*, texts: list[str] | None, bundle: Path, input: str | None, 
                      input_format=input_format, batch_size=batch_size, chunk_size=chunk_size,
                      with_text=with_text,
                      defer=defer, threads=threads, engine=engine, address=address, workers=workers,
-                     progress=bool(progress))
+                     stall_timeout=stall_timeout, verbose=verbose)
     show = bool(sys.stderr and sys.stderr.isatty()) if progress is None else progress
-    bar = _Progress() if show and engine == "local" else None
+    bar = _Progress() if show else None
     try:
         summary = run_job(job, on_rows=bar)
     finally:

@@ -9,8 +9,8 @@ imports it.
 - `experiment`: `llm2edge experiment`, the datasets x labeler x intervention x student grid.
 - `predictor`: `BundlePredictor`, a bundle as a batch function for data engines (base install).
 - `folders`: `llm2edge predict --input DIR|GLOB --output DIR` (`PredictJob`, `run_job`; engine local).
-- `ray_engine`: `--engine ray` on Ray Data actors (the `ray` extra); `spark_engine`: `predict_udf`, a Spark
-  column function (the `spark` extra).
+- `ray_engine`: `--engine ray` on Ray actors (the `ray` extra; `ray_blocks` does the work, `ray_address`
+  checks an address); `spark_engine`: `predict_udf`, a Spark column function (the `spark` extra).
 
 `demo` and `experiment` need the `hub` and `export` extras (MissingExtraError on import without them), so
 the names below are imported when first used: importing `llm2edge.pipeline` stays light, and the bench

@@ -16,7 +16,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm2edge.defaults import CHUNK_SIZE, DEFER, ID_COL, PREDICT_BATCH_SIZE, PREDICT_ENGINE, TEXT_COL
+from llm2edge.checks import positive
+from llm2edge.defaults import (
+    CHUNK_SIZE,
+    DEFER,
+    ID_COL,
+    PREDICT_BATCH_SIZE,
+    PREDICT_ENGINE,
+    RAY_STALL_TIMEOUT_S,
+    TEXT_COL,
+)
 from llm2edge.errors import ConfigError, DataError
 from llm2edge.params import check_fields, param, threads_param
 from llm2edge.records import (  # noqa: F401  (input_files, names_many, DATA_SUFFIXES: this module's API)
@@ -87,7 +96,7 @@ class PredictJob:
     """A folder prediction, the same on every engine; its fields are also `llm2edge predict`'s options.
 
     `bundle`: the bundle folder; `inputs`: a folder, glob or file of CSV/JSONL/Parquet files; `output`: the
-    folder of Parquet parts (created; must be empty); `progress`: Ray Data's progress bars.
+    folder of Parquet parts (created; must be empty).
     """
 
     bundle: Path
@@ -120,7 +129,10 @@ class PredictJob:
     workers: int | None = param(None, low=1, cli_min=1,
                                 help="--engine ray: predictor actors (default: the cluster's CPUs / "
                                      "--threads).")
-    progress: bool = param(False, cli=False, help="Ray Data's progress bars.")
+    #: EngineError naming the stage (`predict --stall-timeout`, parsed there).
+    stall_timeout: float = param(RAY_STALL_TIMEOUT_S, check=positive, cli=False,
+                                 help="ray: seconds without progress before the run is stopped.")
+    verbose: bool = param(False, cli=False, help="ray: Ray's own log lines on stderr.")
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -147,11 +159,11 @@ class FolderSummary:
 
 
 def run_job(job: PredictJob, *, on_rows: Callable[[int], None] | None = None) -> FolderSummary:
-    """Run `job` on its engine; `on_rows(done)` is called after each table (local engine)."""
+    """Run `job` on its engine; `on_rows(done)` is called with the rows done after each block written."""
     if job.engine == "ray":
         from llm2edge.pipeline.ray_engine import predict_folder_ray
 
-        return predict_folder_ray(job)
+        return predict_folder_ray(job, on_rows=on_rows)
     return predict_folder(job, on_rows=on_rows)
 
 

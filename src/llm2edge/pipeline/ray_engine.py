@@ -1,20 +1,24 @@
-"""Ray Data engine: `llm2edge predict --engine ray` and `BundlePredictor` on Ray actors (the `ray` extra).
+"""Ray engine: `llm2edge predict --engine ray` and `BundlePredictor` on Ray actors (the `ray` extra).
 
     llm2edge predict -b bundle/ --engine ray --input posts/ --output preds/ [--address auto] [--workers N]
 
 One actor per worker loads the verified bundle once, with one onnxruntime thread (`--threads` per worker),
-and classifies blocks of `rows` rows; read tasks turn each input file into id/text blocks with the ids
-single-process `predict` gives that file; the output is Parquet parts written by the workers, rows in
-input order. The same actor class runs in your own pipelines:
+classifies blocks of `rows` rows and writes each as a Parquet part; zero-CPU read tasks turn each input
+file into id/text blocks with the ids single-process `predict` gives that file (ray_blocks). The parts sort
+in input order. Every CPU the run asks for is an actor's, so nothing waits behind the actors on a full
+cluster; workers run at the driver's priority, not Ray's niceness 15; rows done go to `on_rows`; a run
+with no progress for `stall_timeout` seconds stops with one line naming the stage, the address and the
+rows done. The same BundlePredictor runs in your own Ray Data pipelines:
 
     ds.map_batches(BundlePredictor, fn_constructor_kwargs={"bundle": "/shared/bundle"},
-                   compute=ray.data.ActorPoolStrategy(size=4), batch_size=2048, batch_format="pyarrow",
-                   num_cpus=1)
+                   compute=ray.data.ActorPoolStrategy(min_size=1, max_size=4), batch_size=2048,
+                   batch_format="pyarrow", num_cpus=1)
 
 Ray's usage telemetry is off unless RAY_USAGE_STATS_ENABLED is set; Ray's console logs are kept to errors
-(its session logs stay under /tmp/ray). An error raised in a worker is raised again here as itself (a
-DataError naming the file and line), anything else Ray reports as one EngineError line. Importing this
-module without the extra raises MissingExtraError with the pip command.
+unless `verbose` (its session logs stay under /tmp/ray). An error raised in a worker is raised again here
+as itself (a DataError naming the file and line), anything else Ray reports as one EngineError line; an
+address where nothing answers fails within seconds, naming it. Importing this module without the extra
+raises MissingExtraError with the pip command.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import warnings
 
 from llm2edge.extras import require
 
@@ -31,14 +34,12 @@ require("ray")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before ray is imported: no usage telemetry
 
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 import ray  # noqa: E402
-import ray.data  # noqa: E402
 
-from llm2edge.defaults import TEXT_COL, WORKER_THREADS  # noqa: E402
+from llm2edge.defaults import WORKER_THREADS  # noqa: E402
 from llm2edge.edge.bundle import read_bundle  # noqa: E402
 from llm2edge.edge.defer import resolve_defer  # noqa: E402
 from llm2edge.edge.threads import available_cpus  # noqa: E402
@@ -49,9 +50,10 @@ from llm2edge.pipeline.folders import (  # noqa: E402
     discard_parts,
     input_files,
     prepare_output,
-    read_tables,
 )
-from llm2edge.pipeline.predictor import WORKER_ENV, BundlePredictor  # noqa: E402
+from llm2edge.pipeline.predictor import BundlePredictor  # noqa: E402
+from llm2edge.pipeline.ray_address import probe_address  # noqa: E402
+from llm2edge.pipeline.ray_blocks import BlockRun, Plan  # noqa: E402
 
 __all__ = ["BundlePredictor", "predict_folder_ray", "ray_cluster", "worker_error"]
 
@@ -87,18 +89,23 @@ def worker_error(exc: BaseException) -> BaseException:
 
 
 @contextlib.contextmanager
-def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> Iterator[float]:
-    """Connect to Ray (or start it) for a run and yield the cluster's CPUs; shut down only what it started.
+def ray_cluster(address: str | None = None, *, num_cpus: int | None = None,
+                verbose: bool = False) -> Iterator[tuple[float, str]]:
+    """Connect to Ray (or start it) for a run; yield the cluster's CPUs and its address as the messages
+    name it; shut down only what it started.
 
     A session already open in this process (a notebook's, a test's) is used as it is. Otherwise `address`,
     else RAY_ADDRESS, else a private local Ray with `num_cpus` CPUs (default: the CPUs this process may
     use), no dashboard. `auto` joins the cluster this machine belongs to; `ray://HOST:PORT` goes through
-    Ray Client."""
+    Ray Client. A HOST:PORT where Ray does not answer fails within seconds, naming it (ray_address). Ray's own
+    log lines reach stderr only when `verbose`."""
     if ray.is_initialized():
-        yield float(ray.cluster_resources().get("CPU", 0.0))
+        yield float(ray.cluster_resources().get("CPU", 0.0)), _gcs_address("the Ray of this process")
         return
     target = address or os.environ.get("RAY_ADDRESS") or LOCAL
-    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    probe_address(target)
+    options: dict[str, Any] = {"logging_level": logging.INFO if verbose else logging.ERROR,
+                               "log_to_driver": verbose}
     if target == LOCAL:
         options.update(num_cpus=num_cpus or available_cpus(), include_dashboard=False)
     try:
@@ -109,51 +116,23 @@ def ray_cluster(address: str | None = None, *, num_cpus: int | None = None) -> I
             "or ~/.ray/auth_token)")
         raise EngineError(f"cannot connect to Ray at '{target}': {_first_line(exc)}{hint}") from None
     try:
-        yield float(ray.cluster_resources().get("CPU", 0.0))
+        yield float(ray.cluster_resources().get("CPU", 0.0)), (
+            _gcs_address("the local Ray") if target == LOCAL else f"Ray at '{target}'")
     finally:
         ray.shutdown()
 
 
-@contextlib.contextmanager
-def _quiet_data_context(progress: bool) -> Iterator[None]:
-    """Ray Data settings for one run (restored after it): rows in input order, progress bars only when
-    asked, no execution banner, nothing from Ray Data on the console, neither log lines nor Python warnings
-    (a failure is raised as one error; Ray Data's own log file under /tmp/ray keeps its full report)."""
-    ctx = ray.data.DataContext.get_current()
-    saved = (ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.execution_options.preserve_order)
-    handlers = [h for h in logging.getLogger("ray.data").handlers if isinstance(h, logging.StreamHandler)
-                and not isinstance(h, logging.FileHandler)]
-    levels = [h.level for h in handlers]
-    ctx.enable_progress_bars, ctx.print_on_execution_start = progress, False
-    ctx.execution_options.preserve_order = True
-    for handler in handlers:
-        handler.setLevel(logging.CRITICAL)
+def _gcs_address(what: str) -> str:
+    """`what` and the address of the Ray this process is connected to (`the local Ray at 10.0.0.5:6379`)."""
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", module=r"ray\.")
-            yield
-    finally:
-        ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.execution_options.preserve_order = saved
-        for handler, level in zip(handlers, levels):
-            handler.setLevel(level)
+        return f"{what} at {ray.get_runtime_context().gcs_address}"
+    except Exception:  # noqa: BLE001 - Ray Client has no GCS address here: the words alone
+        return what
 
 
-def _read_files(batch: dict[str, Any], *, text_col: str, id_col: str | None, fmt: str | None,
-                chunk_size: int) -> Iterator[Any]:
-    """Ray map_batches function: the files named in `batch["path"]` as id/text pyarrow tables."""
-    for path in batch["path"]:
-        yield from read_tables(str(path), text_col=text_col, id_col=id_col, fmt=fmt, chunk_size=chunk_size)
-
-
-def _output_rows(folder: Path) -> int:
-    """Rows in the Parquet parts of `folder` (from their footers)."""
-    import pyarrow.parquet as pq
-
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in folder.rglob("*.parquet"))
-
-
-def predict_folder_ray(job: PredictJob) -> FolderSummary:
-    """Run a folder prediction on Ray (see the module docstring); returns rows, files and seconds."""
+def predict_folder_ray(job: PredictJob, *, on_rows: Callable[[int], None] | None = None) -> FolderSummary:
+    """Run a folder prediction on Ray (see the module docstring); `on_rows(done)` is called after each
+    block written. Returns rows, files and seconds."""
     files = input_files(job.inputs)
     bundle = read_bundle(job.bundle)  # a bad bundle fails here, before Ray starts (each actor checks again)
     resolve_defer(bundle, job.defer)  # so does --defer auto on an uncalibrated bundle
@@ -161,32 +140,21 @@ def predict_folder_ray(job: PredictJob) -> FolderSummary:
     out = prepare_output(job.output).resolve()
     start = time.perf_counter()
     local_cpus = max(available_cpus(), (job.workers or 0) * threads)
-    with ray_cluster(job.address, num_cpus=local_cpus) as cpus, _quiet_data_context(job.progress):
+    with ray_cluster(job.address, num_cpus=local_cpus, verbose=job.verbose) as (cpus, where):
         workers = job.workers or max(1, int(cpus // threads))
         if workers * threads > cpus:
             raise EngineError(f"{workers} workers x {threads} thread(s) need {workers * threads} CPUs; "
                               f"the Ray cluster has {cpus:g}")
-        paths = [{"path": str(p.resolve())} for p in files]
-        ds = ray.data.from_items(paths, override_num_blocks=len(paths))
-        # Reading takes no CPU slot of its own: every slot goes to a predictor actor.
-        ds = ds.map_batches(_read_files, batch_size=1, num_cpus=0,
-                            compute=ray.data.TaskPoolStrategy(size=max(1, min(len(paths), workers))),
-                            fn_kwargs={"text_col": job.text_col, "id_col": job.id_col,
-                                       "fmt": job.input_format, "chunk_size": job.chunk_size})
-        # batch_size=None: every block (a file's chunk of at most `chunk_size` rows) is one batch, never
-        # merged with other files' blocks into one actor's call, so even a small job spreads over all the
-        # actors.
-        ds = ds.map_batches(BundlePredictor, batch_size=None, batch_format="pyarrow",
-                            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=threads,
-                            runtime_env={"env_vars": {**WORKER_ENV, "OMP_NUM_THREADS": str(threads)}},
-                            fn_constructor_kwargs={"bundle": str(bundle.path.resolve()), "threads": threads,
-                                                   "batch_size": job.batch_size, "defer": job.defer})
-        if not job.with_text:
-            ds = ds.drop_columns([TEXT_COL])
+        plan = Plan(files=[p.resolve() for p in files], output=out, bundle=bundle.path.resolve(),
+                    workers=workers, threads=threads, batch_size=job.batch_size, defer=job.defer,
+                    with_text=job.with_text, text_col=job.text_col, id_col=job.id_col, fmt=job.input_format,
+                    rows=job.chunk_size, stall_timeout=job.stall_timeout, address=where)
         try:
-            ds.write_parquet(str(out), ray_remote_args={"num_cpus": 0})
-        except Exception as exc:  # Ray wraps what a worker raised: raise that
+            rows = BlockRun(plan, on_rows).run()
+        except BaseException as exc:
             discard_parts(out)
-            raise worker_error(exc) from None
-    return FolderSummary(rows=_output_rows(out), files=len(files), seconds=time.perf_counter() - start,
-                         output=out, engine="ray", workers=workers)
+            if isinstance(exc, Exception):
+                raise worker_error(exc) from None  # Ray wraps what a worker raised: raise that
+            raise
+    return FolderSummary(rows=rows, files=len(files), seconds=time.perf_counter() - start, output=out,
+                         engine="ray", workers=workers)

@@ -94,8 +94,7 @@ def pool_rows(pool: Pool, x: np.ndarray, rows: Sequence[Row], labels: Sequence[s
                         for r in rows], dtype=np.float64)
     targets = targets / np.clip(targets.sum(axis=1, keepdims=True), 1e-12, None)
     picked = label_pool(x, targets, pool.cache, pool.skip, settings, seed=config.seed,
-                        class_weight=student.class_weight, head_epochs=student.head_epochs, head_lr=1e-3,
-                        batch_size=student.batch_size, folds=config.curate.folds,
+                        class_weight=student.class_weight, folds=config.curate.folds,
                         oof_class_weight=config.curate.oof_class_weight)
     stats = {"n_pool": len(picked.rows), "pool_usable": picked.info["usable"], "pool_dropped": pool.dropped}
     return picked.rows, picked.targets, stats
