@@ -38,7 +38,7 @@ CONFIGS = {
 #: The options that are a command's own (inputs, outputs, switches of its printing), by parameter name.
 OWN = {
     "predict": {"texts", "bundle", "input", "output", "fmt", "provider", "resume", "progress",
-                "deferred_out"},
+                "deferred_out", "stall_timeout", "verbose"},
     "import-labels": {"threads"}, "merge-experts": {"threads"},
     "experiment": {"config", "out", "quick", "only", "threads"},
     "evaluate": {"pred", "gold", "id_col", "pred_col", "gold_col", "text_col", "as_json", "threads"},
@@ -121,7 +121,9 @@ def test_nested_configs_are_one_declaration():
     assert {curate[o.dest] for o in crossval} == {("crossval", o.dest) for o in crossval}
     train = {o.dest: o.path for o in options(load(CONFIGS["train"]))}
     assert train["pool_chunk_size"] == ("pool", "chunk_size")
-    assert {o.dest for o in options(PoolConfig)} == {"method", "rounds", "ratio", "noise", "chunk_size"}
+    assert {o.dest for o in options(PoolConfig)} == {"method", "rounds", "ratio", "noise", "chunk_size",
+                                                     "check_folds", "check_tolerance"}
+    assert train["pool_check_folds"] == ("pool", "check_folds")  # a field added to PoolConfig: an option
 
 
 def test_a_new_field_is_a_new_checked_option(capsys):
