@@ -10,9 +10,9 @@ from typing import Any
 from llm2edge.console import say, warn
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import ExportError
+from llm2edge.export.agreement import describe, guard_texts, judge, too_few, training_texts
 from llm2edge.export.bundle import MODEL_NAME, package_versions, write_config, write_tokenizer
 from llm2edge.export.config import ExportConfig, ExportResult
-from llm2edge.export.guard import describe, guard_texts, judge, too_few, training_texts
 from llm2edge.export.model_dir import check_model_dir, resolve_max_length, resolve_validation
 from llm2edge.export.onnx_export import export_onnx, load_torch_model
 from llm2edge.export.optimize import optimize_graph
@@ -32,7 +32,7 @@ from llm2edge.export.validate import (
 FP32_MIN_AGREEMENT = 0.995
 FP32_MAX_LOGIT_DIFF = 1e-2
 #: A flip where torch scores int8's label within this many logits of its own is a near-tie, not counted
-#: against int8 (see llm2edge.export.guard).
+#: against int8 (see llm2edge.export.agreement).
 NEAR_TIE_LOGIT = 0.05
 #: Used only to sanity-check fp32 when there is no validation or training text (no labels, no int8 gate).
 PROBE_TEXTS = (

@@ -6,60 +6,52 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2edge.checks import at_least, check_max_length, check_threads, one_of, optional_at_least
+from llm2edge.checks import token_limit
 from llm2edge.defaults import GUARD_TEXTS, LABEL_COL, MAX_VALIDATION, MIN_AGREEMENT, QUANTIZE, TEXT_COL
+from llm2edge.params import Checked, param, threads_param
 
 #: Accepted values of ExportConfig.quantize.
 QUANTIZE_CHOICES = ("int8", "none")
 
 
 @dataclass(kw_only=True)
-class ExportConfig:
+class ExportConfig(Checked):
     """Settings of one `export_bundle` run (model dir in, bundle dir out); checked when built."""
 
-    #: The trained model folder (Hugging Face layout, e.g. `llm2edge train` output).
-    model: str | Path
-    #: The bundle folder to write (replaced if it already holds a bundle).
-    out: str | Path
-    #: "int8" (dynamic int8 weights, validated against torch) or "none" (fp32).
-    quantize: str = QUANTIZE
-    #: Validation data (CSV/JSONL/Parquet with text and label); default MODEL/validation.csv if present.
-    validate: str | Path | None = None
-    #: int8 must agree with torch on at least this share of the guard texts, else fp32 ships (flips on
-    #: near-ties are reported but not counted; see llm2edge.export.guard).
-    min_agreement: float = MIN_AGREEMENT
-    #: int8 is judged on at least this many texts: the validation rows, topped up with training texts.
-    guard_texts: int = GUARD_TEXTS
-    #: Raise ExportError instead of falling back to fp32 (and when there is nothing to validate on).
-    strict: bool = False
-    #: Token limit; None: train_meta.json's, else the tokenizer's model_max_length (never above the
-    #: model's position limit).
-    max_length: int | None = None
-    #: Fuse the transformer graph (attention, layer norm, GELU) before quantizing.
-    optimize: bool = True
-    #: Per-channel int8 weights; None picks from the CPU (see quantize.choose_quantization).
-    per_channel: bool | None = None
-    #: Text column of the validation file.
-    text_col: str = TEXT_COL
-    #: Label column of the validation file.
-    label_col: str = LABEL_COL
-    #: Threads for torch and onnxruntime during validation; None: `resolve_threads` (the CPUs this process
-    #: may use).
-    threads: int | None = None
-    #: Validate on at most this many rows (the first ones); None for all.
-    max_validation: int | None = MAX_VALIDATION
-    #: Print progress lines to stderr.
-    verbose: bool = True
-
-    def __post_init__(self) -> None:
-        one_of("quantize", self.quantize, QUANTIZE_CHOICES)
-        # above 1 is allowed: int8 then always falls back to fp32 (or fails with strict)
-        at_least("min_agreement", self.min_agreement, 0)
-        if self.max_length is not None:
-            check_max_length(self.max_length)
-        check_threads(self.threads)
-        optional_at_least("max_validation", self.max_validation)
-        at_least("guard_texts", self.guard_texts, 0)
+    #: Hugging Face layout.
+    model: Path | str = param(flags=("--model", "-m"), help="Model folder made by `llm2edge train`.")
+    out: Path | str = param(flags=("--out", "-o"),
+                            help="Bundle folder to write (replaced if it is a bundle).")
+    #: "int8": dynamic int8 weights, validated against torch; "none": fp32.
+    quantize: str = param(QUANTIZE, choices=QUANTIZE_CHOICES, flags=("--quantize", "-q"),
+                          help="int8 or none.")
+    #: CSV/JSONL/Parquet with text and label.
+    validate: Path | str | None = param(None, help="Validation file (default: MODEL/validation.csv).")
+    #: Flips on near-ties are reported but not counted (llm2edge.export.agreement); above 1 is allowed:
+    #: int8 then always falls back to fp32 (or fails with strict).
+    min_agreement: float = param(MIN_AGREEMENT, low=0,
+                                 help="int8 must agree with torch this often, else fp32 ships.")
+    guard_texts: int = param(GUARD_TEXTS, low=0, cli_min=0,
+                             help="Judge int8 on at least this many texts: the validation rows, topped up "
+                                  "with the training texts of train_meta.json.")
+    #: Also when there is nothing to validate on.
+    strict: bool = param(False, help="Fail instead of falling back to fp32.")
+    max_length: int | None = param(None, check=token_limit,
+                                   help="Token limit (default: train_meta.json's, else the tokenizer's "
+                                        "model_max_length; at most the model's position limit).")
+    #: Attention, layer norm, GELU, before quantizing.
+    optimize: bool = param(True, flags=("--no-optimize",), negate=True,
+                           help="Skip the transformer graph fusion.")
+    #: None picks from the CPU (quantize.choose_quantization).
+    per_channel: bool | None = param(None, flags=("--per-channel/--per-tensor",),
+                                     help="int8 weight layout (default: chosen for this CPU).")
+    text_col: str = param(TEXT_COL, help="Text column of the validation file.")
+    label_col: str = param(LABEL_COL, help="Label column of the validation file.")
+    threads: int | None = threads_param("Threads for validation (torch and onnxruntime)")
+    #: The first ones; None for all.
+    max_validation: int | None = param(MAX_VALIDATION, low=1, cli=False, none_ok=True,
+                                       help="Validate on at most this many rows.")
+    verbose: bool = param(True, cli=False, help="Print progress lines to stderr.")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from llm2edge.checks import at_least, check_max_length, check_threads, one_of
+from llm2edge.checks import one_of
 from llm2edge.console import warn
 from llm2edge.defaults import (
     COLLAPSE_SHARE,
@@ -36,15 +36,14 @@ from llm2edge.defaults import (
     CURATE_METHOD,
     CURATE_PROBS,
     CURATE_TOP,
-    EMBED_BATCH_SIZE,
-    MAX_LENGTH,
     OOF_CLASS_WEIGHT,
     OOF_CLASS_WEIGHTS,
-    PROGRESS,
     SEED,
 )
 from llm2edge.errors import ConfigError, DataError
+from llm2edge.hub.curate.oof import CrossvalConfig
 from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels, row_probs, write_json, write_rows
+from llm2edge.params import Checked, nested, param
 
 METHODS = ("cleanlab",)
 PROB_SOURCES = ("llm", "crossval")
@@ -52,50 +51,22 @@ ACTIONS = ("flag", "drop")
 
 
 @dataclass(kw_only=True)
-class CurateConfig:
+class CurateConfig(Checked):
     """Options of `llm2edge curate` (setfit-style, checked when built)."""
 
-    #: labels.jsonl written by `llm2edge label`.
-    labels: Path
-    #: Output folder: labels.jsonl, report.md, report.json.
-    out: Path
-    #: Curation method (cleanlab).
-    method: str = CURATE_METHOD
-    #: Out-of-sample probabilities: "crossval" (K-fold model on student embeddings) or "llm" (the LLM's own).
-    probs: str = CURATE_PROBS
-    #: "flag" (add label_issue to every row) or "drop" (write only the unflagged rows).
-    action: str = CURATE_ACTION
-    #: Cross-validation folds for crossval probabilities (at least 2).
-    folds: int = CURATE_FOLDS
-    #: Student encoder for the crossval embeddings (default: the packaged MiniLM).
-    model: str | None = None
-    #: Tokens per text for the embeddings: the student's own limit (texts are seen as it will see them).
-    max_length: int = MAX_LENGTH
-    #: Texts per embedding batch.
-    batch_size: int = EMBED_BATCH_SIZE
-    #: cleanlab's find_label_issues filter.
-    filter_by: str = CURATE_FILTER_BY
-    #: Class weights of the crossval model: "none" or "balanced" (see `defaults.OOF_CLASS_WEIGHT`).
-    oof_class_weight: str = OOF_CLASS_WEIGHT
-    #: Seed of the fold split.
-    seed: int = SEED
-    #: Torch threads for the embeddings; None: `resolve_threads` (the CPUs this process may use).
-    threads: int | None = None
-    #: Flagged examples listed in the report.
-    top: int = CURATE_TOP
-    #: Show a progress bar while embedding.
-    progress: bool = PROGRESS
-
-    def __post_init__(self) -> None:
-        one_of("method", self.method, METHODS)
-        one_of("probs", self.probs, PROB_SOURCES)
-        one_of("action", self.action, ACTIONS)
-        one_of("oof_class_weight", self.oof_class_weight, OOF_CLASS_WEIGHTS)
-        at_least("folds", self.folds, 2)
-        check_max_length(self.max_length)
-        at_least("batch_size", self.batch_size)
-        at_least("top", self.top, 0)
-        check_threads(self.threads)
+    labels: Path = param(help="labels.jsonl written by `llm2edge label`.")
+    out: Path = param(help="Output folder: labels.jsonl, report.md, report.json.")
+    method: str = param(CURATE_METHOD, choices=METHODS, help="Curation method (cleanlab).")
+    #: "llm" is weak by construction (see the module docstring).
+    probs: str = param(CURATE_PROBS, choices=PROB_SOURCES,
+                       help="Out-of-sample probabilities: crossval (K-fold model on student embeddings) | "
+                            "llm (the LLM's own; weak, see docs).")
+    #: "flag" adds label_issue to every row; "drop" writes only the unflagged rows.
+    action: str = param(CURATE_ACTION, choices=ACTIONS, help="flag (add label_issue) | drop (flagged rows).")
+    #: The crossval probabilities: folds, encoder, embedding settings, class weights, seed, threads.
+    crossval: CrossvalConfig = nested(CrossvalConfig)
+    filter_by: str = param(CURATE_FILTER_BY, help="cleanlab filter_by method.")
+    top: int = param(CURATE_TOP, low=0, help="Flagged examples listed in the report.")
 
 
 @dataclass(frozen=True)
@@ -301,8 +272,9 @@ def _embed_rows(rows: Sequence[Row], config: CurateConfig) -> np.ndarray:
     """Frozen student embeddings of the rows' texts (paired with their fields, if any)."""
     from llm2edge.hub.curate.embed import embed_rows
 
-    return embed_rows(rows, model=config.model, max_length=config.max_length, batch_size=config.batch_size,
-                      threads=config.threads, progress=config.progress)
+    cv = config.crossval
+    return embed_rows(rows, model=cv.model, max_length=cv.max_length, batch_size=cv.batch_size,
+                      threads=cv.threads, progress=cv.progress)
 
 
 def build_report(data: LabeledRows, issues: Issues, config: CurateConfig, seconds: float) -> dict[str, Any]:
@@ -317,9 +289,9 @@ def build_report(data: LabeledRows, issues: Issues, config: CurateConfig, second
     return {
         "labels_file": str(config.labels), "method": config.method, "probs": config.probs,
         "action": config.action, "filter_by": config.filter_by,
-        "folds": folds_run(config.folds, len(data.rows)) if config.probs == "crossval" else None,
-        "folds_asked": config.folds if config.probs == "crossval" else None,
-        "oof_class_weight": config.oof_class_weight if config.probs == "crossval" else None,
+        "folds": folds_run(config.crossval.folds, len(data.rows)) if config.probs == "crossval" else None,
+        "folds_asked": config.crossval.folds if config.probs == "crossval" else None,
+        "oof_class_weight": config.crossval.oof_class_weight if config.probs == "crossval" else None,
         "labels": list(data.labels), "rows": len(data.rows), "skipped_error": data.skipped_error,
         "superseded_duplicates": data.duplicates, "flagged": int(issues.flagged.sum()),
         "flagged_fraction": round(float(issues.flagged.mean()), 4), "per_class": per_class,
@@ -383,8 +355,9 @@ def curate(config: CurateConfig) -> CurateResult:
     start = time.perf_counter()
     data = load_labels(config.labels)
     features = _embed_rows(data.rows, config) if config.probs == "crossval" else None
-    issues = find_issues(data.rows, data.labels, probs=config.probs, features=features, folds=config.folds,
-                         seed=config.seed, filter_by=config.filter_by, class_weight=config.oof_class_weight)
+    cv = config.crossval
+    issues = find_issues(data.rows, data.labels, probs=config.probs, features=features, folds=cv.folds,
+                         seed=cv.seed, filter_by=config.filter_by, class_weight=cv.oof_class_weight)
     out_rows: list[Row] = []
     for row, flag, score, suggested in zip(data.rows, issues.flagged, issues.score, issues.suggested):
         if config.action == "drop" and flag:

@@ -55,6 +55,7 @@ from llm2edge.hub.curate.rows import (
     write_json,
     write_rows,
 )
+from llm2edge.params import Checked, check_fields, nested, param
 from llm2edge.records import iter_rows
 
 STRATEGIES = ("confidence", "random")
@@ -66,29 +67,26 @@ SAMPLE_JSON = "sample.json"
 
 
 @dataclass(kw_only=True)
-class SampleConfig:
+class SampleConfig(Checked):
     """Options of `llm2edge sample-experts` (checked when built)."""
 
-    #: labels.jsonl written by `llm2edge label`.
-    labels: Path
-    #: Output folder for review.csv, label_studio.json, label_config.xml, sample.json.
-    out: Path
-    #: Share of the items to send to experts, in [0, 1].
-    fraction: float = EXPERT_FRACTION
-    #: "confidence" (the least confident LLM labels) or "random".
-    strategy: str = EXPERT_STRATEGY
-    #: The same budget for each LLM label (RED-CT's rule).
-    stratify: bool = False
-    #: The confidence score: "confidence" (top1 - top2 probability), "margin" (log-prob margin) or
-    #: "crossval" (out-of-fold support of the LLM label, `oof.label_support`: works for bare answers).
-    by: str = EXPERT_BY
-    #: Seed of the random strategy.
-    seed: int = SEED
+    labels: Path = param(help="labels.jsonl written by `llm2edge label`.")
+    #: review.csv, label_studio.json, label_config.xml, sample.json.
+    out: Path = param(help="Output folder for review.csv, label_studio.json, ...")
+    fraction: float = param(EXPERT_FRACTION, check=check_fraction,
+                            help="Share of the items to send to experts.")
+    strategy: str = param(EXPERT_STRATEGY, choices=STRATEGIES, help="confidence (least confident) | random.")
+    stratify: bool = param(False, flags=("--stratify/--no-stratify",),
+                           help="The same budget for each LLM label (RED-CT's rule).")
+    #: crossval: `oof.label_support`, works for bare answers.
+    by: str = param(EXPERT_BY, choices=SCORES,
+                    help="confidence (top1-top2 probability) | margin (log-prob margin) | crossval "
+                         "(out-of-fold probability of the LLM label from a model on student embeddings, over "
+                         "the label's mean: for labels without probabilities).")
+    #: The CLI's --seed sets the crossval folds' seed too.
+    seed: int = param(SEED, help="Seed of --strategy random and the crossval folds.")
     #: How the crossval score is computed (folds, encoder, embedding settings).
-    crossval: CrossvalConfig = field(default_factory=CrossvalConfig)
-
-    def __post_init__(self) -> None:
-        check_selection(self.fraction, self.strategy, self.by)
+    crossval: CrossvalConfig = nested(CrossvalConfig)
 
 
 @dataclass(frozen=True)
@@ -106,30 +104,26 @@ class SampleResult:
 class MergeConfig:
     """Options of `llm2edge merge-experts`."""
 
-    #: labels.jsonl written by `llm2edge label`.
-    labels: Path
-    #: The annotated review.csv, a Label Studio JSON export, or the folder sample-experts wrote.
-    reviewed: Path
-    #: The merged labels.jsonl to write.
-    out: Path
-    #: A gold file: fill the sampled items nobody reviewed from it (simulated experts).
-    simulate_from: Path | None = None
-    #: Id column of the gold file (None: join by the stable row id, then by text).
-    gold_id_col: str | None = None
-    #: Label column of the gold file.
-    gold_label_col: str = LABEL_COL
-    #: Text column of the gold file.
-    gold_text_col: str = TEXT_COL
-    #: An item whose annotations disagree: "error" (list them), "latest" (the newest by created_at; in a
-    #: review.csv the later line) or "majority" (the most frequent label; a tie is an error).
-    on_conflict: str = EXPERT_ON_CONFLICT
-    #: The Label Studio Choices control that holds the expert label (the name llm2edge's config writes).
-    control: str = EXPERT_CONTROL
-    #: Seed of the random sample the expert sample's LLM error rate is compared with (gold known).
-    seed: int = SEED
+    labels: Path = param(help="labels.jsonl written by `llm2edge label`.")
+    reviewed: Path = param(help="Annotated review.csv, the folder sample-experts wrote, or a Label Studio "
+                                "export (JSON, JSON_MIN, CSV or TSV).")
+    out: Path = param(help="Merged labels.jsonl to write.")
+    #: Simulated experts.
+    simulate_from: Path | None = param(None, help="Gold file: fill unreviewed sampled items from it.")
+    gold_id_col: str | None = param(None, help="Id column of the gold file (default: join by the stable row "
+                                               "id, then by text).")
+    gold_label_col: str = param(LABEL_COL, help="Label column of the gold file.")
+    gold_text_col: str = param(TEXT_COL, help="Text column of the gold file.")
+    on_conflict: str = param(EXPERT_ON_CONFLICT, choices=ON_CONFLICT,
+                             help="An item whose annotations disagree: error (list them) | latest (newest "
+                                  "created_at; in review.csv the later line) | majority (a tie is an error).")
+    control: str = param(EXPERT_CONTROL, help="The Label Studio Choices control that holds the label "
+                                              "(llm2edge's config names it 'label').")
+    seed: int = param(SEED, help="Seed of the random sample the expert sample's LLM error rate is compared "
+                                 "with (with --simulate-from).")
 
     def __post_init__(self) -> None:
-        one_of("on_conflict", self.on_conflict, ON_CONFLICT)
+        check_fields(self)
         if not str(self.control).strip():
             raise ConfigError("control must name the Label Studio Choices control, got ''")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from llm2edge.checks import at_least, check_max_length, check_threads, one_of
+from llm2edge.checks import token_limit
 from llm2edge.defaults import (
     CURATE_FOLDS,
     EMBED_BATCH_SIZE,
@@ -35,38 +35,32 @@ from llm2edge.defaults import (
 )
 from llm2edge.errors import ConfigError
 from llm2edge.hub.curate.rows import Row, row_confidence
+from llm2edge.params import Checked, param, threads_param
 
 #: The sampling score computed out of fold (the others are read from the rows).
 CROSSVAL = "crossval"
 
 
 @dataclass(kw_only=True)
-class CrossvalConfig:
-    """How out-of-fold probabilities are computed (checked when built)."""
+class CrossvalConfig(Checked):
+    """How out-of-fold probabilities are computed (checked when built): `curate --probs crossval`,
+    `sample-experts --by crossval`, `soft-labels --from crossval|mix`."""
 
-    #: Cross-validation folds (at least 2).
-    folds: int = CURATE_FOLDS
-    #: Student encoder for the embeddings (default: the packaged MiniLM).
-    model: str | None = None
-    #: Tokens per text for the embeddings: the student's own limit.
-    max_length: int = MAX_LENGTH
-    #: Texts per embedding batch.
-    batch_size: int = EMBED_BATCH_SIZE
-    #: Seed of the fold split.
-    seed: int = SEED
-    #: Class weights of the fold models: "none" or "balanced" (`defaults.OOF_CLASS_WEIGHT`).
-    oof_class_weight: str = OOF_CLASS_WEIGHT
-    #: Torch threads for the embeddings; None: `resolve_threads`.
-    threads: int | None = None
-    #: Show a progress bar while embedding.
-    progress: bool = PROGRESS
-
-    def __post_init__(self) -> None:
-        at_least("folds", self.folds, 2)
-        one_of("oof_class_weight", self.oof_class_weight, OOF_CLASS_WEIGHTS)
-        check_max_length(self.max_length)
-        at_least("batch_size", self.batch_size)
-        check_threads(self.threads)
+    folds: int = param(CURATE_FOLDS, low=2, help="Cross-validation folds (crossval).")
+    model: str | None = param(None, help="Encoder for the crossval embeddings (default: the packaged MiniLM "
+                                         "student).")
+    #: The student's own limit: texts are seen as it will see them.
+    max_length: int = param(MAX_LENGTH, check=token_limit,
+                            help="Tokens per text for the crossval embeddings (as the student trains).")
+    batch_size: int = param(EMBED_BATCH_SIZE, low=1, help="Embedding batch size (crossval).")
+    seed: int = param(SEED, help="Seed of the crossval folds.")
+    #: `defaults.OOF_CLASS_WEIGHT`.
+    oof_class_weight: str = param(OOF_CLASS_WEIGHT, choices=OOF_CLASS_WEIGHTS,
+                                  help="Class weights of the crossval model: none | balanced (each LLM label "
+                                       "weighted by the inverse of its share, so a skewed teacher's majority "
+                                       "does not outvote its minority answers).")
+    threads: int | None = threads_param("Torch threads for the crossval embeddings")
+    progress: bool = param(PROGRESS, cli=False, help="Show a progress bar while embedding.")
 
 
 def label_index(rows: Sequence[Row], labels: Sequence[str]) -> np.ndarray:

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llm2edge.checks import fraction, one_of, positive
+from llm2edge.checks import fraction, one_of, open_fraction_from_zero, positive
 from llm2edge.defaults import SOFT_FROM, SOFT_SMOOTHING, SOFT_TEMPERATURE
 from llm2edge.errors import ConfigError, TaskError
 from llm2edge.hub.curate.oof import CrossvalConfig, oof_probs
 from llm2edge.hub.curate.rows import Row, load_labels, row_probs, write_rows
+from llm2edge.params import Checked, nested, param
 
 #: Where soft targets come from (see the module docstring).
 SOFT_SOURCES = ("llm", "crossval", "mix")
@@ -75,6 +76,23 @@ def build_soft_labels(rows: Sequence[Row], smoothing: float = SOFT_SMOOTHING,
     return out
 
 
+@dataclass(kw_only=True)
+class SoftConfig(Checked):
+    """Options of `llm2edge soft-labels` (checked when built): `soft_labels` runs it."""
+
+    labels: Path = param(help="labels.jsonl (LLM or merged).")
+    out: Path = param(help="labels.jsonl with normalized `probs` to write.")
+    smoothing: float = param(SOFT_SMOOTHING, check=open_fraction_from_zero,
+                             help="Label smoothing of expert (one-hot) rows.")
+    temperature: float = param(SOFT_TEMPERATURE, check=positive,
+                               help="Sharpen (<1) or flatten (>1) LLM probs.")
+    source: str = param(SOFT_FROM, choices=SOFT_SOURCES, flags=("--from",),
+                        help="llm (the file's probs) | crossval (out-of-fold probabilities of a model on "
+                             "student embeddings) | mix (their average).")
+    #: The out-of-fold model of crossval and mix.
+    crossval: CrossvalConfig = nested(CrossvalConfig)
+
+
 @dataclass(frozen=True)
 class SoftResult:
     """What `soft_labels_file` wrote."""
@@ -96,3 +114,9 @@ def soft_labels_file(labels: str | Path, out: str | Path, *, smoothing: float = 
                              oof=oof)
     write_rows(out, rows)
     return SoftResult(Path(out), len(rows), data.skipped_error, source)
+
+
+def soft_labels(config: SoftConfig) -> SoftResult:
+    """`soft_labels_file` with the settings of a SoftConfig."""
+    return soft_labels_file(config.labels, config.out, smoothing=config.smoothing,
+                            temperature=config.temperature, source=config.source, crossval=config.crossval)

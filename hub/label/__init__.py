@@ -10,7 +10,7 @@ torch, transformers and openai are imported only when a backend loads its model 
 - `task`: task files (TOML/YAML) and the tasks shipped in `llm2edge.hub.tasks`.
 - `prompts`: the prompt for one item (instruction, labels, few-shot examples, chain of thought).
 - `backend`, `hf_backend`, `openai_backend`: the Backend protocol and its two implementations.
-- `calibrate`, `pricing`, `server`, `store`: contextual calibration, API cost estimates, the llama.cpp
+- `contextual`, `pricing`, `server`, `store`: contextual calibration, API cost estimates, the llama.cpp
   server launcher, and labels.jsonl (append-only rows, item keys, margins).
 - `votes`: self-consistency (`--samples K`: vote shares of K sampled answers, for teachers without
   logprobs); `dryrun`: what `--dry-run` counts (items, tokens, cost).

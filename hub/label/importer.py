@@ -29,6 +29,7 @@ from llm2edge.errors import ConfigError, DataError
 from llm2edge.hashing import digest
 from llm2edge.hub.label.store import ROW_KEYS, margins, write_atomic
 from llm2edge.outputs import OutputLock, distinct_files
+from llm2edge.params import check_fields, param
 from llm2edge.records import cell, default_id_col, iter_rows, naming, stable_id
 
 #: How far the probabilities of a row may sum from 1 before the row is an error (then renormalised).
@@ -60,33 +61,33 @@ def parse_labels(spec: str) -> tuple[str, ...]:
 class ImportConfig:
     """Everything `import-labels` needs (checked when built). Exactly one of `task` and `labels`."""
 
-    #: Data file with the LLM's labels: CSV, JSONL or Parquet.
-    data: str | Path
-    #: labels.jsonl to write (replaced atomically).
-    out: str | Path
-    #: Shipped task name or task file: its label set, name and per-item fields.
-    task: str | Path | None = None
-    #: The label set, comma-separated ("a,b,c"), when there is no task file.
-    labels: str | None = None
-    #: Column holding the LLM's label (may be absent when probability columns are given).
-    label_col: str = LABEL_COL
-    #: Column holding the text.
-    text_col: str = TEXT_COL
-    #: Column holding unique ids, kept as they are (None: the file's `id` column when it has one, else row
-    #: number + text hash, as `label` derives them).
-    id_col: str | None = None
-    #: Prefix of the probability columns, one per label (`p_` reads p_<label>); None: no probabilities.
-    prob_prefix: str | None = None
-    #: Answers to rename, "A=Liberal,B=Conservative" (tried after exact and case-insensitive matching).
-    map: str | None = None
-    #: The LLM that produced the labels (the rows' `model`); None: "imported".
-    model_name: str | None = None
-    #: More per-item columns to carry as the rows' `fields`, besides the task's (e.g. a recorded file's
-    #: `target`); each must be in the file and non-empty on every row, as the task's fields.
-    fields: tuple[str, ...] = ()
+    data: Path | str = param(help="File with the LLM's labels: CSV, JSONL or Parquet.")
+    #: Replaced atomically.
+    out: Path | str = param(help="labels.jsonl to write (what curate, sample-experts and train read).")
+    #: Its label set, name and per-item fields.
+    task: str | Path | None = param(None, help="Shipped task name or task file (its labels and fields); or "
+                                               "give --labels.")
+    labels: str | None = param(None, help="The label set, comma-separated: a,b,c.")
+    #: May be absent when probability columns are given.
+    label_col: str = param(LABEL_COL, help="Column with the LLM's label.")
+    text_col: str = param(TEXT_COL, help="Column with the text.")
+    #: Kept as they are.
+    id_col: str | None = param(None, help="Column with unique ids (default: 'id' if the file has one, else "
+                                          "row number + text hash, as `label` derives them).")
+    #: None: no probabilities.
+    prob_prefix: str | None = param(None, help="Prefix of probability columns, one per label (p_ reads "
+                                               "p_<label>); they must sum to 1.")
+    map: str | None = param(None, help="Rename answers: 'A=Liberal,B=Conservative' (after exact and "
+                                       "case-insensitive matching).")
+    #: The rows' `model`; None: "imported".
+    model_name: str | None = param(None, help="The LLM that made the labels (recorded in every row).")
+    #: Besides the task's (e.g. a recorded file's `target`); each must be in the file and non-empty on
+    #: every row, as the task's fields.
+    fields: tuple[str, ...] = param((), cli=False, help="More per-item columns to carry as the rows' fields.")
 
     def __post_init__(self) -> None:
         """ConfigError on arguments that cannot work, before the data file is opened."""
+        check_fields(self)
         if (self.task is None) == (self.labels is None):
             raise ConfigError("give exactly one of --task (a task with its labels) and --labels a,b,c")
         if self.labels is not None:

@@ -252,7 +252,7 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
     cot = builder.cot_instruction
     calibrator = None
     if config.calibrate:
-        from llm2edge.hub.label.calibrate import Calibrator
+        from llm2edge.hub.label.contextual import Calibrator
 
         calibrator = Calibrator(backend, builder, task.space, cot=cot)
 

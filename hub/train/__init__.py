@@ -21,8 +21,21 @@ from llm2edge.extras import require
 
 require("hub")
 
+from typing import Any  # noqa: E402
+
 from llm2edge.hub.train.config import PoolConfig, TrainConfig, TrainResult  # noqa: E402
-from llm2edge.hub.train.evaluation import metrics_table, predict_indices  # noqa: E402
-from llm2edge.hub.train.trainer import train  # noqa: E402
+
+#: What this package exports lazily (name -> its module): the settings above load without torch, so the
+#: CLI reads TrainConfig's options without loading the trainer.
+_LAZY = {"metrics_table": "evaluation", "predict_indices": "evaluation", "train": "trainer"}
 
 __all__ = ["PoolConfig", "TrainConfig", "TrainResult", "metrics_table", "predict_indices", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    """The trainer and evaluation functions, imported on first use (PEP 562)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"llm2edge.hub.train.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from llm2edge.checks import at_least, check_max_length, check_threads, fraction, one_of, positive
+from llm2edge.checks import fraction, off_or_folds, open_fraction_from_zero, positive, token_limit
 from llm2edge.defaults import (
     CLASS_WEIGHT,
     GRAD_ACCUM,
@@ -35,6 +35,7 @@ from llm2edge.defaults import (
 )
 from llm2edge.errors import ConfigError
 from llm2edge.hashing import digest
+from llm2edge.params import Checked, check_fields, nested, param, threads_param
 
 #: The JSONL field that holds a soft label distribution {label: p} (the labels.jsonl contract).
 PROBS_FIELD = "probs"
@@ -49,151 +50,125 @@ STUDENTS = ("transformer", "static")
 
 
 @dataclass(kw_only=True)
-class PoolConfig:
+class PoolConfig(Checked):
     """How a student learns from unlabeled text (`train --unlabeled`, an experiment's `+pool`); checked
     when built. The pool's rows get targets from a linear model on the frozen encoder's embeddings of the
     teacher's labels (hub.train.pool), then train the student beside the labeled rows."""
 
     #: "self": self-training (label the pool, keep the most confident rows under per-class quotas, refit,
     #: `rounds` passes); "oof": the mean of the k out-of-fold models of the teacher's labels, one pass.
-    method: str = POOL_METHOD
+    method: str = param(POOL_METHOD, choices=POOL_METHODS, name="pool method",
+                        help="How pool rows get targets: self (self-training with per-class quotas) or oof "
+                             "(the out-of-fold models of the teacher's labels).")
     #: Labeling passes of self-training (a refit on the labeled + kept pool rows between passes).
-    rounds: int = POOL_ROUNDS
-    #: Most pool rows kept per labeled training row; the budget is split into per-class quotas in
-    #: proportion to the teacher's label shares.
-    ratio: float = POOL_RATIO
-    #: Noisy Student: dropout on the frozen features while the self-training head refits (0: none).
-    noise: float = POOL_NOISE
-    #: Pool rows read, embedded and cached per chunk (the user cache's pool/ folder).
-    chunk_size: int = POOL_CHUNK_SIZE
+    rounds: int = param(POOL_ROUNDS, low=1, name="pool rounds",
+                        help="Self-training: labeling passes over the pool.")
+    #: The budget is split into per-class quotas in proportion to the teacher's label shares.
+    ratio: float = param(POOL_RATIO, check=positive, name="pool ratio",
+                         help="Most pool rows kept per labeled training row.")
+    noise: float = param(POOL_NOISE, check=open_fraction_from_zero, name="pool noise",
+                         help="Self-training: feature dropout while the head refits (Noisy Student).")
+    #: Cached in OUT/pool/.
+    chunk_size: int = param(POOL_CHUNK_SIZE, low=1, name="pool chunk_size",
+                            help="Pool rows read, embedded and cached per chunk.")
     #: The guard against confirmation bias: k-fold over the labeled rows, the pool is used only if a head
-    #: trained with it agrees with the teacher on the held folds at least as often as one without it
-    #: (less `check_tolerance`); 0: no check.
-    check_folds: int = POOL_CHECK_FOLDS
-    #: How much agreement with the teacher (a share) the pool may cost in the check.
-    check_tolerance: float = POOL_CHECK_TOLERANCE
-
-    def __post_init__(self) -> None:
-        one_of("pool method", self.method, POOL_METHODS)
-        at_least("pool rounds", self.rounds)
-        positive("pool ratio", self.ratio)
-        fraction("pool noise", self.noise, closed=False)
-        at_least("pool chunk_size", self.chunk_size)
-        if self.check_folds != 0:
-            at_least("pool check_folds", self.check_folds, 2)
-        fraction("pool check_tolerance", self.check_tolerance)
+    #: trained with it agrees with the teacher on the held folds at least as often as one without it (less
+    #: `check_tolerance`).
+    check_folds: int = param(POOL_CHECK_FOLDS, check=off_or_folds, name="pool check_folds",
+                             help="Folds of the check that the pool keeps the student's agreement with the "
+                                  "teacher on held-back labeled rows (0: no check).")
+    check_tolerance: float = param(POOL_CHECK_TOLERANCE, check=fraction, name="pool check_tolerance",
+                                   help="How much agreement with the teacher (a share) the pool may cost in "
+                                        "the check.")
 
 
 @dataclass(kw_only=True)
 class TrainConfig:
     """Settings of one fine-tuning run (setfit-style, checked when built); paths may be str or Path."""
 
-    #: Training data (csv, jsonl, parquet): hard labels, or `probs` distributions with soft_labels.
-    data: str | Path
-    #: Model folder to write (Hugging Face layout, plus train_meta.json, validation.csv, checkpoints/).
-    out: str | Path
-    #: Gold-labelled data to evaluate on after training (OUT/metrics.json); None: no evaluation.
-    eval_data: str | Path | None = None
-    #: Column holding the text.
-    text_col: str = TEXT_COL
-    #: Column holding the label.
-    label_col: str = LABEL_COL
-    #: Column holding a stable id (None: row number + text hash).
-    id_col: str | None = None
-    #: Hub id or local folder; None: the packaged all-MiniLM-L6-v2. A static student is distilled from it
-    #: (a local folder only).
-    model: str | None = None
-    #: "transformer": fine-tune `model`; "static": distil a token table from `model` (cached), train a
-    #: linear head on its mean vectors for head_epochs at head_lr (epochs, lr, grad_accum are not used).
-    student: str = STUDENT
-    #: Width of the static student's table (PCA); at most the source model's hidden size.
-    dims: int = STATIC_DIMS
-    #: Passes over the training data.
-    epochs: int = TRAIN_EPOCHS
-    #: Fewest optimizer steps: on a small set the epochs are raised until the run takes at least this many
-    #: (at most max_epochs); 0 runs exactly `epochs` (the behaviour before issue 10).
-    min_steps: int = TRAIN_MIN_STEPS
-    #: The most epochs min_steps may raise a run to (never below `epochs`).
-    max_epochs: int = TRAIN_MAX_EPOCHS
-    #: The weights kept: "macro_f1" (the epoch with the best macro-F1 on the held-back slice; the last
-    #: epoch without a slice) or "last".
-    best_by: str = TRAIN_BEST_BY
-    #: When the fine-tuned weights give one label to >= 95% of the held-back slice while the training labels
-    #: give it less (`guard.fallback_reason`): "head" replaces them with a head trained on the frozen
-    #: pretrained encoder (head_epochs at head_lr; `fallback` in train_meta.json and metrics.json); "keep"
-    #: keeps them (the warning and `collapsed` remain).
-    on_collapse: str = TRAIN_ON_COLLAPSE
-    #: Tokens per text (longer texts are truncated); written to train_meta.json, then the bundle manifest.
-    max_length: int = MAX_LENGTH
-    #: Examples per batch (per process).
-    batch_size: int = TRAIN_BATCH_SIZE
-    #: Peak learning rate (AdamW, linear decay after warm-up).
-    lr: float = TRAIN_LR
-    #: AdamW weight decay.
-    weight_decay: float = 0.01
-    #: Share of the optimizer steps spent warming the learning rate up.
-    warmup_ratio: float = 0.1
-    #: Gradient clipping norm.
-    max_grad_norm: float = 1.0
-    #: Seed of initialization, shuffling and the validation slice.
-    seed: int = TRAIN_SEED
-    #: Share of the data held back from training, written to OUT/validation.csv for export.
-    val_fraction: float = 0.1
-    #: At most this many validation rows.
-    val_max_rows: int = 500
-    #: Train only the classification head on cached encoder outputs.
-    freeze_encoder: bool = False
-    #: Epochs of head training with freeze_encoder (seconds, not minutes).
-    head_epochs: int = 100
-    #: Learning rate of head training with freeze_encoder.
-    head_lr: float = 1e-3
+    #: Hard labels, or `probs` distributions with soft_labels.
+    data: Path | str = param(flags=("--data", "-d"), help="Training data (csv, jsonl, parquet).")
+    #: Plus train_meta.json, validation.csv, checkpoints/.
+    out: Path | str = param(flags=("--out", "-o"), help="Model folder to write (Hugging Face layout).")
+    #: Written to OUT/metrics.json; None: no evaluation.
+    eval_data: Path | str | None = param(None, flags=("--eval",), help="Gold-labelled data to evaluate on.")
+    text_col: str = param(TEXT_COL, help="Column holding the text.")
+    label_col: str = param(LABEL_COL, help="Column holding the label.")
+    id_col: str | None = param(None, cli=False, help="Column holding a stable id (None: row number + text "
+                                                     "hash).")
+    #: A static student is distilled from it (a local folder only).
+    model: str | None = param(None, flags=("--model", "-m"),
+                              help="Student: hub id or local folder (default: packaged MiniLM-L6).")
+    #: "static" trains a linear head on the table's mean vectors for head_epochs at head_lr (epochs, lr,
+    #: grad_accum are not used).
+    student: str = param(STUDENT, choices=STUDENTS,
+                         help="transformer (fine-tune --model) or static (a token table distilled from "
+                              "--model, a local folder, plus a linear head: ~50x faster, a few points less "
+                              "accurate).")
+    #: At most the source model's hidden size.
+    dims: int = param(STATIC_DIMS, low=2, help="static: width of the distilled token table.")
+    epochs: int = param(TRAIN_EPOCHS, low=1, help="Passes over the training data.")
+    #: 0 runs exactly `epochs` (the behaviour before issue 10).
+    min_steps: int = param(TRAIN_MIN_STEPS, low=0,
+                           help="Fewest optimizer steps: on small sets epochs are raised to reach them (at "
+                                "most --max-epochs); 0: exactly --epochs.")
+    #: Never below `epochs`.
+    max_epochs: int = param(TRAIN_MAX_EPOCHS, low=1, help="The most epochs --min-steps may raise a run to.")
+    #: Without a held-back slice, macro_f1 keeps the last epoch.
+    best_by: str = param(TRAIN_BEST_BY, choices=BEST_BY,
+                         help="Weights kept: macro_f1 (the best epoch on the held-back slice) or last.")
+    #: `guard.fallback_reason`; "head" trains on the frozen pretrained encoder (head_epochs at head_lr;
+    #: `fallback` in train_meta.json and metrics.json); "keep" keeps the warning and `collapsed`.
+    on_collapse: str = param(TRAIN_ON_COLLAPSE, choices=ON_COLLAPSE,
+                             help="When the fine-tuned student gives one label to >= 95% of the held-back "
+                                  "slice (the training labels: less): head (a head on the frozen encoder "
+                                  "instead) or keep.")
+    #: Written to train_meta.json, then the bundle manifest.
+    max_length: int = param(MAX_LENGTH, check=token_limit,
+                            help="Tokens per text (longer texts are truncated).")
+    batch_size: int = param(TRAIN_BATCH_SIZE, low=1, help="Examples per batch (per process).")
+    lr: float = param(TRAIN_LR, check=positive, help="Peak learning rate (AdamW, linear decay, 10% warm-up).")
+    weight_decay: float = param(0.01, low=0, cli=False, help="AdamW weight decay.")
+    warmup_ratio: float = param(0.1, check=open_fraction_from_zero, cli=False,
+                                help="Share of the optimizer steps spent warming the learning rate up.")
+    max_grad_norm: float = param(1.0, check=positive, cli=False, help="Gradient clipping norm.")
+    seed: int = param(TRAIN_SEED, help="Seed for init, shuffling and the validation slice.")
+    val_fraction: float = param(0.1, check=open_fraction_from_zero, cli=False,
+                                help="Share of the data held back from training, written to "
+                                     "OUT/validation.csv for export.")
+    val_max_rows: int = param(500, low=1, cli=False, help="At most this many validation rows.")
+    freeze_encoder: bool = param(False, help="Train only the classification head on frozen embeddings.")
+    head_epochs: int = param(100, low=1, cli=False,
+                             help="Epochs of head training with freeze_encoder (seconds, not minutes).")
+    head_lr: float = param(1e-3, check=positive, cli=False, help="Learning rate of head training.")
     #: Targets from the `probs` field ({label: p}) instead of the label column.
-    soft_labels: bool = False
-    #: "balanced": weight class c by n / (k * n_c) in the loss (sklearn's rule); "none": no weights;
+    soft_labels: bool = param(False, flags=("--soft",),
+                              help="Train on the 'probs' distributions of labels.jsonl.")
     #: "auto": balanced when the labels are skewed (small_data.AUTO_SKEW_RATIO), else none.
-    class_weight: str = CLASS_WEIGHT
-    #: Torch threads per process; None: `resolve_threads` (the CPUs this process may use, 1 per process
-    #: under accelerate launch / torchrun).
-    threads: int | None = None
-    #: Label order; None: sorted unique training labels.
-    labels: list[str] | None = None
-    #: Continue from OUT/checkpoints when their fingerprint matches; False discards them.
-    resume: bool = True
-    #: Batches per optimizer step.
-    grad_accum: int = GRAD_ACCUM
-    #: Show progress bars on stderr.
-    progress: bool = PROGRESS
-    #: Unlabeled texts from the same stream (a CSV/JSONL/Parquet file or a folder of them): the student
-    #: also learns from them (`pool`); None: the labeled rows only.
-    unlabeled: str | Path | None = None
-    #: Column holding the text in the unlabeled pool.
-    unlabeled_text_col: str = TEXT_COL
-    #: How the pool is used (method, rounds, budget, noise, chunk size).
-    pool: PoolConfig = field(default_factory=PoolConfig)
+    class_weight: str = param(CLASS_WEIGHT, choices=CLASS_WEIGHTS,
+                              help="Loss weights per class: auto (balanced when the labels are skewed), "
+                                   "balanced (n / (k * n_c)) or none.")
+    threads: int | None = threads_param("Torch threads per process")
+    #: None: sorted unique training labels.
+    labels: list[str] | None = param(None, cli=False, help="Label order.")
+    #: Continue from OUT/checkpoints when their fingerprint matches.
+    resume: bool = param(True, flags=("--no-resume",), negate=True,
+                         help="Discard OUT/checkpoints (last epoch kept) and start over.")
+    grad_accum: int = param(GRAD_ACCUM, low=1, help="Batches per optimizer step.")
+    progress: bool = param(PROGRESS, cli=False, help="Show progress bars on stderr.")
+    #: A CSV/JSONL/Parquet file or a folder of them; None: the labeled rows only.
+    unlabeled: Path | str | None = param(None, help="Unlabeled texts from the same stream (csv, jsonl, "
+                                                    "parquet, or a folder of them): the student also learns "
+                                                    "from them.")
+    unlabeled_text_col: str = param(TEXT_COL, help="Column holding the text in --unlabeled.")
+    pool: PoolConfig = nested(PoolConfig, prefix="pool-",
+                              help="How the pool is used (method, rounds, budget, noise, chunk size).")
 
     def __post_init__(self) -> None:
         """ConfigError on settings that cannot work (before anything heavy is loaded)."""
-        for name in ("epochs", "batch_size", "grad_accum", "head_epochs", "val_max_rows"):
-            at_least(name, getattr(self, name))
-        check_max_length(self.max_length)
-        positive("lr", self.lr)
-        positive("head_lr", self.head_lr)
-        at_least("weight_decay", self.weight_decay, 0)
-        positive("max_grad_norm", self.max_grad_norm)
-        fraction("warmup_ratio", self.warmup_ratio, closed=False)
-        fraction("val_fraction", self.val_fraction, closed=False)
-        one_of("class_weight", self.class_weight, CLASS_WEIGHTS)
-        one_of("best_by", self.best_by, BEST_BY)
-        one_of("on_collapse", self.on_collapse, ON_COLLAPSE)
-        at_least("min_steps", self.min_steps, 0)
-        at_least("max_epochs", self.max_epochs)
-        one_of("student", self.student, STUDENTS)
-        at_least("dims", self.dims, 2)
-        check_threads(self.threads)
+        check_fields(self)
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ConfigError(f"labels has duplicates: {self.labels}")
-        if isinstance(self.pool, dict):  # from a TOML table or JSON
-            self.pool = PoolConfig(**self.pool)
         if self.unlabeled is not None and not Path(self.unlabeled).exists():
             raise ConfigError(f"{self.unlabeled}: --unlabeled names no such file or folder")
         out = Path(self.out)

@@ -44,6 +44,12 @@ def fraction(name: str, value: Any, *, closed: bool = True) -> None:
         raise ConfigError(f"{name} must be in [0, 1{']' if closed else ')'}, got {value!r}")
 
 
+def open_fraction_from_zero(name: str, value: Any) -> None:
+    """ConfigError unless 0 <= value < 1 (`fraction` with the upper end excluded: a share of rows held
+    back, a dropout rate)."""
+    fraction(name, value, closed=False)
+
+
 def open_fraction(name: str, value: Any) -> None:
     """ConfigError unless 0 < value < 1 (a confidence: 0 or 1 would make any bound meaningless)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
@@ -70,6 +76,22 @@ def check_max_length(value: Any, name: str = "max_length") -> int:
         raise ConfigError(f"{name} must be an integer from {MAX_LENGTH_MIN} to {MAX_LENGTH_LIMIT}, "
                           f"got {value!r}")
     return int(value)
+
+
+def off_or_folds(name: str, value: Any) -> None:
+    """ConfigError unless `value` is 0 (off) or a number of folds (at least 2)."""
+    if value != 0 or isinstance(value, bool):
+        at_least(name, value, 2)
+
+
+def thread_count(name: str, value: Any) -> None:
+    """`check_threads` in the `check(name, value)` form of a declared field (llm2edge.params)."""
+    check_threads(value, name)
+
+
+def token_limit(name: str, value: Any) -> None:
+    """`check_max_length` in the `check(name, value)` form of a declared field (llm2edge.params)."""
+    check_max_length(value, name)
 
 
 def parse_map(spec: str | None, labels: Sequence[str]) -> dict[str, str]:

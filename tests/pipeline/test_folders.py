@@ -116,8 +116,8 @@ def test_a_bad_row_names_the_file_and_leaves_no_parts(cli, tiny, tmp_path, capsy
 def test_predict_job_checks_its_arguments(tiny, tmp_path):
     with pytest.raises(ConfigError, match="engine must be one of local, ray"):
         PredictJob(bundle=tiny, inputs=str(tmp_path), output=tmp_path / "o", engine="dask")
-    with pytest.raises(ConfigError, match="rows must be at least 1"):
-        PredictJob(bundle=tiny, inputs=str(tmp_path), output=tmp_path / "o", rows=0)
+    with pytest.raises(ConfigError, match="chunk_size must be at least 1"):
+        PredictJob(bundle=tiny, inputs=str(tmp_path), output=tmp_path / "o", chunk_size=0)
     with pytest.raises(DataError, match="unknown format 'xml'"):
         PredictJob(bundle=tiny, inputs=str(tmp_path), output=tmp_path / "o", input_format="xml")
     with pytest.raises(DataError, match="no such file or folder"):

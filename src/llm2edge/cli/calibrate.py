@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llm2edge.cli.edge import add_threads, at_least_one
+from llm2edge.cli.fields import add_arguments as add_arguments_from
+from llm2edge.cli.fields import own
 from llm2edge.console import say, warn
 from llm2edge.defaults import CALIBRATE_CONFIDENCE, CALIBRATE_TARGET, LABEL_COL, PREDICT_BATCH_SIZE, TEXT_COL
+from llm2edge.params import THREADS_DEFAULT_HELP
 
 HELP = "The deferral threshold of a bundle, from held-out labelled rows."
 DESCRIPTION = ("Pick the lowest top-probability threshold whose kept items agree with the labels >= --target "
@@ -17,20 +19,25 @@ DESCRIPTION = ("Pick the lowest top-probability threshold whose kept items agree
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """calibrate's arguments."""
-    add = parser.add_argument
-    add("--bundle", "-b", type=Path, required=True, help="Bundle folder made by `llm2edge export`.")
-    add("--data", "-d", type=Path, required=True,
-        help="Held-out labelled rows (gold labels, or a teacher's labels to mimic); none of them may have "
-             "been trained on.")
-    add("--text-col", default=TEXT_COL, help="Column holding the text.")
-    add("--label-col", default=LABEL_COL, help="Column holding the label.")
-    add("--target", type=float, default=CALIBRATE_TARGET,
-        help="Agreement the kept items must reach (lower confidence bound).")
-    add("--confidence", type=float, default=CALIBRATE_CONFIDENCE,
-        help="Confidence of the Clopper-Pearson lower bound, in (0, 1): at 0 or 1 every bound is 1 or 0.")
-    add("--batch-size", type=at_least_one, default=PREDICT_BATCH_SIZE, help="Texts per model call.")
-    add_threads(parser, "onnxruntime threads")
+    """calibrate's arguments (those of `calibrate_bundle`)."""
+    add_arguments_from(parser, [
+        own("bundle", "--bundle", "-b", type=Path, required=True,
+            help="Bundle folder made by `llm2edge export`."),
+        own("data", "--data", "-d", type=Path, required=True,
+            help="Held-out labelled rows (gold labels, or a teacher's labels to mimic); none of them may "
+                 "have been trained on."),
+        own("text_col", "--text-col", default=TEXT_COL, help="Column holding the text."),
+        own("label_col", "--label-col", default=LABEL_COL, help="Column holding the label."),
+        own("target", "--target", type=float, default=CALIBRATE_TARGET,
+            help="Agreement the kept items must reach (lower confidence bound)."),
+        own("confidence", "--confidence", type=float, default=CALIBRATE_CONFIDENCE,
+            help="Confidence of the Clopper-Pearson lower bound, in (0, 1): at 0 or 1 every bound is 1 or "
+                 "0."),
+        own("batch_size", "--batch-size", type=int, default=PREDICT_BATCH_SIZE, cli_min=1,
+            help="Texts per model call."),
+        own("threads", "--threads", type=int, cli_min=1, metavar="N",
+            help=f"onnxruntime threads ({THREADS_DEFAULT_HELP})."),
+    ])
 
 
 def run(args: argparse.Namespace) -> None:

@@ -19,35 +19,6 @@ EDGE_COMMANDS = {"calibrate": "calibrate", "predict": "predict", "merge-predicti
 #: The typer commands (app.py), named here so help and errors work without typer installed.
 HUB_COMMANDS = ("label", "import-labels", "curate", "sample-experts", "merge-experts", "soft-labels", "train",
                 "export", "demo", "experiment")
-#: What `--threads` defaults to, in every command (llm2edge.edge.threads.resolve_threads).
-THREADS_DEFAULT_HELP = "default: the CPUs this process may use; 1 per process under torchrun/accelerate"
-#: Help of `--threads` in commands that run no model.
-NO_MODEL_THREADS_HELP = ("Accepted for uniformity with the other commands; this command runs no model and "
-                         "uses one thread.")
-
-
-def at_least_one(text: str) -> int:
-    """argparse type: an integer >= 1 (a usage error, exit 2, otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not in the range x>=1")
-    return value
-
-
-def add_threads(parser: argparse.ArgumentParser, what: str, default: str = THREADS_DEFAULT_HELP) -> None:
-    """The `--threads` option; `what` names the threads it sets, `default` says what happens without it."""
-    parser.add_argument("--threads", type=at_least_one, default=None, metavar="N",
-                        help=f"{what} ({default}).")
-
-
-def add_no_model_threads(parser: argparse.ArgumentParser) -> None:
-    """`--threads` of a command that runs no model: accepted so scripts can pass it to every command."""
-    parser.add_argument("--threads", type=at_least_one, default=None, metavar="N", help=NO_MODEL_THREADS_HELP)
-
-
 def command_module(name: str) -> ModuleType:
     """The module of a base-install command."""
     return importlib.import_module(f"llm2edge.cli.{EDGE_COMMANDS[name]}")

@@ -6,24 +6,26 @@ import argparse
 import json
 from pathlib import Path
 
-from llm2edge.cli.edge import add_no_model_threads
+from llm2edge.cli.fields import NO_MODEL_THREADS, own
+from llm2edge.cli.fields import add_arguments as add_arguments_from
 from llm2edge.defaults import ID_COL, LABEL_COL, TEXT_COL
 
 HELP = "Score predictions against gold labels: accuracy, macro/weighted F1, per class, confusion."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """evaluate's arguments."""
-    add = parser.add_argument
-    add("--pred", type=Path, required=True, help="Predictions (e.g. `llm2edge predict` output).")
-    add("--gold", type=Path, required=True, help="Gold labels (csv, jsonl, parquet).")
-    add("--id-col", default=ID_COL, help="Id column used to join the two files.")
-    add("--pred-col", default=LABEL_COL, help="Label column of --pred.")
-    add("--gold-col", default=LABEL_COL, help="Label column of --gold.")
-    add("--text-col", default=TEXT_COL,
-        help="Gold text column: gives the ids `predict` made for id-less rows.")
-    add("--json", dest="as_json", action="store_true", help="Print the report as JSON.")
-    add_no_model_threads(parser)
+    """evaluate's arguments (those of `evaluate_files`, and --json)."""
+    add_arguments_from(parser, [
+        own("pred", "--pred", type=Path, required=True, help="Predictions (e.g. `llm2edge predict` output)."),
+        own("gold", "--gold", type=Path, required=True, help="Gold labels (csv, jsonl, parquet)."),
+        own("id_col", "--id-col", default=ID_COL, help="Id column used to join the two files."),
+        own("pred_col", "--pred-col", default=LABEL_COL, help="Label column of --pred."),
+        own("gold_col", "--gold-col", default=LABEL_COL, help="Label column of --gold."),
+        own("text_col", "--text-col", default=TEXT_COL,
+            help="Gold text column: gives the ids `predict` made for id-less rows."),
+        own("as_json", "--json", type=bool, default=False, help="Print the report as JSON."),
+        NO_MODEL_THREADS,
+    ])
 
 
 def run(args: argparse.Namespace) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from llm2edge.cli.edge import add_no_model_threads
+from llm2edge.cli.fields import NO_MODEL_THREADS, own
+from llm2edge.cli.fields import add_arguments as add_arguments_from
 from llm2edge.console import say
 from llm2edge.defaults import ID_COL, LABEL_COL
 
@@ -16,18 +17,21 @@ DESCRIPTION = ("Take the LLM's label for every deferred item and the edge's for 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """merge-predictions' arguments."""
-    add = parser.add_argument
-    add("--edge", type=Path, required=True, help="Predictions of `llm2edge predict --defer ...`.")
-    add("--llm", type=Path, required=True, help="The LLM's labels of the deferred items (`llm2edge label "
-                                                 "--id-col id` on predict's --deferred-out file).")
-    add("--out", "-o", type=Path, required=True, help="Merged file (.csv or .jsonl).")
-    add("--format", "-f", dest="fmt", default=None, help="csv or jsonl (default: from --out's suffix).")
-    add("--id-col", default=ID_COL, help="Id column of the LLM file.")
-    add("--label-col", default=LABEL_COL, help="Label column of the LLM file.")
-    add("--map", default=None,
-        help="Rename LLM labels that are not the bundle's: 'OLD=NEW,...' (else such a label is an error).")
-    add_no_model_threads(parser)
+    """merge-predictions' arguments (those of `merge_predictions`)."""
+    add_arguments_from(parser, [
+        own("edge", "--edge", type=Path, required=True,
+            help="Predictions of `llm2edge predict --defer ...`."),
+        own("llm", "--llm", type=Path, required=True,
+            help="The LLM's labels of the deferred items (`llm2edge label --id-col id` on predict's "
+                 "--deferred-out file)."),
+        own("out", "--out", "-o", type=Path, required=True, help="Merged file (.csv or .jsonl)."),
+        own("fmt", "--format", "-f", help="csv or jsonl (default: from --out's suffix)."),
+        own("id_col", "--id-col", default=ID_COL, help="Id column of the LLM file."),
+        own("label_col", "--label-col", default=LABEL_COL, help="Label column of the LLM file."),
+        own("map", "--map", help="Rename LLM labels that are not the bundle's: 'OLD=NEW,...' (else such a "
+                                 "label is an error)."),
+        NO_MODEL_THREADS,
+    ])
 
 
 def run(args: argparse.Namespace) -> None:

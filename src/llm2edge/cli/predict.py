@@ -8,17 +8,10 @@ import sys
 import time
 from pathlib import Path
 
-from llm2edge.cli.edge import add_threads, at_least_one
+from llm2edge.cli.fields import add_arguments as add_arguments_from
+from llm2edge.cli.fields import options, own
 from llm2edge.console import say, warn
-from llm2edge.defaults import (
-    CHUNK_SIZE,
-    DEFER,
-    PREDICT_BATCH_SIZE,
-    PREDICT_ENGINE,
-    PROVIDER,
-    RAY_STALL_TIMEOUT_S,
-    TEXT_COL,
-)
+from llm2edge.defaults import PROVIDER, RAY_STALL_TIMEOUT_S
 from llm2edge.errors import ConfigError, DataError
 
 
@@ -69,50 +62,34 @@ file alone would get. --engine ray runs one Ray actor per worker (`pip install '
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """predict's arguments (argparse: `llm2edge predict` imports no CLI framework)."""
-    add = parser.add_argument
-    add("texts", nargs="*", default=None, help="Texts to classify (else --input or stdin).")
-    add("--bundle", "-b", type=Path, required=True, help="Bundle folder made by `llm2edge export`.")
-    add("--input", "-i", default=None,
-        help="Input file (csv, jsonl, parquet, txt), '-' for stdin, or a folder or glob of files "
-             "(folder mode).")
-    add("--output", "-o", default=None, help="Output file (default: stdout); folder mode: a new folder.")
-    add("--format", "-f", dest="fmt", default=None,
-        help="csv or jsonl (default: from --output's suffix, else jsonl).")
-    add("--text-col", default=TEXT_COL, help="Column holding the text.")
-    add("--id-col", default=None,
-        help="Column holding the id (default: 'id' if the file has one, else row number + text hash).")
-    add("--input-format", default=None,
-        help="csv, jsonl, txt or parquet (default: from the suffix; stdin: txt, one text per line).")
-    add("--batch-size", type=at_least_one, default=PREDICT_BATCH_SIZE,
-        help="Texts per model call on a GPU (on CPU each text runs alone: results never depend on the "
-             "batch).")
-    add("--chunk-size", type=at_least_one, default=CHUNK_SIZE,
-        help="Rows read, classified and written at a time.")
-    add_threads(parser, "onnxruntime threads")
-    add("--provider", default=PROVIDER, help="cpu, cuda or cuda:N (GPU N).")
-    add("--with-text", action="store_true", help="Copy each text into the output.")
-    add("--resume", action="store_true",
-        help="Continue a crashed run: keep --output's complete rows, skip them.")
-    add("--progress", action=argparse.BooleanOptionalAction, default=None,
-        help="Progress on stderr (default: when stderr is a terminal).")
-    add("--defer", default=DEFER,
-        help="Mark items whose top probability is under a threshold 'deferred' (label still given): auto "
-             "(the bundle's `llm2edge calibrate` threshold), a probability, or none.")
-    add("--deferred-out", type=Path, default=None,
-        help="Also write the deferred items here (id,text CSV) as input for `llm2edge label --id-col id`.")
-    add("--engine", choices=("local", "ray"), default=PREDICT_ENGINE,
-        help="Folder mode: local (this process) or ray (Ray Data actors; --threads is per worker, "
-             "default 1).")
-    add("--address", default=None,
-        help="--engine ray: the Ray cluster: auto (the one this machine is part of) or ray://HOST:PORT "
-             "(default: RAY_ADDRESS, else a local Ray started for this run).")
-    add("--workers", type=at_least_one, default=None,
-        help="--engine ray: predictor actors (default: the cluster's CPUs / --threads).")
-    add("--stall-timeout", type=_positive_seconds, default=RAY_STALL_TIMEOUT_S, metavar="SECONDS",
-        help="--engine ray: stop the run with one line naming the stage when nothing progresses (a worker "
-             "ready, a block read or written) for this long.")
-    add("--verbose", action="store_true", help="--engine ray: show Ray's own log lines on stderr.")
+    """predict's arguments (argparse: `llm2edge predict` imports no CLI framework): PredictJob's fields and
+    what single-file predict adds."""
+    from llm2edge.pipeline.folders import PredictJob
+
+    add_arguments_from(parser, [
+        own("texts", "texts", type=list, help="Texts to classify (else --input or stdin)."),
+        own("bundle", "--bundle", "-b", type=Path, required=True,
+            help="Bundle folder made by `llm2edge export`."),
+        own("input", "--input", "-i", help="Input file (csv, jsonl, parquet, txt), '-' for stdin, or a "
+                                           "folder or glob of files (folder mode)."),
+        own("output", "--output", "-o", help="Output file (default: stdout); folder mode: a new folder."),
+        own("fmt", "--format", "-f", help="csv or jsonl (default: from --output's suffix, else jsonl)."),
+        *options(PredictJob),
+        own("provider", "--provider", default=PROVIDER, help="cpu, cuda or cuda:N (GPU N)."),
+        own("resume", "--resume", type=bool, default=False,
+            help="Continue a crashed run: keep --output's complete rows, skip them."),
+        own("progress", "--progress", type=bool,
+            help="Progress on stderr (default: when stderr is a terminal)."),
+        own("deferred_out", "--deferred-out", type=Path,
+            help="Also write the deferred items here (id,text CSV) as input for `llm2edge label --id-col "
+                 "id`."),
+        own("stall_timeout", "--stall-timeout", type=float, default=RAY_STALL_TIMEOUT_S, metavar="SECONDS",
+            parse=_positive_seconds, help="--engine ray: stop the run with one line naming the stage when "
+                                          "nothing progresses (a worker ready, a block read or written) for "
+                                          "this long."),
+        own("verbose", "--verbose", type=bool, default=False,
+            help="--engine ray: show Ray's own log lines on stderr."),
+    ], enforce_choices=("engine",))
 
 
 def run(args: argparse.Namespace) -> None:
@@ -150,7 +127,8 @@ def predict_folder(*, texts: list[str] | None, bundle: Path, input: str | None, 
     if input is None or output is None or output == "-":
         raise ConfigError("folder mode needs --input DIR|GLOB|FILE and --output DIR")
     job = PredictJob(bundle=bundle, inputs=input, output=Path(output), text_col=text_col, id_col=id_col,
-                     input_format=input_format, batch_size=batch_size, rows=chunk_size, with_text=with_text,
+                     input_format=input_format, batch_size=batch_size, chunk_size=chunk_size,
+                     with_text=with_text,
                      defer=defer, threads=threads, engine=engine, address=address, workers=workers,
                      stall_timeout=stall_timeout, verbose=verbose)
     show = bool(sys.stderr and sys.stderr.isatty()) if progress is None else progress

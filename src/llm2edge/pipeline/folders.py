@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from llm2edge.checks import at_least, check_threads, one_of, optional_at_least, positive
+from llm2edge.checks import positive
 from llm2edge.defaults import (
     CHUNK_SIZE,
     DEFER,
@@ -27,6 +27,7 @@ from llm2edge.defaults import (
     TEXT_COL,
 )
 from llm2edge.errors import ConfigError, DataError
+from llm2edge.params import check_fields, param, threads_param
 from llm2edge.records import (  # noqa: F401  (input_files, names_many, DATA_SUFFIXES: this module's API)
     DATA_SUFFIXES,
     chunked,
@@ -76,8 +77,8 @@ def _pyarrow() -> Any:
 
 
 def read_tables(path: str | Path, *, text_col: str = TEXT_COL, id_col: str | None = None,
-                fmt: str | None = None, rows: int = CHUNK_SIZE) -> Iterator[pa.Table]:
-    """One data file as pyarrow tables of at most `rows` rows with columns id and text (string).
+                fmt: str | None = None, chunk_size: int = CHUNK_SIZE) -> Iterator[pa.Table]:
+    """One data file as pyarrow tables of at most `chunk_size` rows with columns id and text (string).
 
     Ids as single-process `predict` gives this file: `id_col`, else its `id` column, else row number + text
     hash. Errors name the file and line (records.iter_records)."""
@@ -85,50 +86,56 @@ def read_tables(path: str | Path, *, text_col: str = TEXT_COL, id_col: str | Non
     if id_col is None:
         id_col = default_id_col(path, fmt=fmt, text_col=text_col)
     records = iter_records(path, text_col=text_col, id_col=id_col, fmt=fmt, allow_empty=True)
-    for chunk in chunked(records, rows):
+    for chunk in chunked(records, chunk_size):
         yield pa.table({ID_COL: pa.array([r.id for r in chunk], type=pa.string()),
                         TEXT_COL: pa.array([r.text for r in chunk], type=pa.string())})
 
 
 @dataclass
 class PredictJob:
-    """A folder prediction, the same on every engine.
+    """A folder prediction, the same on every engine; its fields are also `llm2edge predict`'s options.
 
     `bundle`: the bundle folder; `inputs`: a folder, glob or file of CSV/JSONL/Parquet files; `output`: the
-    folder of Parquet parts (created; must be empty); `text_col`/`id_col`/`input_format`: as in `predict`;
-    `batch_size`: texts per model call on a GPU; `rows`: rows read and classified at a time (a Ray block);
-    `with_text`: copy the text into the output; `defer`: none, auto or a probability (adds `deferred`);
-    `threads`: onnxruntime threads (local: default the CPUs; ray: per worker, default 1); `engine`: local or
-    ray; `address`: the Ray cluster (default: RAY_ADDRESS, else a local Ray started for this job; `auto`: the
-    cluster this machine is part of; HOST:PORT its head; `ray://HOST:PORT`: Ray Client); `workers`: Ray
-    actors (default: the cluster's CPUs / threads); `stall_timeout`: ray: seconds without progress before
-    the run is stopped (EngineError naming the stage); `verbose`: ray: Ray's own log lines on stderr.
+    folder of Parquet parts (created; must be empty).
     """
 
     bundle: Path
     inputs: str
     output: Path
-    text_col: str = TEXT_COL
-    id_col: str | None = None
-    input_format: str | None = None
-    batch_size: int = PREDICT_BATCH_SIZE
-    rows: int = CHUNK_SIZE
-    with_text: bool = False
-    defer: str = DEFER
-    threads: int | None = None
-    engine: str = PREDICT_ENGINE
-    address: str | None = None
-    workers: int | None = None
-    stall_timeout: float = RAY_STALL_TIMEOUT_S
-    verbose: bool = False
+    text_col: str = param(TEXT_COL, help="Column holding the text.")
+    id_col: str | None = param(None, help="Column holding the id (default: 'id' if the file has one, else "
+                                          "row number + text hash).")
+    input_format: str | None = param(None, help="csv, jsonl, txt or parquet (default: from the suffix; "
+                                                "stdin: txt, one text per line).")
+    batch_size: int = param(PREDICT_BATCH_SIZE, low=1, cli_min=1,
+                            help="Texts per model call on a GPU (on CPU each text runs alone: results never "
+                                 "depend on the batch).")
+    #: In folder mode a Ray block.
+    chunk_size: int = param(CHUNK_SIZE, low=1, cli_min=1, help="Rows read, classified and written at a time.")
+    #: local: default the CPUs; ray: per worker, default 1.
+    threads: int | None = threads_param("onnxruntime threads")
+    with_text: bool = param(False, help="Copy each text into the output.")
+    #: Adds `deferred` to every row.
+    defer: str = param(DEFER, help="Mark items whose top probability is under a threshold 'deferred' "
+                                   "(label still given): auto (the bundle's `llm2edge calibrate` threshold), "
+                                   "a probability, or none.")
+    engine: str = param(PREDICT_ENGINE, choices=ENGINES,
+                        help="Folder mode: local (this process) or ray (Ray Data actors; --threads is per "
+                             "worker, default 1).")
+    #: Ray: `auto` is the cluster this machine is part of; HOST:PORT its head; `ray://HOST:PORT` Ray Client.
+    address: str | None = param(None, help="--engine ray: the Ray cluster: auto (the one this machine is "
+                                           "part of) or ray://HOST:PORT (default: RAY_ADDRESS, else a local "
+                                           "Ray started for this run).")
+    workers: int | None = param(None, low=1, cli_min=1,
+                                help="--engine ray: predictor actors (default: the cluster's CPUs / "
+                                     "--threads).")
+    #: EngineError naming the stage (`predict --stall-timeout`, parsed there).
+    stall_timeout: float = param(RAY_STALL_TIMEOUT_S, check=positive, cli=False,
+                                 help="ray: seconds without progress before the run is stopped.")
+    verbose: bool = param(False, cli=False, help="ray: Ray's own log lines on stderr.")
 
     def __post_init__(self) -> None:
-        one_of("engine", self.engine, ENGINES)
-        at_least("batch_size", self.batch_size)
-        at_least("rows", self.rows)
-        check_threads(self.threads)
-        optional_at_least("workers", self.workers)
-        positive("stall_timeout", self.stall_timeout)
+        check_fields(self)
         if self.engine != "ray" and (self.address is not None or self.workers is not None):
             raise ConfigError("--address and --workers need --engine ray")
         if self.input_format is not None:
@@ -177,7 +184,7 @@ def predict_folder(job: PredictJob, *, on_rows: Callable[[int], None] | None = N
             writer = None
             try:
                 for table in read_tables(path, text_col=job.text_col, id_col=job.id_col,
-                                         fmt=job.input_format, rows=job.rows):
+                                         fmt=job.input_format, chunk_size=job.chunk_size):
                     result = predictor(table)
                     if not job.with_text:
                         result = result.drop_columns([TEXT_COL])

@@ -62,7 +62,7 @@ def part_name(file: int, block: int) -> str:
 @ray.remote(num_cpus=0)
 def read_blocks(path: str, text_col: str, id_col: str | None, fmt: str | None, rows: int) -> Iterator[Any]:
     """Ray streaming task: one input file as id/text tables of at most `rows` rows (no CPU slot)."""
-    yield from read_tables(path, text_col=text_col, id_col=id_col, fmt=fmt, rows=rows)
+    yield from read_tables(path, text_col=text_col, id_col=id_col, fmt=fmt, chunk_size=rows)
 
 
 @ray.remote(max_restarts=0, max_task_retries=0)

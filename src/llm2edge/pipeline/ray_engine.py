@@ -148,7 +148,7 @@ def predict_folder_ray(job: PredictJob, *, on_rows: Callable[[int], None] | None
         plan = Plan(files=[p.resolve() for p in files], output=out, bundle=bundle.path.resolve(),
                     workers=workers, threads=threads, batch_size=job.batch_size, defer=job.defer,
                     with_text=job.with_text, text_col=job.text_col, id_col=job.id_col, fmt=job.input_format,
-                    rows=job.rows, stall_timeout=job.stall_timeout, address=where)
+                    rows=job.chunk_size, stall_timeout=job.stall_timeout, address=where)
         try:
             rows = BlockRun(plan, on_rows).run()
         except BaseException as exc:

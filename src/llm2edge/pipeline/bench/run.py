@@ -10,12 +10,13 @@ import contextlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from llm2edge.checks import at_least, check_threads, one_of, positive
+from llm2edge.checks import at_least, positive
 from llm2edge.console import say
 from llm2edge.defaults import BENCH_BUDGET_S, BENCH_LLM, BENCH_N_TEXTS, BENCH_OUTPUT, PROGRESS, SEED, TEXT_COL
 from llm2edge.edge.bundle import BundleInfo, read_bundle
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import BackendError, ConfigError
+from llm2edge.params import check_fields, param, threads_param
 from llm2edge.pipeline.bench.report import BenchResult, write_report
 from llm2edge.pipeline.bench.runners import missing_module
 from llm2edge.pipeline.bench.spec import SpeedRow, SystemSpec
@@ -35,46 +36,39 @@ LLM_CHOICES = ("hf", "server", "none")
 class BenchConfig:
     """Options of `llm2edge bench` (checked when built)."""
 
-    #: Bundle folder made by `llm2edge export`.
-    bundle: str | Path
-    #: Folder for speed.md, speed.json, speed.png and the workers' logs.
-    output: str | Path = BENCH_OUTPUT
-    #: Texts to time (data file); None: a small built-in mixed-length set.
-    texts: str | Path | None = None
-    #: Column holding the text in `texts`.
-    text_col: str = TEXT_COL
-    #: LLM rows: "hf" (in-process scoring and generation), "server" (llama.cpp) or "none".
-    llm: str = BENCH_LLM
-    #: LLM id, folder or GGUF (default: the embedded SmolLM2); the served name with server_url.
-    model: str | None = None
-    #: An already running OpenAI-compatible server (llm="server"); None: start llama.cpp locally.
-    server_url: str | None = None
-    #: A static-student bundle (`train --student static`, then export) timed beside the bundle ("static"
-    #: rows at the same batch sizes); None: no static rows.
-    static: str | Path | None = None
-    #: Torch model folder for the torch eager rows (default: the folder named as the manifest's
-    #: source_model next to the bundle, BundleInfo.source_folder).
-    student: str | Path | None = None
-    #: Task for the LLM prompts (default: a plain task over the bundle's labels).
-    task: str | None = None
-    #: Threads of every system, the same for all; None: `resolve_threads` (the CPUs this process may use).
-    threads: int | None = None
-    #: Texts sampled from `texts`.
-    n_texts: int = BENCH_N_TEXTS
-    #: Batch sizes of the edge and torch rows.
-    batches: tuple[int, ...] = (1, 32)
-    #: Timed seconds per system (within the min/max rounds).
-    budget_s: float = BENCH_BUDGET_S
-    #: Seed of the text sample.
-    seed: int = SEED
-    #: Progress lines on stderr.
-    progress: bool = PROGRESS
+    bundle: Path | str = param(flags=("--bundle", "-b"), help="Bundle folder made by `llm2edge export`.")
+    #: Also the workers' logs.
+    output: Path | str = param(BENCH_OUTPUT, flags=("--output", "-o"), help="Folder for speed.md/json/png.")
+    texts: Path | str | None = param(None, help="Texts to time (csv, jsonl, parquet, txt); default: a small "
+                                                "built-in mixed-length set.")
+    text_col: str = param(TEXT_COL, help="Column holding the text.")
+    llm: str = param(BENCH_LLM, choices=LLM_CHOICES,
+                     help="LLM rows: hf (in-process scoring and generation), server (llama.cpp, "
+                          "OpenAI-compatible) or none.")
+    #: The served name with server_url.
+    model: str | None = param(None, flags=("--model", "-m"),
+                              help="LLM id, folder or GGUF (default: the embedded SmolLM2).")
+    server_url: str | None = param(None, help="Use this running OpenAI-compatible server for --llm server "
+                                              "(default: start llama.cpp locally).")
+    #: Default: the folder named as the manifest's source_model next to the bundle (BundleInfo.source_folder).
+    student: Path | str | None = param(None, help="The torch model folder (`llm2edge train` output) for the "
+                                                  "torch eager rows.")
+    #: "static" rows at the same batch sizes.
+    static: Path | str | None = param(None, help="A static-student bundle (`train --student static`, "
+                                                 "exported) timed beside --bundle.")
+    task: str | None = param(None, help="Task name or file for the LLM prompts (default: a plain task over "
+                                        "the bundle's labels).")
+    threads: int | None = threads_param("Threads of every system, the same for all")
+    n_texts: int = param(BENCH_N_TEXTS, low=1, cli_min=1, help="Texts sampled from --texts.")
+    batches: tuple[int, ...] = param((1, 32), cli=False, help="Batch sizes of the edge and torch rows.")
+    #: Within the min/max rounds.
+    budget_s: float = param(BENCH_BUDGET_S, check=positive, flags=("--budget",),
+                            help="Seconds of timed calls per system.")
+    seed: int = param(SEED, cli=False, help="Seed of the text sample.")
+    progress: bool = param(PROGRESS, cli=False, help="Progress lines on stderr.")
 
     def __post_init__(self) -> None:
-        one_of("llm", self.llm, LLM_CHOICES)
-        check_threads(self.threads)
-        at_least("n_texts", self.n_texts)
-        positive("budget_s", self.budget_s)
+        check_fields(self)
         if not self.batches:
             raise ConfigError("batches must name at least one batch size")
         for batch in self.batches:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2edge.checks import check_max_length, check_threads, one_of, optional_at_least, positive
+from llm2edge.checks import one_of, positive, token_limit
 from llm2edge.defaults import (
     DEMO_BENCH_BUDGET_S,
     DEMO_CALIBRATE,
@@ -28,6 +28,7 @@ from llm2edge.defaults import (
     SHOTS,
 )
 from llm2edge.metrics import Report
+from llm2edge.params import check_fields, param, threads_param
 
 #: The example shipped in the repository (MIT): examples/movie_sentiment/{train,test}.csv, chosen because
 #: the embedded teacher does well above the majority class on it (examples/movie_sentiment/README.md).
@@ -45,55 +46,46 @@ def _given(value: Any, default: Any) -> Any:
 class DemoConfig:
     """Options of `llm2edge demo` (checked when built); None sizes pick the full or --quick defaults."""
 
-    #: Folder for every stage's output (reused on a rerun).
-    out: str | Path = DEMO_OUT
-    #: Folder with train.csv and test.csv (text,label); None: the shipped example.
-    dataset: str | Path | None = None
-    #: Labeling task (name or file) matching the dataset's labels.
-    task: str = DEMO_TASK
-    #: A tiny run (40 train, 24 test items, head-only training) to check the pipeline.
-    quick: bool = False
-    #: Threads of every stage and of both timed systems; None: `resolve_threads` (the CPUs this process may
-    #: use). On a machine busy with other jobs, 1 is faster (MEASURED.md).
-    threads: int | None = None
-    #: Train items sampled from train.csv; None: 1200, all of the shipped example's (quick: 40).
-    train_items: int | None = None
-    #: Test items sampled from test.csv; None: 200 (quick: 24).
-    test_items: int | None = None
-    #: Few-shot examples from the task in each LLM prompt.
-    shots: int = SHOTS
-    #: Contextual calibration of the LLM's label scores.
-    calibrate: bool = DEMO_CALIBRATE
-    #: cleanlab on the LLM labels: "drop", "flag" or "none".
-    curate: str = DEMO_CURATE
-    #: Student training epochs; None: 2 (quick: 1, head only on frozen embeddings).
-    epochs: int | None = None
-    #: Student loss weights: "balanced" (the LLM's labels are skewed, e.g. 62% positive) or "none".
-    class_weight: str = DEMO_CLASS_WEIGHT
-    #: Student learning rate (see llm2edge.defaults.DEMO_LR).
-    lr: float = DEMO_LR
-    #: Tokens per text the student reads.
-    max_length: int = MAX_LENGTH
-    #: Timed seconds per system in the bench stage; None: 3 (quick: 0.5).
-    bench_budget_s: float | None = None
-    #: Seed of the samples, curation folds and training.
-    seed: int = SEED
-    #: Progress lines on stderr and the table on stdout.
-    progress: bool = PROGRESS
+    #: Reused on a rerun.
+    out: Path | str = param(DEMO_OUT, flags=("--out", "-o"), help="Folder for every stage's output.")
+    #: None: the shipped example.
+    dataset: Path | str | None = param(None, help="Folder with train.csv and test.csv (text,label); default: "
+                                                  "the shipped example.")
+    task: str = param(DEMO_TASK, help="Labeling task (name or file) matching the dataset.")
+    #: 40 train, 24 test items, head-only training.
+    quick: bool = param(False, help=f"A tiny run (~{DEMO_QUICK_TRAIN_ITEMS} items) to check the pipeline.")
+    #: MEASURED.md.
+    threads: int | None = threads_param("Threads of every stage and of both timed systems (on a machine busy "
+                                        "with other jobs, 1 is faster)")
+    #: Quick: 40.
+    train_items: int | None = param(None, low=1, help=f"Train items to label (default {DEMO_TRAIN_ITEMS}).")
+    #: Quick: 24.
+    test_items: int | None = param(None, low=1, help=f"Test items to score (default {DEMO_TEST_ITEMS}).")
+    shots: int = param(SHOTS, low=0, help="Few-shot examples from the task in each LLM prompt.")
+    calibrate: bool = param(DEMO_CALIBRATE, flags=("--calibrate/--no-calibrate",),
+                            help="Contextual calibration of the LLM's label scores.")
+    curate: str = param(DEMO_CURATE, choices=CURATE_CHOICES, help="cleanlab on the LLM labels: drop, flag or "
+                                                                  "none.")
+    #: Quick: 1, head only on frozen embeddings.
+    epochs: int | None = param(None, low=1, help=f"Student training epochs (default {DEMO_EPOCHS}).")
+    #: The LLM's labels are skewed, e.g. 62% positive.
+    class_weight: str = param(DEMO_CLASS_WEIGHT, help="Student loss weights per class: balanced (against the "
+                                                      "LLM's skewed labels) or none.")
+    #: llm2edge.defaults.DEMO_LR.
+    lr: float = param(DEMO_LR, check=positive, help="Student learning rate.")
+    max_length: int = param(MAX_LENGTH, check=token_limit, cli=False,
+                            help="Tokens per text the student reads.")
+    #: None: 3 (quick: 0.5).
+    bench_budget_s: float | None = param(None, check=positive, cli=False,
+                                         help="Timed seconds per system in the bench stage.")
+    seed: int = param(SEED, cli=False, help="Seed of the samples, curation folds and training.")
+    progress: bool = param(PROGRESS, cli=False, help="Progress lines on stderr and the table on stdout.")
 
     def __post_init__(self) -> None:
-        from llm2edge.hub.train.config import CLASS_WEIGHTS  # the hub (torch) is loaded only here
+        from llm2edge.hub.train.config import CLASS_WEIGHTS  # the hub is loaded only here
 
-        one_of("curate", self.curate, CURATE_CHOICES)
+        check_fields(self)
         one_of("class_weight", self.class_weight, CLASS_WEIGHTS)
-        check_threads(self.threads)
-        for name in ("train_items", "test_items", "epochs"):
-            optional_at_least(name, getattr(self, name))
-        optional_at_least("shots", self.shots, 0)
-        positive("lr", self.lr)
-        check_max_length(self.max_length)
-        if self.bench_budget_s is not None:
-            positive("bench_budget_s", self.bench_budget_s)
 
     def sizes(self) -> tuple[int | None, int, int, float]:
         """(train items or None for all, test items, epochs, bench budget) after the quick/full defaults."""

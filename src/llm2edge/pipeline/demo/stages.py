@@ -172,10 +172,11 @@ def curate_stage(labels: Path, out: Path, config: DemoConfig, threads: int, log:
         log.done(f"{info.get('note', '')}", reused=True)
         return curated, info
     from llm2edge.hub.curate.confident import CurateConfig, curate
+    from llm2edge.hub.curate.oof import CrossvalConfig
 
+    crossval = CrossvalConfig(threads=threads, seed=config.seed, folds=5, progress=config.progress)
     try:
-        result = curate(CurateConfig(labels=labels, out=out, action=config.curate, threads=threads,
-                                     seed=config.seed, folds=5, progress=config.progress))
+        result = curate(CurateConfig(labels=labels, out=out, action=config.curate, crossval=crossval))
     except (Llm2EdgeError, ValueError) as exc:  # e.g. the LLM gave one label to everything
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         log.done(f"curation skipped: {first}")

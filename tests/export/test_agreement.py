@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from llm2edge.export.guard import describe, guard_texts, judge, too_few, training_texts
+from llm2edge.export.agreement import describe, guard_texts, judge, too_few, training_texts
 
 
 def test_near_tie_flips_are_counted_apart_from_real_disagreements():
