@@ -38,7 +38,8 @@ def main(pool: str, labeled: str, cache: str) -> None:
     def encode(texts: list[str]) -> np.ndarray:
         return static.mean_vectors([e.ids for e in tokenizer.encode_batch(texts)])
 
-    rows = list(csv.DictReader(Path(labeled).open(encoding="utf-8")))
+    with Path(labeled).open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
     labels = sorted({r["label"] for r in rows})
     t0 = time.perf_counter()
     store = open_pool(pool, "text", model="static", max_length=64, chunk_size=4096, encode=encode,

@@ -194,10 +194,11 @@ def write(out: Path, results: list[dict]) -> None:
         a, sa = mean(n, "none")
         p, sp = mean(n, "pool")
         u, su = mean(n, "pool_unguarded")
-        used = np.mean([r["n_pool"] for r in results if r["n_labels"] == n and r["pool"] == "pool"])
-        used_u = np.mean([r["n_pool"] for r in results if r["n_labels"] == n and r["pool"] == "pool_unguarded"])
-        lines.append(f"| {n:,} | {100 * a:.1f} ({100 * sa:.1f}) | {100 * p:.1f} ({100 * sp:.1f}) | {used:,.0f} | "
-                     f"{100 * u:.1f} ({100 * su:.1f}) | {used_u:,.0f} | {100 * (max(a, p, u) - teacher_acc):+.1f} |")
+        used, used_u = (np.mean([r["n_pool"] for r in results if r["n_labels"] == n and r["pool"] == v])
+                        for v in ("pool", "pool_unguarded"))
+        best = max(a, p, u) - teacher_acc
+        lines.append(f"| {n:,} | {100 * a:.1f} ({100 * sa:.1f}) | {100 * p:.1f} ({100 * sp:.1f}) | "
+                     f"{used:,.0f} | {100 * u:.1f} ({100 * su:.1f}) | {used_u:,.0f} | {100 * best:+.1f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for pool, name in (("none", "student (LLM labels only)"), ("pool", "+ unlabeled pool (guarded)"),

@@ -90,12 +90,13 @@ def test_pool_runs_label_the_pool_themselves(tmp_path: Path, shared_data: Path, 
     assert changed.n_runs - changed.n_cached == 2  # the pool settings enter only the +pool runs' keys
 
 
-def test_a_pool_row_that_is_a_labeled_row_is_leakage(tmp_path: Path, shared_data: Path, recorded: Path) -> None:
+def test_a_pool_row_that_is_a_labeled_row_is_leakage(tmp_path: Path, shared_data: Path, recorded: Path
+                                                     ) -> None:
     with (recorded / "tempowic__chatgpt.csv").open(encoding="utf-8", newline="") as handle:
         labeled = [r["text"] for r in csv.DictReader(handle)]
     pool = _pool(tmp_path, shared_data, extra=labeled[:60])
-    with pytest.raises(DataError, match=r"unlabeled.csv:\d+: this unlabeled pool row of data set 'tempowic' is "
-                                        r"also a labeled \(test\) row: leakage"):
+    with pytest.raises(DataError, match=r"unlabeled.csv:\d+: this unlabeled pool row of data set 'tempowic' "
+                                        r"is also a labeled \(test\) row: leakage"):
         run_experiment(_config(tmp_path, shared_data, recorded, pool), tmp_path / "leak")
     result = run_experiment(_config(tmp_path, shared_data, recorded, pool, drop=True), tmp_path / "drop")
     run = json.loads(next((tmp_path / "drop" / "runs").rglob("naive+pool/fold-1/result.json"))
