@@ -208,6 +208,7 @@ def write(out: Path, results: list[dict]) -> None:
         ax.errorbar(sizes, m, yerr=s, marker="o", capsize=3, label=name)
     ax.axhline(teacher_acc * 100, color="gray", linestyle="--", label="teacher (SmolLM2-135M)")
     ax.set_xscale("log")
+    ax.minorticks_off()
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
     ax.set_xlabel("LLM labels bought")
     ax.set_ylabel("accuracy on 600 gold rows (%)")
@@ -226,7 +227,15 @@ def main() -> None:
                         help="a labels.jsonl made elsewhere (e.g. on a GPU) instead of labeling here")
     parser.add_argument("--label-only", action="store_true")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--report-only", action="store_true", help="redraw results.md/png from results.csv")
     args = parser.parse_args()
+    if args.report_only:
+        with (args.out / "results.csv").open(encoding="utf-8") as handle:
+            rows = [{k: (float(v) if k.endswith(("acc", "f1", "seconds")) else int(v) if k in
+                         ("n_labels", "seed", "n_pool") else v) for k, v in r.items()}
+                    for r in csv.DictReader(handle)]
+        write(args.out, rows)
+        return
     cand, test = prepare(args.sdist, args.out)
     store = args.labels_from or label(cand, test, args.out, args.threads)
     if args.label_only:

@@ -200,7 +200,7 @@ def test_int8_output_does_not_depend_on_batch_chunk_threads_or_resume(int8_expor
     """Issue 14.7 on the real MiniLM int8 bundle: probabilities bit-identical at batch 1/7/32 and 1-2
     threads; predict files byte-identical across chunk sizes and a resumed run."""
     from llm2edge.edge.classifier import Classifier
-    from llm2edge.edge.stream import predict_to_path
+    from llm2edge.edge.stream import predict_to_path, run_path
     from llm2edge.records import read_records
 
     src = example_dir / "test.csv"
@@ -223,5 +223,6 @@ def test_int8_output_does_not_depend_on_batch_chunk_threads_or_resume(int8_expor
     part = tmp_path / "part.jsonl"
     cut = data.index(b"\n", len(data) // 3) + 20  # a torn row, as after a crash mid-write
     part.write_bytes(data[:cut])
+    run_path(part).write_bytes(run_path(whole).read_bytes())  # the crashed run's record, as it left it
     summary = predict_to_path(clf, records, part, chunk_size=16, batch_size=5, resume=True)
     assert summary.skipped > 0 and part.read_bytes() == data
