@@ -28,7 +28,8 @@ def main(pool: str, labeled: str, cache: str) -> None:
     from llm2edge.hub.models import default_student
     from llm2edge.hub.train import PoolConfig
     from llm2edge.hub.train.distill import load_or_distill
-    from llm2edge.hub.train.pool import hashes, label_pool, open_pool
+    from llm2edge.hub.train.pool_cache import hashes, open_pool
+    from llm2edge.hub.train.pool_labels import label_pool
 
     table = load_or_distill(default_student(), DIMS, threads=1, progress=False)
     tokenizer = table.tokenizer(64)

@@ -107,7 +107,8 @@ def run(out: Path, store: Path, threads: int, sizes: tuple[int, ...], seeds: tup
     from llm2edge.hub.curate.embed import Encoder
     from llm2edge.hub.train import PoolConfig, TrainConfig
     from llm2edge.hub.train.batches import class_weights
-    from llm2edge.hub.train.pool import gather, hashes, label_pool, open_pool
+    from llm2edge.hub.train.pool_cache import gather, hashes, open_pool
+    from llm2edge.hub.train.pool_labels import label_pool
     from llm2edge.hub.train.static import fit_head
     from llm2edge.metrics import classification_report
 

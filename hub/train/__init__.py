@@ -7,7 +7,8 @@ Needs the `hub` extra: importing this package without it raises MissingExtraErro
 - `trainer`: `train` (the accelerate loop: data, model, epochs, outputs and train_meta.json).
 - `batches`: tokenizing, length-grouped batches, sharding, padding, targets and class weights.
 - `checkpoints`: epoch checkpoints (find the newest complete one, save, prune).
-- `pool`: `--unlabeled` (self-training or out-of-fold pseudo-labels on an unlabeled pool, streamed).
+- `pool`: `--unlabeled` (self-training or out-of-fold pseudo-labels on an unlabeled pool); `pool_cache`
+  reads and caches the pool in chunks, `pool_labels` labels it.
 - `head`: `--freeze-encoder` (cache encoder features once, train only the head).
 - `evaluation`: `predict_indices`, the classification report and `metrics_table`.
 - `small_data`: settings sized for a few hundred skewed labels (epochs from --min-steps, "auto" class

@@ -68,7 +68,7 @@ class PoolConfig(Checked):
                          help="Most pool rows kept per labeled training row.")
     noise: float = param(POOL_NOISE, check=open_fraction_from_zero, name="pool noise",
                          help="Self-training: feature dropout while the head refits (Noisy Student).")
-    #: Cached in OUT/pool/.
+    #: Cached in the user cache (cache_dir()/pool/).
     chunk_size: int = param(POOL_CHUNK_SIZE, low=1, name="pool chunk_size",
                             help="Pool rows read, embedded and cached per chunk.")
     #: The guard against confirmation bias: k-fold over the labeled rows, the pool is used only if a head

@@ -41,7 +41,8 @@ from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
 from llm2edge.hub.train.data import Example, load_training_data, write_validation
 from llm2edge.hub.train.distill import load_or_distill
 from llm2edge.hub.train.guard import check_collapse
-from llm2edge.hub.train.pool import add_pool, pool_digest
+from llm2edge.hub.train.pool import add_pool
+from llm2edge.hub.train.pool_cache import pool_digest
 from llm2edge.metrics import classification_report
 
 #: Standard deviations below this are treated as this (constant features).

@@ -46,7 +46,8 @@ from llm2edge.hub.train.data import load_training_data, write_validation
 from llm2edge.hub.train.evaluation import report_dict
 from llm2edge.hub.train.guard import check_collapse, fallback_reason
 from llm2edge.hub.train.head import train_head
-from llm2edge.hub.train.pool import add_pool, pool_digest
+from llm2edge.hub.train.pool import add_pool
+from llm2edge.hub.train.pool_cache import pool_digest
 from llm2edge.hub.train.selection import BestEpoch
 from llm2edge.hub.train.small_data import planned_epochs
 

@@ -17,7 +17,8 @@ pytest.importorskip("transformers")
 from llm2edge.errors import ConfigError, DataError  # noqa: E402
 from llm2edge.hub.curate.embed import Encoder  # noqa: E402
 from llm2edge.hub.train import PoolConfig, TrainConfig, train  # noqa: E402
-from llm2edge.hub.train.pool import PoolCache, open_pool, pool_texts, quotas, select  # noqa: E402
+from llm2edge.hub.train.pool_cache import PoolCache, open_pool, pool_texts  # noqa: E402
+from llm2edge.hub.train.pool_labels import quotas, select  # noqa: E402
 
 MOVIES = Path(__file__).resolve().parents[3] / "examples" / "movie_sentiment"
 FAST = {"max_length": 32, "dims": 32, "head_epochs": 20, "threads": 1, "progress": False, "seed": 3}

@@ -21,7 +21,8 @@ from llm2edge.errors import ConfigError, DataError
 from llm2edge.hashing import digest
 from llm2edge.hub.curate.rows import Row
 from llm2edge.hub.train.config import PoolConfig
-from llm2edge.hub.train.pool import PoolCache, gather, hashes, label_pool, open_pool, texts_of, where_of
+from llm2edge.hub.train.pool_cache import PoolCache, gather, hashes, open_pool, texts_of, where_of
+from llm2edge.hub.train.pool_labels import label_pool
 from llm2edge.pipeline.experiment.sources import Source
 from llm2edge.pipeline.experiment.specs import DatasetSpec, ExperimentConfig, StudentSpec
 
