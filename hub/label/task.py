@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from llm2edge.errors import TaskError
+from llm2edge.defaults import LABEL_SEP
+from llm2edge.errors import DataError, TaskError
 from llm2edge.hashing import digest
 from llm2edge.hub.label.backend import LabelSpace
+from llm2edge.labelsets import join_label_set, parse_label_set
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -19,7 +21,8 @@ else:  # pragma: no cover
 #: Folder of the tasks shipped with llm2edge (package data).
 TASKS_DIR = Path(__file__).resolve().parents[1] / "tasks"
 
-_TOP_KEYS = {"name", "version", "instruction", "labels", "fields", "examples", "cot", "template"}
+_TOP_KEYS = {"name", "version", "instruction", "labels", "fields", "examples", "cot", "template",
+             "multi_label", "allow_none"}
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,8 @@ class LabelDef:
 
 @dataclass(frozen=True)
 class Example:
-    """A labeled few-shot example: text, label and the task's per-item fields."""
+    """A labeled few-shot example: text, label and the task's per-item fields (a multi-label task's label
+    is its set joined with LABEL_SEP, in the task's label order; `Task.label_set` splits it)."""
 
     text: str
     label: str
@@ -58,6 +62,8 @@ class Task:
     cot: str | None = None
     template: str | None = None  # how an item is shown, e.g. "Target: {target}\nTweet: {text}"
     source: str = ""  # the file it came from
+    multi_label: bool = False  # a row's label is a set of the labels (llm2edge.labelsets)
+    allow_none: bool = False  # multi-label only: a row may carry no label at all (the empty set)
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -76,6 +82,7 @@ class Task:
             "labels": [[lab.name, lab.description, list(lab.words)] for lab in self.labels],
             "fields": list(self.fields), "cot": self.cot, "template": self.template,
             "examples": [[ex.text, ex.label, sorted(ex.fields.items())] for ex in self.examples],
+            **({"multi_label": True, "allow_none": self.allow_none} if self.multi_label else {}),
         }
 
     @property
@@ -88,6 +95,11 @@ class Task:
         if label not in self.label_names:
             raise TaskError(f"{where}: unknown label '{label}' (task '{self.name}' has "
                             f"{', '.join(self.label_names)})")
+
+    def label_set(self, value: object, where: str, sep: str = LABEL_SEP) -> tuple[str, ...]:
+        """A multi-label task's label set from a list or a `sep`-joined string, in label order; DataError
+        naming `where` for an unknown or repeated name, or an empty set the task does not allow."""
+        return parse_label_set(value, self.label_names, where=where, sep=sep, allow_empty=self.allow_none)
 
 
 def shipped_tasks() -> list[str]:
@@ -132,6 +144,14 @@ def _text(data: dict[str, Any], key: str, where: str, *, required: bool = True) 
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise TaskError(f"{where}: key '{key}' must be a non-empty string")
+    return value
+
+
+def _flag(data: dict[str, Any], key: str, where: str) -> bool:
+    """A true/false value of `key` (False when absent)."""
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise TaskError(f"{where}: key '{key}' must be true or false, not {value!r}")
     return value
 
 
@@ -186,8 +206,17 @@ def task_from_dict(data: dict[str, Any], source: str = "<task>") -> Task:
             if "{" + col + "}" not in template:
                 raise TaskError(f"{source}: 'template' must contain {{{col}}}")
     cot = _text(data, "cot", source, required=False)
+    multi_label = _flag(data, "multi_label", source)
+    allow_none = _flag(data, "allow_none", source)
+    seps = [n for n in names if LABEL_SEP in n]
+    if multi_label and seps:
+        raise TaskError(f"{source}: label name(s) {', '.join(seps)} contain the list separator '{LABEL_SEP}'")
+    if allow_none and not multi_label:
+        raise TaskError(f"{source}: 'allow_none' needs 'multi_label = true' (a single-label row has one "
+                        "label)")
     task = Task(name=name.strip(), instruction=instruction.strip(), labels=tuple(labels), version=version,
-                fields=tuple(fields), cot=cot.strip() if cot else None, template=template, source=source)
+                fields=tuple(fields), cot=cot.strip() if cot else None, template=template, source=source,
+                multi_label=multi_label, allow_none=allow_none)
     raw_examples = data.get("examples") or []
     if not isinstance(raw_examples, list):
         raise TaskError(f"{source}: 'examples' must be a list of tables with text and label")
@@ -201,8 +230,14 @@ def task_from_dict(data: dict[str, Any], source: str = "<task>") -> Task:
             raise TaskError(f"{where}: unknown key(s) {', '.join(extra)} "
                             f"(fields are {', '.join(fields) or 'none'})")
         text = _text(raw, "text", where)
-        label = _text(raw, "label", where)
-        task.check_label(label, where)
+        if task.multi_label:
+            try:
+                label = join_label_set(task.label_set(raw.get("label"), where))
+            except DataError as exc:
+                raise TaskError(str(exc)) from None
+        else:
+            label = _text(raw, "label", where)
+            task.check_label(label, where)
         ex_fields = {f: _text(raw, f, where) for f in fields}
         examples.append(Example(text=text, label=label, fields=ex_fields))  # type: ignore[arg-type]
     return Task(**{**task.__dict__, "examples": tuple(examples)})

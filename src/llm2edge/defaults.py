@@ -15,6 +15,11 @@ TEXT_COL = "text"
 LABEL_COL = "label"
 #: Column that joins predictions with gold labels in `evaluate`.
 ID_COL = "id"
+#: Multi-label tasks: the separator of a label list in a CSV/Parquet cell or a `--labels`-style string
+#: (`joy;surprise`); JSONL files hold a list instead (llm2edge.labelsets).
+LABEL_SEP = ";"
+#: Multi-label tasks: the decision threshold of a label whose threshold was not tuned.
+LABEL_THRESHOLD = 0.5
 #: Tokens per text the student reads, everywhere a student encoder runs: train (then train_meta.json and
 #: the bundle's manifest), curate's cross-validation embeddings, demo, experiment. 64 covers the shipped
 #: tasks' short texts (tweets, headlines, jokes); training cost grows with it (MEASURED.md: len 64).

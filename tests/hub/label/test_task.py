@@ -135,3 +135,32 @@ def test_bad_files(tmp_path: Path) -> None:
         load_task(tmp_path / "missing.toml")
     with pytest.raises(TaskError, match="unknown task 'nope'.*humor"):
         load_task("nope")
+
+
+def test_multi_label_task_declares_sets(tmp_path) -> None:
+    task = load_task("emotions")
+    assert task.multi_label and not task.allow_none
+    assert task.examples[1].label == "anger;surprise"
+    assert task.label_set("surprise;anger", "x") == ("anger", "surprise")
+    single = load_task("sentiment")
+    assert "multi_label" not in single.material()  # single-label prompt hashes unchanged
+    assert task.material()["multi_label"] is True
+
+
+@pytest.mark.parametrize(("body", "needle"), [
+    ('multi_label = "yes"', "'multi_label' must be true or false"),
+    ("allow_none = true", "'allow_none' needs 'multi_label = true'"),
+])
+def test_multi_label_keys_are_checked(tmp_path, body, needle) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(f'name = "t"\ninstruction = "i"\nlabels = ["a", "b"]\n{body}\n', encoding="utf-8")
+    with pytest.raises(TaskError, match=needle):
+        load_task(path)
+
+
+def test_multi_label_example_with_an_unknown_label_names_it(tmp_path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text('name = "t"\ninstruction = "i"\nlabels = ["a", "b"]\nmulti_label = true\n'
+                    '[[examples]]\ntext = "x"\nlabel = ["a", "c"]\n', encoding="utf-8")
+    with pytest.raises(TaskError, match=r"examples\[0\]: unknown label 'c'"):
+        load_task(path)
