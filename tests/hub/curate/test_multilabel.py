@@ -1,5 +1,5 @@
-"""Multi-label curation: cleanlab's multi-label issues on real GoEmotions texts with wrong label sets injected,
-per-label probabilities from the LLM or out of fold (real MiniLM embeddings, real cleanlab)."""
+"""Multi-label curation: cleanlab's multi-label issues on real GoEmotions texts with wrong label sets
+injected, per-label probabilities from the LLM or out of fold (real MiniLM embeddings, real cleanlab)."""
 
 from __future__ import annotations
 

@@ -30,10 +30,13 @@ def test_set_is_put_in_label_order(emotion_labels, tmp_path):
 
 
 BAD = [
-    ("mixed", lambda r: dict(r, label="joy"), "row 2 (id g1): label \"joy\" is a string, but row 1's is a list"),
+    ("mixed", lambda r: dict(r, label="joy"),
+     "row 2 (id g1): label \"joy\" is a string, but row 1's is a list"),
     ("repeated", lambda r: dict(r, label=["joy", "joy"]), "row 2 (id g1): label 'joy' given twice"),
-    ("unknown", lambda r: dict(r, label=["joy", "rage"]), "row 2 (id g1): label 'rage' is missing from its own"),
-    ("probability", lambda r: dict(r, probs={**r["probs"], "joy": 1.7}), "row 2 (id g1): probs['joy'] = 1.7"),
+    ("unknown", lambda r: dict(r, label=["joy", "rage"]),
+     "row 2 (id g1): label 'rage' is missing from its own"),
+    ("probability", lambda r: dict(r, probs={**r["probs"], "joy": 1.7}),
+     "row 2 (id g1): probs['joy'] = 1.7"),
     ("not a name", lambda r: dict(r, label=["joy", 3]), "row 2 (id g1): label list holds 3"),
 ]
 
