@@ -8,6 +8,8 @@ RED-CT's rule (`--strategy confidence --stratify`): the same budget for each LLM
 label the items with the smallest confidence margin. `--by crossval` ranks by the out-of-fold probability
 of the LLM label instead (`oof`: no LLM probabilities needed). With a gold file, the merge measures the
 sample: the LLM's error rate inside it, overall and in a random sample of the same size (`gold`).
+A multi-label file (`label` a list) is ranked and stratified by `select.select_multi`, written with the set
+joined (`a;b`) and a `choice="multiple"` Label Studio control, and merged by `merge_multi`.
 """
 
 from __future__ import annotations

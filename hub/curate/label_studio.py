@@ -14,7 +14,10 @@ the sampling score, lower = less confident). Read (`read_export`), as Label Stud
 
 The choice is read from the control named `control` (llm2edge writes `label`), never from whichever
 Choices control comes first; an annotation without exactly one usable choice there is an error that names
-the file, Label Studio's task id, the annotation and llm2edge's item id.
+the file, Label Studio's task id, the annotation and llm2edge's item id. For a multi-label task
+(`multi`) the config's control is `choice="multiple"` and an annotation's choices are one label set,
+joined with LABEL_SEP (checked against the task by `merge_multi`); JSON_MIN and CSV write one choice as
+a bare string and several as `{"choices": [...]}` under either kind of control.
 """
 
 from __future__ import annotations
