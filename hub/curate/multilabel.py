@@ -146,9 +146,7 @@ def find_multi_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str 
         warnings.simplefilter("always")
         flagged = find_label_issues(lists, sub, filter_by=filter_by, n_jobs=1)
         quality = get_label_quality_scores(lists, sub)
-    notes = []
-    for message in dict.fromkeys(str(w.message).splitlines()[0] for w in caught if str(w.message)):
-        notes.append(f"cleanlab: {message}")
+    notes = _notes([str(w.message) for w in caught], given, labels)
     suggested = sets_of(pred >= LABEL_THRESHOLD, labels)
     return MultiIssues(np.asarray(flagged, dtype=bool), 1.0 - np.asarray(quality, dtype=np.float64),
                        suggested, pred, label_confidence(given, pred), notes)
@@ -248,3 +246,23 @@ def curate_multi(config: CurateConfig, data: LabeledRows, start: float) -> Curat
     write_json(out / "report.json", report)
     (out / "report.md").write_text(multi_markdown(report), encoding="utf-8")
     return CurateResult(out, len(data.rows), int(issues.flagged.sum()), len(out_rows), report)
+
+
+def _notes(messages: Sequence[str], given: np.ndarray, labels: Sequence[str]) -> list[str]:
+    """cleanlab's warnings as one line each (duplicates once). Its "too few examples in class k" comes from
+    a label's binary task (k = 1: the rows carrying it, 0: those without it): named here as the labels
+    carried by at most one row, or missing from at most one."""
+    from llm2edge.hub.curate.confident import _FEW
+
+    counts = given.sum(axis=0)
+    sparse = [name for name, c in zip(labels, counts) if c <= 1 or c >= len(given) - 1]
+    notes: list[str] = []
+    for message in messages:
+        if _FEW.search(message) and sparse:
+            note = (f"{', '.join(repr(n) for n in sparse)}: carried by at most one row (or missing from at "
+                    "most one), too few for cleanlab to judge those decisions")
+        else:
+            note = f"cleanlab: {message.splitlines()[0] if message else 'warning'}"
+        if note not in notes:
+            notes.append(note)
+    return notes

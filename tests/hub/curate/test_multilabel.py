@@ -73,3 +73,19 @@ def test_crossval_probs_are_per_label_and_out_of_fold(emotion_labels):
     assert probs[given[:, 0] == 1, 0].min() > probs[given[:, 0] == 0, 0].max()
     # the rows do not sum to 1: each label is its own probability
     assert not np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_tiny_file_names_the_labels_too_rare_to_judge(tmp_path, cli, capsys):
+    pytest.importorskip("torch").set_num_threads(1)
+    from .test_label_studio import RECORDED
+
+    labels_file = RECORDED / "multilabel_labels.jsonl"  # 8 items; fear, neutral, sadness on one row each
+    assert cli("curate", "--labels", labels_file, "--out", tmp_path / "c", "--probs", "crossval",
+               "--max-length", "32", "--threads", "1") == 0
+    report = json.loads((tmp_path / "c" / "report.json").read_text())
+    assert report["folds"] == 5 and report["rows"] == report["written"] == 8
+    rare = [name for name, c in report["per_label"].items() if c["rows"] <= 1]
+    assert rare == ["fear", "neutral", "sadness"]
+    assert report["warnings"] == [f"{', '.join(repr(n) for n in rare)}: carried by at most one row (or "
+                                  "missing from at most one), too few for cleanlab to judge those decisions"]
+    assert report["warnings"][0] in capsys.readouterr().err
