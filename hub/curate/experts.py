@@ -180,15 +180,15 @@ def sample_experts(config: SampleConfig) -> SampleResult:
     from llm2edge.hub.curate.confident import folds_run
 
     data = load_labels(config.labels)
-    multi, pick = data.multi_label, dict(fraction=config.fraction, strategy=config.strategy,
-                                         stratify=config.stratify, seed=config.seed)
+    multi = data.multi_label
     if multi:  # the set's least certain label; stratified by overlapping label groups (select.py)
         scores = multi_scores(data.rows, data.labels, config.by, config.crossval)
-        picked = select_multi(data.rows, data.labels, scores, **pick)  # type: ignore[arg-type]
+        picked = select_multi(data.rows, data.labels, scores, fraction=config.fraction,
+                              strategy=config.strategy, stratify=config.stratify, seed=config.seed)
     else:
         scores = sampling_scores(data.rows, data.labels, config.by, config.crossval)
-        picked = select_experts(data.rows, data.labels, by=config.by, scores=scores,
-                                **pick)  # type: ignore[arg-type]
+        picked = select_experts(data.rows, data.labels, fraction=config.fraction, strategy=config.strategy,
+                                stratify=config.stratify, by=config.by, seed=config.seed, scores=scores)
     # least confident first: the order reviewers meet them (Label Studio's sequential sampling = file order)
     picked.sort(key=lambda i: (scores[i], _tiebreak(data.rows[i])))
     rows, row_scores = [data.rows[i] for i in picked], [scores[i] for i in picked]
