@@ -4,10 +4,13 @@ Needs the `hub` extra: importing this package without it raises MissingExtraErro
 cleanlab, scikit-learn and the embedding model are imported only when a curation step needs them.
 
 - `rows`: labels.jsonl as rows with probabilities (LabeledRows), and writing them back.
-- `confident`: `curate` (cleanlab's find_label_issues on cross-validated or LLM probabilities).
+- `confident`: `curate` (cleanlab's find_label_issues on cross-validated or LLM probabilities);
+  `multilabel`: the same for multi-label files (`label` a list): cleanlab's multi-label issues on per-label
+  probabilities, out-of-fold one-vs-rest ones for `--probs crossval`.
 - `experts`: `sample_experts` (the items to send to people, CSV + Label Studio) and `merge_experts`;
   `label_studio`: the Label Studio config, import tasks and exports; `reviews`: one vote per annotation,
-  settled per item (`--on-conflict`).
+  settled per item (`--on-conflict`); `select`: which rows go to experts (per-label strata, multi-label
+  sets by their least certain label); `merge_multi`: expert label sets checked and merged.
 - `soft`: soft labels from the LLM's probabilities, out-of-fold ones, or their mix. `embed`: the sentence
   embeddings cleanlab's model uses. `oof`: out-of-fold confidence for any labels file (`--by crossval`).
 - `gold`: gold files (simulated experts) and `sample_error_rates`, what an expert sample is worth.

@@ -354,6 +354,10 @@ def curate(config: CurateConfig) -> CurateResult:
     """Flag (or drop) likely label errors in a labels.jsonl file; write the curated file and a report."""
     start = time.perf_counter()
     data = load_labels(config.labels)
+    if data.multi_label:
+        from llm2edge.hub.curate.multilabel import curate_multi
+
+        return curate_multi(config, data, start)
     features = _embed_rows(data.rows, config) if config.probs == "crossval" else None
     cv = config.crossval
     issues = find_issues(data.rows, data.labels, probs=config.probs, features=features, folds=cv.folds,

@@ -8,20 +8,18 @@ RED-CT's rule (`--strategy confidence --stratify`): the same budget for each LLM
 label the items with the smallest confidence margin. `--by crossval` ranks by the out-of-fold probability
 of the LLM label instead (`oof`: no LLM probabilities needed). With a gold file, the merge measures the
 sample: the LLM's error rate inside it, overall and in a random sample of the same size (`gold`).
+A multi-label file (`label` a list) is ranked and stratified by `select.select_multi`, written with the set
+joined (`a;b`) and a `choice="multiple"` Label Studio control, and merged by `merge_multi`.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from llm2edge.checks import fraction as check_fraction
-from llm2edge.checks import one_of
 from llm2edge.defaults import (
     EXPERT_BY,
     EXPERT_CONTROL,
@@ -35,6 +33,7 @@ from llm2edge.defaults import (
 from llm2edge.errors import ConfigError, DataError, TaskError
 from llm2edge.hub.curate.gold import SampleErrorRates, read_gold, sample_error_rates
 from llm2edge.hub.curate.label_studio import LS_ITEM_ID, label_config_xml, label_studio_tasks, read_export
+from llm2edge.hub.curate.merge_multi import apply_expert_sets, canonical_votes, check_label_config, gold_set
 from llm2edge.hub.curate.oof import CROSSVAL, CrossvalConfig, sampling_scores
 from llm2edge.hub.curate.reviews import (
     ON_CONFLICT,
@@ -51,15 +50,21 @@ from llm2edge.hub.curate.rows import (
     Row,
     field_names,
     load_labels,
-    row_confidence,
     write_json,
     write_rows,
 )
+from llm2edge.hub.curate.select import (
+    SCORES,
+    STRATEGIES,
+    _tiebreak,
+    multi_scores,
+    select_experts,
+    select_multi,
+)
+from llm2edge.labelsets import join_label_set
 from llm2edge.params import Checked, check_fields, nested, param
 from llm2edge.records import iter_rows
 
-STRATEGIES = ("confidence", "random")
-SCORES = ("confidence", "margin", CROSSVAL)
 REVIEW_CSV = "review.csv"
 LABEL_STUDIO_JSON = "label_studio.json"
 LABEL_CONFIG_XML = "label_config.xml"
@@ -119,6 +124,10 @@ class MergeConfig:
                                   "created_at; in review.csv the later line) | majority (a tie is an error).")
     control: str = param(EXPERT_CONTROL, help="The Label Studio Choices control that holds the label "
                                               "(llm2edge's config names it 'label').")
+    #: Exports do not say whether the control took one choice or several: the config does (merge_multi).
+    label_config: Path | None = param(None, help="The Label Studio project's labeling config (XML): its "
+                                                 "control must be choice=multiple for a multi-label file "
+                                                 "and single-choice otherwise.")
     seed: int = param(SEED, help="Seed of the random sample the expert sample's LLM error rate is compared "
                                  "with (with --simulate-from).")
 
@@ -166,79 +175,20 @@ class MergeResult:
         return "; ".join(parts) + f"; wrote {self.n_rows} rows to {self.out}"
 
 
-def check_selection(fraction: float, strategy: str, by: str) -> None:
-    """ConfigError unless the expert budget, strategy and score are usable."""
-    check_fraction("fraction", fraction)
-    one_of("strategy", strategy, STRATEGIES)
-    one_of("by", by, SCORES)
-
-
-def _budget(n: int, fraction: float) -> int:
-    """The number of items a fraction of `n` buys (at least one when the fraction is positive)."""
-    if fraction == 0.0 or n == 0:
-        return 0
-    return min(n, max(1, int(round(fraction * n))))
-
-
-def _quotas(sizes: Sequence[int], total: int) -> list[int]:
-    """Split `total` as evenly as possible over groups of `sizes`; a small group's unused share moves on."""
-    quotas = [0] * len(sizes)
-    left = min(total, sum(sizes))
-    open_groups = [i for i, s in enumerate(sizes) if s > 0]
-    while left > 0 and open_groups:
-        share, extra = divmod(left, len(open_groups))
-        # the remainder goes to the largest open groups first (deterministic)
-        ranked = sorted(open_groups, key=lambda i: (-(sizes[i] - quotas[i]), i))
-        for rank, i in enumerate(ranked):
-            give = min(share + (1 if rank < extra else 0), sizes[i] - quotas[i])
-            quotas[i] += give
-            left -= give
-        open_groups = [i for i in open_groups if quotas[i] < sizes[i]]
-    return quotas
-
-
-def _tiebreak(row: Row) -> str:
-    """A stable tie-breaker between equally confident items."""
-    return hashlib.sha1(str(row.get("id")).encode("utf-8")).hexdigest()
-
-
-def select_experts(rows: Sequence[Row], labels: Sequence[str], *, fraction: float = EXPERT_FRACTION,
-                   strategy: str = EXPERT_STRATEGY, stratify: bool = False, by: str = EXPERT_BY,
-                   seed: int = SEED, scores: Sequence[float] | None = None) -> list[int]:
-    """Indices of the rows for experts: the lowest `scores` (per LLM label with `stratify`) or random.
-
-    `scores` default to the rows' own `by` score; `by="crossval"` needs them (`oof.sampling_scores`)."""
-    check_selection(fraction, strategy, by)
-    if scores is None and strategy != "random":
-        if by == CROSSVAL:
-            raise ConfigError("by crossval ranks by out-of-fold scores: pass scores=oof.sampling_scores(...)")
-        scores = [row_confidence(row, labels, by) for row in rows]
-    n = _budget(len(rows), fraction)
-    rng = np.random.default_rng(seed)
-    groups = [list(range(len(rows)))]
-    if stratify:
-        groups = [[i for i, r in enumerate(rows) if r["label"] == name] for name in labels]
-    quotas = _quotas([len(g) for g in groups], n)
-    chosen: list[int] = []
-    for group, quota in zip(groups, quotas):
-        if quota == 0:
-            continue
-        if strategy == "random":
-            chosen.extend(int(i) for i in rng.choice(group, size=quota, replace=False))
-        else:
-            ranked = sorted(group, key=lambda i: (scores[i], _tiebreak(rows[i])))  # type: ignore[index]
-            chosen.extend(ranked[:quota])
-    return sorted(chosen)
-
-
 def sample_experts(config: SampleConfig) -> SampleResult:
     """Write the items for expert review: review.csv, label_studio.json, label_config.xml, sample.json."""
     from llm2edge.hub.curate.confident import folds_run
 
     data = load_labels(config.labels)
-    scores = sampling_scores(data.rows, data.labels, config.by, config.crossval)
-    picked = select_experts(data.rows, data.labels, fraction=config.fraction, strategy=config.strategy,
-                            stratify=config.stratify, by=config.by, seed=config.seed, scores=scores)
+    multi = data.multi_label
+    if multi:  # the set's least certain label; stratified by overlapping label groups (select.py)
+        scores = multi_scores(data.rows, data.labels, config.by, config.crossval)
+        picked = select_multi(data.rows, data.labels, scores, fraction=config.fraction,
+                              strategy=config.strategy, stratify=config.stratify, seed=config.seed)
+    else:
+        scores = sampling_scores(data.rows, data.labels, config.by, config.crossval)
+        picked = select_experts(data.rows, data.labels, fraction=config.fraction, strategy=config.strategy,
+                                stratify=config.stratify, by=config.by, seed=config.seed, scores=scores)
     # least confident first: the order reviewers meet them (Label Studio's sequential sampling = file order)
     picked.sort(key=lambda i: (scores[i], _tiebreak(data.rows[i])))
     rows, row_scores = [data.rows[i] for i in picked], [scores[i] for i in picked]
@@ -250,15 +200,19 @@ def sample_experts(config: SampleConfig) -> SampleResult:
         writer.writerow([REVIEW_ID, "text", *fields, "llm_label", config.by, REVIEW_LABEL])
         for row, score in zip(rows, row_scores):
             values = [(row.get("fields") or {}).get(name, "") for name in fields]
-            writer.writerow([row["id"], row["text"], *values, row["label"], f"{score:.6f}", ""])
+            label = join_label_set(row["label"]) if multi else row["label"]  # a set as `a;b`
+            writer.writerow([row["id"], row["text"], *values, label, f"{score:.6f}", ""])
     write_json(out / LABEL_STUDIO_JSON, label_studio_tasks(rows, data.labels, fields, scores=row_scores))
-    (out / LABEL_CONFIG_XML).write_text(label_config_xml(data.labels, fields), encoding="utf-8")
+    config_xml = label_config_xml(data.labels, fields, multiple=multi)
+    (out / LABEL_CONFIG_XML).write_text(config_xml, encoding="utf-8")
     per_label = dict.fromkeys(data.labels, 0)
     for row in rows:
-        per_label[row["label"]] += 1
+        for name in (row["label"] if multi else [row["label"]]):
+            per_label[name] += 1
     write_json(out / SAMPLE_JSON, {
         "labels_file": str(config.labels), "strategy": config.strategy, "stratify": config.stratify,
         "by": config.by, "fraction": config.fraction, "seed": config.seed, "labels": list(data.labels),
+        "multi_label": multi,
         "folds": folds_run(config.crossval.folds, len(data.rows)) if config.by == CROSSVAL else None,
         "fields": fields, "rows": len(data.rows), "skipped_error": data.skipped_error, "sampled": len(rows),
         "per_label": per_label, "ids": [row["id"] for row in rows],
@@ -271,7 +225,7 @@ def sample_experts(config: SampleConfig) -> SampleResult:
 def _flat_warning(by: str, rows: Sequence[Row]) -> str:
     """Why every row got the same `by` score, and what would rank them (never the ranking already used)."""
     if by == CROSSVAL:
-        kinds = len({row["label"] for row in rows})
+        kinds = len({str(row["label"]) for row in rows})
         why = ("every row has the same label: the out-of-fold model has no other label to prefer"
                if kinds == 1 else "the out-of-fold model supports every row's label alike")
         return (f"every row has the same crossval score ({why}): the sample is in effect random; rank by "
@@ -281,11 +235,11 @@ def _flat_warning(by: str, rows: Sequence[Row]) -> str:
             "random; rank by --by crossval, or label with --samples K")
 
 
-def read_votes(path: str | Path, control: str = EXPERT_CONTROL, data_fields: Sequence[str] = ()
-               ) -> tuple[list[Vote], str]:
+def read_votes(path: str | Path, control: str = EXPERT_CONTROL, data_fields: Sequence[str] = (), *,
+               multi: bool = False) -> tuple[list[Vote], str]:
     """The votes in a sample-experts folder (its review.csv), an annotated review.csv, or a Label Studio
     export (JSON, JSON_MIN, CSV or TSV; the choice read from the Choices control `control`), and the kind
-    of file: "review.csv", "JSON", "JSON_MIN" or "CSV"."""
+    of file: "review.csv", "JSON", "JSON_MIN" or "CSV". `multi`: several choices are one label set."""
     p = Path(path)
     if p.is_dir():
         if not (p / REVIEW_CSV).is_file():
@@ -294,11 +248,11 @@ def read_votes(path: str | Path, control: str = EXPERT_CONTROL, data_fields: Seq
     if not p.is_file():
         raise DataError(f"{p}: no such file or folder")
     if p.suffix.lower() == ".json":
-        return read_export(p, control, data_fields)
+        return read_export(p, control, data_fields, multi=multi)
     header = next(iter_rows(p, fmt="csv"), (0, {}))[1]
     if REVIEW_LABEL in header or LS_ITEM_ID not in header:
         return read_review_csv(p), REVIEW_CSV
-    return read_export(p, control, data_fields)
+    return read_export(p, control, data_fields, multi=multi)
 
 
 def _check_votes(votes: Sequence[Vote], config: MergeConfig, index: dict[str, int], known: set[str]) -> None:
@@ -323,11 +277,16 @@ def merge_experts(config: MergeConfig) -> MergeResult:
     data: LabeledRows = load_labels(config.labels)
     known = set(data.labels)
     index = {row["id"]: i for i, row in enumerate(data.rows)}
-    fields = field_names(data.rows)
-    votes, kind = read_votes(config.reviewed, config.control, fields)
+    fields, multi = field_names(data.rows), data.multi_label
+    if config.label_config is not None:
+        check_label_config(config.label_config, config.control, multi, config.labels)
+    votes, kind = read_votes(config.reviewed, config.control, fields, multi=multi)
     if not votes:
         raise DataError(f"{config.reviewed}: no reviewed items")
-    _check_votes(votes, config, index, known)
+    if multi:  # each set checked and in canonical order, so that equal sets agree (merge_multi)
+        votes = canonical_votes(votes, data.labels, index, config.labels)
+    else:
+        _check_votes(votes, config, index, known)
     source = Path(config.reviewed) / REVIEW_CSV if Path(config.reviewed).is_dir() else config.reviewed
     decision = decide(votes, config.on_conflict, source=source)
     if not decision.labels and config.simulate_from is None:
@@ -345,15 +304,24 @@ def merge_experts(config: MergeConfig) -> MergeResult:
             if gold is None:
                 raise DataError(f"{config.simulate_from}: no gold label for id '{item_id}' "
                                 f"(matched by {'id' if config.gold_id_col else 'id, then text'})")
-            if gold not in known:
+            if multi:
+                gold = gold_set(gold, data.labels, f"{config.simulate_from}: gold label (id {item_id})")
+            elif gold not in known:
                 raise TaskError(f"{config.simulate_from}: gold label '{gold}' (id {item_id}) is not in the "
                                 f"label set {sorted(known)}")
             expert[item_id] = gold
             simulated += 1
-        rates = sample_error_rates([r.get("llm_label", r["label"]) for r in data.rows],
-                                   [golds.get(r) for r in data.rows],
+        llm = [r.get("llm_label", r["label"]) for r in data.rows]
+        gold_labels = [golds.get(r) for r in data.rows]
+        if multi:  # a set is right when it is the gold set
+            llm = [join_label_set(v) for v in llm]
+            gold_labels = [None if g is None else gold_set(g, data.labels, f"{config.simulate_from}: gold "
+                                                          f"label (id {r['id']})")
+                           for g, r in zip(gold_labels, data.rows)]
+        rates = sample_error_rates(llm, gold_labels,
                                    [index[i] for i in decision.items], seed=config.seed)
-    rows, changed = apply_expert_labels(data.rows, data.labels, expert)
+    apply = apply_expert_sets if multi else apply_expert_labels
+    rows, changed = apply(data.rows, data.labels, expert)
     write_rows(config.out, rows)
     result = MergeResult(Path(config.out), len(rows), len(decision.items), len(expert), changed, simulated,
                          decision.skipped, decision.unannotated, decision.conflicts, config.on_conflict, kind,

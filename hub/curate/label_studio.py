@@ -14,7 +14,10 @@ the sampling score, lower = less confident). Read (`read_export`), as Label Stud
 
 The choice is read from the control named `control` (llm2edge writes `label`), never from whichever
 Choices control comes first; an annotation without exactly one usable choice there is an error that names
-the file, Label Studio's task id, the annotation and llm2edge's item id.
+the file, Label Studio's task id, the annotation and llm2edge's item id. For a multi-label task
+(`multi`) the config's control is `choice="multiple"` and an annotation's choices are one label set,
+joined with LABEL_SEP (checked against the task by `merge_multi`); JSON_MIN and CSV write one choice as
+a bare string and several as `{"choices": [...]}` under either kind of control.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from llm2edge.defaults import EXPERT_CONTROL
+from llm2edge.defaults import EXPERT_CONTROL, LABEL_SEP
 from llm2edge.errors import DataError
 from llm2edge.hub.curate.reviews import LABELED, SKIPPED, UNANNOTATED, Vote
 from llm2edge.hub.curate.rows import Row, row_confidence
@@ -42,14 +45,15 @@ _MIN_META = ("id", "annotator", "annotation_id", "created_at", "updated_at", "le
              "predictions", "meta", "total_annotations", "cancelled_annotations", "total_predictions")
 
 
-def label_config_xml(labels: Sequence[str], fields: Sequence[str] = ()) -> str:
-    """The Label Studio labeling config: the text (and its fields), one single choice among the labels."""
+def label_config_xml(labels: Sequence[str], fields: Sequence[str] = (), *, multiple: bool = False) -> str:
+    """The Label Studio labeling config: the text (and its fields), one single choice among the labels
+    (`multiple`: a multi-label task's `choice="multiple"`, any number of them)."""
     lines = ["<View>"]
     for name in fields:
         lines.append(f"  <Header value={quoteattr(name + ': $' + name)}/>")
     lines.append(f'  <Text name="{LS_TEXT}" value="$text"/>')
-    lines.append(f'  <Choices name="{LS_CHOICES}" toName="{LS_TEXT}" choice="single-radio" '
-                 'showInline="true">')
+    kind = "multiple" if multiple else "single-radio"
+    lines.append(f'  <Choices name="{LS_CHOICES}" toName="{LS_TEXT}" choice="{kind}" showInline="true">')
     for name in labels:
         lines.append(f"    <Choice value={quoteattr(name)}/>")
     lines += ["  </Choices>", "</View>"]
@@ -76,10 +80,15 @@ def label_studio_tasks(rows: Sequence[Row], labels: Sequence[str], fields: Seque
                 "model_version": f"llm2edge:{row.get('model') or 'llm'}",
                 "score": score,
                 "result": [{"from_name": LS_CHOICES, "to_name": LS_TEXT, "type": "choices",
-                            "value": {"choices": [row["label"]]}}],
+                            "value": {"choices": _as_list(row["label"])}}],
             }],
         })
     return tasks
+
+
+def _as_list(label: str | list[str]) -> list[str]:
+    """A row's label as the choices of a Label Studio result (a multi-label row's list as it is)."""
+    return list(label) if isinstance(label, list) else [label]
 
 
 # ---------------------------------------------------------------- reading exports
@@ -94,11 +103,12 @@ def _item_id(path: Path, record: Any, task_id: Any) -> str:
     return str(item_id).strip()
 
 
-def _one_choice(chosen: list[str], others: Sequence[str], control: str, where: str, flat: bool = False
-                ) -> str:
-    """The single choice of an annotation, or a DataError saying what is there instead."""
-    if len(chosen) == 1:
-        return chosen[0].strip()
+def _one_choice(chosen: list[str], others: Sequence[str], control: str, where: str, flat: bool = False,
+                multi: bool = False) -> str:
+    """The single choice of an annotation (`multi`: its choices joined with LABEL_SEP, checked against the
+    task later), or a DataError saying what is there instead."""
+    if len(chosen) == 1 or (multi and chosen):
+        return LABEL_SEP.join(c.strip() for c in chosen)
     if chosen:
         raise DataError(f"{where}: {len(chosen)} choices ({', '.join(chosen)}) under control '{control}', "
                      "expected one (make the Choices control single-choice and fix it in Label Studio)")
@@ -109,7 +119,7 @@ def _one_choice(chosen: list[str], others: Sequence[str], control: str, where: s
     raise DataError(f"{where}: an annotation with no choice under control '{control}'{hint}")
 
 
-def _json_choice(result: Any, control: str, where: str) -> str:
+def _json_choice(result: Any, control: str, where: str, multi: bool = False) -> str:
     """The choice of a full-JSON annotation `result` under `control` (a DataError for anything else)."""
     if not isinstance(result, list):
         raise DataError(f"{where}: malformed annotation result (a {type(result).__name__}, expected a list)")
@@ -130,10 +140,10 @@ def _json_choice(result: Any, control: str, where: str) -> str:
             chosen.extend(choices)
         else:
             others.append(name)
-    return _one_choice(chosen, others, control, where)
+    return _one_choice(chosen, others, control, where, multi=multi)
 
 
-def _votes_json(path: Path, tasks: list[Any], control: str) -> list[Vote]:
+def _votes_json(path: Path, tasks: list[Any], control: str, multi: bool = False) -> list[Vote]:
     """The votes of a full JSON export (tasks with `data` and `annotations`)."""
     if not any(isinstance(t, dict) and "annotations" in t for t in tasks):
         what = "with predictions" if any(isinstance(t, dict) and t.get("predictions") for t in tasks) else ""
@@ -161,28 +171,28 @@ def _votes_json(path: Path, tasks: list[Any], control: str) -> list[Vote]:
             if annotation.get("was_cancelled"):
                 votes.append(Vote(item_id, "", SKIPPED, where, ref, order=len(votes)))
                 continue
-            label = _json_choice(annotation.get("result"), control, where)
+            label = _json_choice(annotation.get("result"), control, where, multi)
             votes.append(Vote(item_id, label, LABELED, where, ref, str(annotation.get("created_at") or ""),
                               len(votes)))
     return votes
 
 
-def _flat_choice(value: Any, where: str, control: str, others: Sequence[str]) -> str:
+def _flat_choice(value: Any, where: str, control: str, others: Sequence[str], multi: bool = False) -> str:
     """The choice of a JSON_MIN / CSV cell: a label, or {"choices": [...]} (several; a JSON string in CSV)."""
     if isinstance(value, str) and value.lstrip().startswith("{"):
         with contextlib.suppress(json.JSONDecodeError):
             value = json.loads(value)
     if isinstance(value, dict) and isinstance(value.get("choices"), list):
-        return _one_choice([str(c) for c in value["choices"]], others, control, where, True)
+        return _one_choice([str(c) for c in value["choices"]], others, control, where, True, multi)
     if isinstance(value, str):
-        return _one_choice([value] if value.strip() else [], others, control, where, True)
+        return _one_choice([value] if value.strip() else [], others, control, where, True, multi)
     if value is None:
-        return _one_choice([], others, control, where, True)
+        return _one_choice([], others, control, where, True, multi)
     raise DataError(f"{where}: malformed choice {json.dumps(value)[:60]} under control '{control}'")
 
 
 def _votes_flat(path: Path, records: Sequence[tuple[int, dict[str, Any]]], control: str,
-                data_fields: Sequence[str], line_numbers: bool) -> list[Vote]:
+                data_fields: Sequence[str], line_numbers: bool, multi: bool = False) -> list[Vote]:
     """The votes of JSON_MIN records or CSV/TSV rows: one per annotation, `annotation_id` empty = none."""
     known = {*_MIN_META, LS_TEXT, LS_ITEM_ID, *data_fields}
     votes: list[Vote] = []
@@ -198,25 +208,26 @@ def _votes_flat(path: Path, records: Sequence[tuple[int, dict[str, Any]]], contr
         ref = f"task {task_id}, annotation {annotation}"
         where = f"{path}{at}: {ref} (item {item_id})"
         others = [k for k, v in record.items() if k not in known and k != control and v not in (None, "")]
-        label = _flat_choice(record.get(control), where, control, others)
+        label = _flat_choice(record.get(control), where, control, others, multi)
         created = str(record.get("created_at") or "")
         votes.append(Vote(item_id, label, LABELED, where, ref, created, len(votes)))
     return votes
 
 
-def read_export(path: str | Path, control: str = LS_CHOICES, data_fields: Sequence[str] = ()
-                ) -> tuple[list[Vote], str]:
+def read_export(path: str | Path, control: str = LS_CHOICES, data_fields: Sequence[str] = (), *,
+                multi: bool = False) -> tuple[list[Vote], str]:
     """The votes of a Label Studio export and its format: "JSON", "JSON_MIN" (both .json) or "CSV".
 
     `data_fields` are the per-item fields llm2edge put in the tasks' data (told apart from other controls
-    in the flat formats). JSON_MIN and CSV leave skipped (cancelled) annotations out.
+    in the flat formats). JSON_MIN and CSV leave skipped (cancelled) annotations out. `multi` (a multi-label
+    task): an annotation's label is its choices joined with LABEL_SEP (checked by the caller).
     """
     p = Path(path)
     if p.suffix.lower() != ".json":
         rows = list(iter_rows(p, fmt="csv"))
         if not rows:
             raise DataError(f"{p}: no rows (an empty Label Studio export: annotate some tasks first)")
-        return _votes_flat(p, rows, control, data_fields, line_numbers=True), "CSV"
+        return _votes_flat(p, rows, control, data_fields, line_numbers=True, multi=multi), "CSV"
     try:
         tasks = json.loads(p.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -229,11 +240,11 @@ def read_export(path: str | Path, control: str = LS_CHOICES, data_fields: Sequen
         raise DataError(f"{p}: an empty export (no tasks; Label Studio exports only annotated tasks unless "
                         "asked for all): annotate some tasks first")
     if any(isinstance(t, dict) and isinstance(t.get("data"), dict) for t in tasks):
-        return _votes_json(p, tasks, control), "JSON"
+        return _votes_json(p, tasks, control, multi), "JSON"
     if not all(isinstance(t, dict) for t in tasks):
         raise DataError(f"{p}: expected a JSON list of Label Studio tasks (objects)")
     if not any("annotation_id" in t or control in t for t in tasks):
         raise DataError(f"{p}: neither a JSON export (tasks with 'data' and 'annotations') nor JSON_MIN "
                         f"(records with 'annotation_id' and '{control}'): export JSON from Label Studio")
     records = list(enumerate(tasks, start=1))
-    return _votes_flat(p, records, control, data_fields, line_numbers=False), "JSON_MIN"
+    return _votes_flat(p, records, control, data_fields, line_numbers=False, multi=multi), "JSON_MIN"

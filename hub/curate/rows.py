@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from llm2edge.errors import DataError
+from llm2edge.labelsets import parse_label_set
 from llm2edge.records import read_jsonl
 
 #: One labels.jsonl row as a dict (id, text, label, probs, confidence, source, ...).
@@ -25,12 +26,15 @@ class LabeledRows:
     labels: tuple[str, ...]
     skipped_error: int = 0  # rows that carry `error` (no label): left out
     duplicates: int = 0  # earlier rows of the same item, superseded by a later row (append-only store)
+    #: `label` is a list of labels in every row (llm2edge.labelsets), in the label set's order.
+    multi_label: bool = False
 
     def label_counts(self) -> dict[str, int]:
         """How many rows carry each label, in label-set order."""
         counts = dict.fromkeys(self.labels, 0)
         for row in self.rows:
-            counts[row["label"]] += 1
+            for name in (row["label"] if self.multi_label else [row["label"]]):
+                counts[name] += 1
         return counts
 
 
@@ -65,7 +69,11 @@ def load_labels(path: str | Path, labels: Sequence[str] | None = None) -> Labele
             good.append((lineno, row))
     if not good:
         raise DataError(f"{path}: every row carries an error; nothing to curate")
+    multi = _is_multi(path, good)
     label_set = tuple(labels) if labels else _label_set(path, [r for _, r in good])
+    if multi:
+        rows = [_multi_row(path, lineno, row, label_set) for lineno, row in good]
+        return LabeledRows(str(path), rows, label_set, skipped, duplicates, multi_label=True)
     known = set(label_set)
     for lineno, row in good:
         if row["label"] not in known:
@@ -79,8 +87,40 @@ def load_labels(path: str | Path, labels: Sequence[str] | None = None) -> Labele
 
 
 def _is_error(row: Row) -> bool:
-    """True if a row failed (an `error` is set, or no label)."""
-    return bool(row.get("error")) or not row.get("label")
+    """True if a row failed (an `error` is set, or no label; a multi-label row's empty list is a label)."""
+    return bool(row.get("error")) or row.get("label") in (None, "")
+
+
+def _is_multi(path: str | Path, rows: Sequence[tuple[int, Row]]) -> bool:
+    """True when the rows' labels are lists (a multi-label file); DataError naming the first row whose
+    label's JSON type differs from the first row's (lists and strings mixed in one file)."""
+    first = isinstance(rows[0][1]["label"], list)
+    for lineno, row in rows:
+        if isinstance(row["label"], list) != first:
+            kinds = ("a list", "a string") if first else ("a string", "a list")
+            raise DataError(f"{path}: row {lineno} (id {row['id']}): label {json.dumps(row['label'])} is "
+                            f"{kinds[1]}, but row {rows[0][0]}'s is {kinds[0]}: a labels.jsonl file is "
+                            "multi-label (lists) or single-label (strings), not both")
+    return first
+
+
+def _multi_row(path: str | Path, lineno: int, row: Row, labels: Sequence[str]) -> Row:
+    """A multi-label row with its label list checked and in `labels` order; DataError naming the row for
+    an unknown or repeated name, or per-label probabilities that are not numbers in [0, 1] or miss one of
+    the row's own labels. The empty list is accepted (a task with `allow_none`)."""
+    where = f"{path}: row {lineno} (id {row['id']})"
+    chosen = parse_label_set(row["label"], labels, where=where, allow_empty=True)
+    probs = row.get("probs")
+    if probs:
+        for name, value in probs.items():
+            if name not in labels or isinstance(value, bool) or not isinstance(value, (int, float)) \
+                    or not 0.0 <= float(value) <= 1.0:
+                raise DataError(f"{where}: probs[{name!r}] = {value!r}: expected a probability in [0, 1] "
+                                f"for a label of {list(labels)}")
+        missing = [name for name in chosen if name not in probs]
+        if missing:
+            raise DataError(f"{where}: label '{missing[0]}' is missing from its own probs {sorted(probs)}")
+    return {**row, "label": list(chosen)}
 
 
 def _label_set(path: str | Path, rows: Sequence[Row]) -> tuple[str, ...]:
@@ -90,7 +130,8 @@ def _label_set(path: str | Path, rows: Sequence[Row]) -> tuple[str, ...]:
         for name in (row.get("probs") or {}):
             order.setdefault(str(name), None)
     for row in rows:
-        order.setdefault(str(row["label"]), None)
+        for name in (row["label"] if isinstance(row["label"], list) else [row["label"]]):
+            order.setdefault(str(name), None)
     if len(order) < 2:
         raise DataError(f"{path}: fewer than two labels in the file ({list(order)}); cannot curate")
     return tuple(order)

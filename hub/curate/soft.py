@@ -9,6 +9,12 @@ for a bare answer); "crossval", the out-of-fold probabilities of a model trained
 frozen student embeddings (`oof`: soft targets for teachers without probabilities; its argmax may differ
 from the row's label); "mix", the equal-weight average (llm + crossval) / 2, which keeps at least half the
 mass on a bare answer's label. The temperature applies after the source is chosen.
+
+A multi-label file (`label` a list) gets soft targets per label (`build_multi_soft`): each label its own
+Bernoulli probability, from the same sources (per label: the row's `probs`, the out-of-fold one-vs-rest
+model, or their average); the temperature scales each label's log-odds (p^(1/T) over p^(1/T) + (1-p)^(1/T),
+the two-outcome form of the softmax above); expert rows become 1 or 0 per label, smoothed to
+(1 - smoothing) * y + smoothing / 2.
 """
 
 from __future__ import annotations
@@ -103,12 +109,55 @@ class SoftResult:
     source: str
 
 
+def build_multi_soft(rows: Sequence[Row], labels: Sequence[str], smoothing: float = SOFT_SMOOTHING, *,
+                     temperature: float = SOFT_TEMPERATURE, source: str = SOFT_FROM,
+                     oof: Any = None) -> list[Row]:
+    """Multi-label rows with `probs` each label's own soft probability (the module docstring); `oof` (n, k)
+    the rows' out-of-fold per-label probabilities (`multilabel.oof_label_probs`) for crossval and mix."""
+    import numpy as np
+
+    from llm2edge.hub.curate.multilabel import label_matrix, llm_label_probs
+
+    fraction("smoothing", smoothing, closed=False)
+    positive("temperature", temperature)
+    one_of("source", source, SOFT_SOURCES)
+    if source != "llm" and (oof is None or len(oof) != len(rows)):
+        raise ConfigError(f"soft labels from {source} need one row of out-of-fold per-label probabilities "
+                          "per row (multilabel.oof_label_probs)")
+    probs = llm_label_probs(rows, labels)
+    if source != "llm":
+        other = np.asarray(oof, dtype=np.float64)
+        probs = other if source == "crossval" else (probs + other) / 2
+    if temperature != 1.0:
+        a = np.clip(probs, 1e-12, 1.0) ** (1.0 / temperature)
+        b = np.clip(1.0 - probs, 1e-12, 1.0) ** (1.0 / temperature)
+        probs = a / (a + b)
+    expert = (1.0 - smoothing) * label_matrix(rows, labels) + smoothing / 2
+    out = []
+    for i, row in enumerate(rows):
+        is_expert = row.get("source") == "expert"
+        values = expert[i] if is_expert else probs[i]
+        new = {**row, "probs": {name: float(v) for name, v in zip(labels, values)}}
+        if source != "llm" and not is_expert:
+            new["soft_from"] = source
+        out.append(new)
+    return out
+
+
 def soft_labels_file(labels: str | Path, out: str | Path, *, smoothing: float = SOFT_SMOOTHING,
                      temperature: float = SOFT_TEMPERATURE, source: str = SOFT_FROM,
                      crossval: CrossvalConfig | None = None) -> SoftResult:
     """`llm2edge soft-labels`: read a labels file, build soft targets from `source`, write them to `out`."""
     one_of("source", source, SOFT_SOURCES)
     data = load_labels(labels)
+    if data.multi_label:
+        from llm2edge.hub.curate.multilabel import oof_label_probs
+
+        oof = oof_label_probs(data.rows, data.labels, crossval) if source != "llm" else None
+        multi = build_multi_soft(data.rows, data.labels, smoothing, temperature=temperature, source=source,
+                                 oof=oof)
+        write_rows(out, multi)
+        return SoftResult(Path(out), len(multi), data.skipped_error, source)
     oof: Any = oof_probs(data.rows, data.labels, crossval) if source != "llm" else None
     rows = build_soft_labels(data.rows, smoothing, data.labels, temperature=temperature, source=source,
                              oof=oof)

@@ -46,7 +46,8 @@ def sample_experts_cmd(config: SampleConfig) -> None:
 
 
 def merge_experts_cmd(config: MergeConfig, threads: int | None = None) -> None:
-    """Merge expert labels into labels.jsonl (`source: expert`, one-hot probabilities)."""
+    """Merge expert labels into labels.jsonl (`source: expert`, one-hot probabilities; a multi-label
+    file: the expert's set, 1/0 per label)."""
     from llm2edge.hub.curate.experts import merge_experts
 
     result = merge_experts(config)
@@ -54,7 +55,8 @@ def merge_experts_cmd(config: MergeConfig, threads: int | None = None) -> None:
 
 
 def soft_labels_cmd(config: SoftConfig) -> None:
-    """Normalize each row's label distribution to sum to 1, for `llm2edge train --soft`."""
+    """Normalize each row's label distribution to sum to 1, for `llm2edge train --soft` (a multi-label
+    file: each label's own probability)."""
     from llm2edge.hub.curate.soft import soft_labels
 
     result = soft_labels(config)

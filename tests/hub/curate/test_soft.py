@@ -74,3 +74,52 @@ def test_cli_pipeline_into_train_soft(mrf_labels, shared_data, tmp_path, cli):
                "--threads", "1") == 0
     meta = json.loads((model / "train_meta.json").read_text())
     assert meta["soft_labels"] is True and sorted(meta["labels"]) == sorted(labels)
+
+
+# ---------------------------------------------------------------- multi-label: a Bernoulli per label
+
+
+def _multi_cli(cli, tmp_path, rows, *args):
+    src = tmp_path / "multi.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "soft_multi.jsonl"
+    assert cli("soft-labels", "--labels", src, "--out", out, *args) == 0
+    return read_jsonl(out)
+
+
+def test_multi_label_soft_targets_per_label(emotion_labels, tmp_path, cli):
+    _, rows, labels, _ = emotion_labels
+    rows = [dict(r, source="expert") if i < 3 else r for i, r in enumerate(rows)]
+    plain = _multi_cli(cli, tmp_path, rows)
+    smooth = _multi_cli(cli, tmp_path, rows, "--smoothing", "0.2", "--temperature", "0.5")
+    for i, (row, a, b) in enumerate(zip(rows, plain, smooth)):
+        assert a["label"] == row["label"] and list(a["probs"]) == labels
+        if i < 3:  # expert rows: 1 or 0 per label, smoothed towards 1/2
+            assert a["probs"] == {n: float(n in row["label"]) for n in labels}
+            assert b["probs"] == pytest.approx({n: 0.9 if n in row["label"] else 0.1 for n in labels})
+            continue
+        assert a["probs"] == pytest.approx(row["probs"])  # each label its own probability, not renormalized
+        for name in labels:
+            p, t = row["probs"][name], b["probs"][name]
+            # temperature 0.5 per label: p^2 / (p^2 + (1-p)^2), sharper on the same side of 1/2
+            assert t == pytest.approx(p * p / (p * p + (1 - p) ** 2))
+            assert (t - 0.5) * (p - 0.5) >= 0 and abs(t - 0.5) >= abs(p - 0.5)
+    assert not all(sum(r["probs"].values()) == pytest.approx(1.0) for r in plain[3:])
+
+
+def test_multi_label_soft_from_crossval_and_mix(emotion_labels, tmp_path, cli):
+    pytest.importorskip("torch").set_num_threads(1)
+    _, rows, labels, _ = emotion_labels
+    common = ("--folds", "4", "--max-length", "32", "--threads", "1")
+    cv = _multi_cli(cli, tmp_path, rows, "--from", "crossval", *common)
+    mix = _multi_cli(cli, tmp_path, rows, "--from", "mix", *common)
+    for row, c, m in zip(rows, cv, mix):
+        assert c["soft_from"] == "crossval" and m["soft_from"] == "mix" and c["label"] == row["label"]
+        for name in labels:
+            assert 0.0 < c["probs"][name] < 1.0
+            assert m["probs"][name] == pytest.approx((row["probs"][name] + c["probs"][name]) / 2)
+    # out of fold, a label is likelier on the rows that carry it than on those that do not
+    for name in ("joy", "neutral"):
+        on = [c["probs"][name] for c in cv if name in c["label"]]
+        off = [c["probs"][name] for c in cv if name not in c["label"]]
+        assert sum(on) / len(on) > sum(off) / len(off)

@@ -1,0 +1,268 @@
+"""Multi-label curation: per-label probabilities (the LLM's or out of fold) and cleanlab's multi-label issues.
+
+A multi-label labels.jsonl row (llm2edge.labelsets) has `label`, a list, and `probs`, each label's own
+probability of applying. Confident learning on it is cleanlab's multi-label `find_label_issues` (the
+current form of `cleanlab.filter.find_label_issues(..., multi_label=True)`), which treats every label
+as its own binary task (label present or not) and flags a row when any of its per-label decisions looks
+wrong. Its probabilities:
+
+- `crossval`: per label, K-fold one-vs-rest logistic regressions on the frozen student embeddings, each
+  trained on the file's own decisions for that label (`confident.crossval_probs` with two classes).
+- `llm`: the rows' own per-label `probs` (the indicator of the label set for a bare answer). As in the
+  single-label case this is weak: the label set is the LLM's probabilities thresholded, so only labels
+  whose probabilities sit on the wrong side of cleanlab's per-label thresholds can be flagged.
+
+A row's per-label confidence is cleanlab's per-label quality: p_l where l is in the set, 1 - p_l where it is
+not; its `issue_score` is 1 minus cleanlab's aggregated (exponential moving average) label quality.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from llm2edge.checks import one_of
+from llm2edge.console import warn
+from llm2edge.defaults import (
+    CURATE_FILTER_BY,
+    CURATE_FOLDS,
+    CURATE_PROBS,
+    LABEL_THRESHOLD,
+    OOF_CLASS_WEIGHT,
+    SEED,
+)
+from llm2edge.errors import ConfigError, DataError
+from llm2edge.hub.curate.oof import CrossvalConfig
+from llm2edge.hub.curate.rows import LabeledRows, Row, write_json, write_rows
+from llm2edge.labelsets import indicator, join_label_set, sets_of
+
+if TYPE_CHECKING:
+    from llm2edge.hub.curate.confident import CurateConfig, CurateResult
+
+#: Where curate's probabilities come from (as in the single-label path).
+PROB_SOURCES = ("llm", "crossval")
+
+
+def label_matrix(rows: Sequence[Row], labels: Sequence[str]) -> np.ndarray:
+    """The (n, k) 0/1 matrix of the rows' label sets (`labels` order)."""
+    return indicator([row["label"] for row in rows], labels)
+
+
+def llm_label_probs(rows: Sequence[Row], labels: Sequence[str]) -> np.ndarray:
+    """(n, k) per-label probabilities from the rows' own `probs` (each label independent; a label missing
+    from a row's probs, or a row without probs: 1 if the label is in its set, else 0)."""
+    given = label_matrix(rows, labels).astype(np.float64)
+    out = given.copy()
+    for i, row in enumerate(rows):
+        probs = row.get("probs") or {}
+        for j, name in enumerate(labels):
+            if probs.get(name) is not None:
+                out[i, j] = float(probs[name])
+    return out
+
+
+def crossval_label_probs(features: np.ndarray, given: np.ndarray, *, folds: int = CURATE_FOLDS,
+                         seed: int = SEED, class_weight: str = OOF_CLASS_WEIGHT) -> np.ndarray:
+    """(n, k) out-of-fold probability of each label: per label, K-fold one-vs-rest logistic regression on
+    `features` trained on `given[:, j]` (a label no row or every row carries: its fold models are certain).
+    """
+    from llm2edge.hub.curate.confident import crossval_probs
+
+    out = np.zeros(given.shape, dtype=np.float64)
+    for j in range(given.shape[1]):
+        y = np.asarray(given[:, j], dtype=np.int64)
+        out[:, j] = crossval_probs(features, y, 2, folds=folds, seed=seed, class_weight=class_weight)[:, 1]
+    return out
+
+
+def oof_label_probs(rows: Sequence[Row], labels: Sequence[str], config: CrossvalConfig | None = None, *,
+                    features: np.ndarray | None = None) -> np.ndarray:
+    """`crossval_label_probs` of multi-label rows (`features`: their embeddings, else computed)."""
+    config = config or CrossvalConfig()
+    if features is None:
+        from llm2edge.hub.curate.embed import embed_rows
+
+        features = embed_rows(rows, model=config.model, max_length=config.max_length,
+                              batch_size=config.batch_size, threads=config.threads, progress=config.progress)
+    if len(features) != len(rows):
+        raise ConfigError(f"{len(features)} embeddings for {len(rows)} rows")
+    return crossval_label_probs(features, label_matrix(rows, labels), folds=config.folds, seed=config.seed,
+                                class_weight=config.oof_class_weight)
+
+
+def label_confidence(given: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """(n, k) confidence in each given decision: p where the label is in the set, 1 - p where it is not."""
+    p = np.asarray(probs, dtype=np.float64)
+    return np.where(np.asarray(given, dtype=bool), p, 1.0 - p)
+
+
+@dataclass(frozen=True)
+class MultiIssues:
+    """cleanlab's multi-label verdict per row: flagged, issue score, the set the probabilities suggest,
+    the per-label confidence in the given decisions."""
+
+    flagged: np.ndarray  # bool (n,)
+    score: np.ndarray  # float (n,), 1 - cleanlab's label quality: higher = more likely wrong
+    suggested: list[tuple[str, ...]]  # the labels whose probability reaches LABEL_THRESHOLD
+    pred_probs: np.ndarray  # (n, k) the per-label probabilities used
+    confidence: np.ndarray  # (n, k) label_confidence
+    notes: list[str] = field(default_factory=list)
+
+
+def find_multi_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = CURATE_PROBS,
+                      features: np.ndarray | None = None, folds: int = CURATE_FOLDS, seed: int = SEED,
+                      filter_by: str = CURATE_FILTER_BY, class_weight: str = OOF_CLASS_WEIGHT,
+                      oof: np.ndarray | None = None) -> MultiIssues:
+    """cleanlab's multi-label label issues of `rows` on the LLM's per-label probabilities or out-of-fold
+    ones (`features` needed for crossval unless `oof` holds them, as `crossval_label_probs` gives them)."""
+    from cleanlab.multilabel_classification.filter import find_label_issues
+    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+
+    one_of("probs", probs, PROB_SOURCES)
+    given = label_matrix(rows, labels)
+    if probs == "llm":
+        pred = llm_label_probs(rows, labels)
+    elif oof is not None:
+        if oof.shape != given.shape:
+            raise ConfigError(f"out-of-fold probabilities of shape {oof.shape} for {len(rows)} rows and "
+                              f"{len(labels)} labels")
+        pred = np.asarray(oof, dtype=np.float64)
+    else:
+        if features is None:
+            raise ConfigError("crossval probabilities need embeddings (features)")
+        pred = crossval_label_probs(features, given, folds=folds, seed=seed, class_weight=class_weight)
+    if len(rows) < 2 or not given.any():
+        raise DataError("fewer than two rows, or no row carries a label: confident learning has nothing "
+                        "to compare")
+    sub = np.clip(pred, 1e-6, 1 - 1e-6)
+    lists = [[int(j) for j in np.flatnonzero(row)] for row in given]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        flagged = find_label_issues(lists, sub, filter_by=filter_by, n_jobs=1)
+        quality = get_label_quality_scores(lists, sub)
+    notes = _notes([str(w.message) for w in caught], given, labels)
+    suggested = sets_of(pred >= LABEL_THRESHOLD, labels)
+    return MultiIssues(np.asarray(flagged, dtype=bool), 1.0 - np.asarray(quality, dtype=np.float64),
+                       suggested, pred, label_confidence(given, pred), notes)
+
+
+def multi_report(data: LabeledRows, issues: MultiIssues, config: CurateConfig, seconds: float
+                 ) -> dict[str, Any]:
+    """The multi-label curation report as a JSON-ready dict: counts overall and per label, top examples.
+
+    Per label: `rows` carrying it, `flagged` rows carrying it, and `disputed`, flagged rows whose decision
+    on that label (in the set or not) the probabilities contradict (confidence below 0.5)."""
+    from llm2edge.hub.curate.confident import folds_run
+
+    given = label_matrix(data.rows, data.labels).astype(bool)
+    disputed = issues.confidence < 0.5
+    flagged = issues.flagged
+    per_label = {name: {"rows": int(given[:, j].sum()), "flagged": int((given[:, j] & flagged).sum()),
+                        "disputed": int((disputed[:, j] & flagged).sum())}
+                 for j, name in enumerate(data.labels)}
+    ranked = [i for i in np.argsort(-issues.score, kind="stable") if flagged[i]][: config.top]
+    top = [{"id": data.rows[i]["id"], "text": data.rows[i]["text"], "label": data.rows[i]["label"],
+            "suggested": list(issues.suggested[i]), "score": round(float(issues.score[i]), 4)}
+           for i in ranked]
+    crossval = config.probs == "crossval"
+    return {
+        "labels_file": str(config.labels), "method": config.method, "probs": config.probs,
+        "multi_label": True,
+        "action": config.action, "filter_by": config.filter_by,
+        "folds": folds_run(config.crossval.folds, len(data.rows)) if crossval else None,
+        "folds_asked": config.crossval.folds if crossval else None,
+        "oof_class_weight": config.crossval.oof_class_weight if crossval else None,
+        "labels": list(data.labels), "rows": len(data.rows), "skipped_error": data.skipped_error,
+        "superseded_duplicates": data.duplicates, "flagged": int(flagged.sum()),
+        "flagged_fraction": round(float(flagged.mean()), 4), "per_label": per_label,
+        "set_is_thresholded": round(float(np.mean([tuple(r["label"]) == s for r, s in
+                                                   zip(data.rows, issues.suggested)])), 4),
+        "note": LLM_NOTE if not crossval else None, "warnings": list(issues.notes),
+        "seconds": round(seconds, 2), "top": top,
+    }
+
+
+#: Why `--probs llm` flags little on a multi-label file (the report's note).
+LLM_NOTE = ("cleanlab on the LLM's own per-label probabilities: the label set is these probabilities "
+            "thresholded, so a label can be flagged only where its probability falls on the wrong side of "
+            "cleanlab's per-label threshold; --probs crossval gives out-of-sample probabilities")
+
+
+def multi_markdown(report: dict[str, Any]) -> str:
+    """The multi-label curation report as markdown."""
+    from llm2edge.hub.curate.confident import _md_cell
+
+    lines = [
+        f"# Curation report (multi-label): {report['method']} on {report['probs']} probabilities", "",
+        f"- labels file: `{report['labels_file']}`",
+        f"- rows: {report['rows']} (skipped with an error: {report['skipped_error']})",
+        f"- flagged: {report['flagged']} ({100 * report['flagged_fraction']:.1f}%), "
+        f"action: {report['action']}",
+        *([f"- note: {report['note']}"] if report.get("note") else []),
+        *[f"- warning: {note}" for note in report.get("warnings") or []],
+        "", "| label | rows with it | flagged | disputed |", "|---|---:|---:|---:|",
+    ]
+    for name, c in report["per_label"].items():
+        lines.append(f"| {name} | {c['rows']} | {c['flagged']} | {c['disputed']} |")
+    lines += ["", f"## Top {len(report['top'])} flagged items", "",
+              "| id | given labels | suggested | score | text |", "|---|---|---|---:|---|"]
+    for ex in report["top"]:
+        lines.append(f"| {ex['id']} | {join_label_set(ex['label'])} | {join_label_set(ex['suggested'])} | "
+                     f"{ex['score']:.3f} | {_md_cell(ex['text'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def curate_multi(config: CurateConfig, data: LabeledRows, start: float) -> CurateResult:
+    """`curate` of a multi-label file: flag (or drop) rows cleanlab's multi-label issues point at; every
+    row gets `label_issue`, `issue_score`, `suggested_label` (a list) and `label_confidence`
+    ({label: confidence in the given decision})."""
+    from llm2edge.hub.curate.confident import CurateResult, _embed_rows
+
+    cv = config.crossval
+    features = _embed_rows(data.rows, config) if config.probs == "crossval" else None
+    issues = find_multi_issues(data.rows, data.labels, probs=config.probs, features=features, folds=cv.folds,
+                               seed=cv.seed, filter_by=config.filter_by, class_weight=cv.oof_class_weight)
+    out_rows: list[Row] = []
+    for i, row in enumerate(data.rows):
+        if config.action == "drop" and issues.flagged[i]:
+            continue
+        out_rows.append({**row, "label_issue": bool(issues.flagged[i]),
+                         "issue_score": round(float(issues.score[i]), 6),
+                         "suggested_label": list(issues.suggested[i]),
+                         "label_confidence": {name: round(float(issues.confidence[i, j]), 6)
+                                              for j, name in enumerate(data.labels)}})
+    out = Path(config.out)
+    write_rows(out / "labels.jsonl", out_rows)
+    report = multi_report(data, issues, config, time.perf_counter() - start)
+    report["written"] = len(out_rows)
+    for note in issues.notes:
+        warn(f"curate: {note}")
+    write_json(out / "report.json", report)
+    (out / "report.md").write_text(multi_markdown(report), encoding="utf-8")
+    return CurateResult(out, len(data.rows), int(issues.flagged.sum()), len(out_rows), report)
+
+
+def _notes(messages: Sequence[str], given: np.ndarray, labels: Sequence[str]) -> list[str]:
+    """cleanlab's warnings as one line each (duplicates once). Its "too few examples in class k" comes from
+    a label's binary task (k = 1: the rows carrying it, 0: those without it): named here as the labels
+    carried by at most one row, or missing from at most one."""
+    from llm2edge.hub.curate.confident import _FEW
+
+    counts = given.sum(axis=0)
+    sparse = [name for name, c in zip(labels, counts) if c <= 1 or c >= len(given) - 1]
+    notes: list[str] = []
+    for message in messages:
+        if _FEW.search(message) and sparse:
+            note = (f"{', '.join(repr(n) for n in sparse)}: carried by at most one row (or missing from at "
+                    "most one), too few for cleanlab to judge those decisions")
+        else:
+            note = f"cleanlab: {message.splitlines()[0] if message else 'warning'}"
+        if note not in notes:
+            notes.append(note)
+    return notes
