@@ -104,7 +104,8 @@ def _probs(folder: Path, texts: list[str]) -> np.ndarray:
 
 def test_fine_tuned_student_from_a_labels_jsonl_of_lists(ekman, tmp_path, cli) -> None:
     out = tmp_path / "model"
-    assert cli("train", "-d", ekman["jsonl"], "--eval", ekman["test"], "-o", out, *FAST) == 0
+    assert cli("train", "-d", ekman["jsonl"], "--eval", ekman["test"], "-o", out, *FAST,
+               "--best-by", "macro_f1") == 0
     config = _config(out)
     labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
     assert labels == EKMAN  # every name of the probs, in sorted order
@@ -116,6 +117,7 @@ def test_fine_tuned_student_from_a_labels_jsonl_of_lists(ekman, tmp_path, cli) -
     assert len(val) == 8 and all(parse_label_set(r["label"], EKMAN, where="v") for r in val)
     meta = json.loads((out / "train_meta.json").read_text(encoding="utf-8"))
     assert meta["multi_label"] is True and meta["label_thresholds"] == config["label_thresholds"]
+    assert meta["best_by"] == "macro_f1" and len(meta["validation_macro_f1_per_epoch"]) == 1
     metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
     assert metrics["multi_label"] is True and metrics["n"] == 40
     assert {"micro_f1", "macro_f1", "subset_accuracy", "hamming_loss", "per_label"} <= set(metrics)
@@ -193,6 +195,18 @@ def test_static_student_is_one_vs_rest(ekman, tmp_path) -> None:
     assert config["problem_type"] == PROBLEM_TYPE and set(config["label_thresholds"]) == {"anger", "joy"}
     assert result.metrics["multi_label"] is True and result.metrics["n"] == 80
     assert result.metrics["micro_f1"] > 0.5
+
+
+def test_soft_targets_are_the_per_label_probabilities(ekman, tmp_path) -> None:
+    from llm2edge.hub.train.batches import set_targets
+    from llm2edge.hub.train.label_sets import read_label_sets
+
+    examples, labels = read_label_sets(ekman["jsonl"], text_col="text", label_col="label", soft=True)
+    soft, hard = set_targets(examples, labels, True), set_targets(examples, labels, False)
+    assert soft.shape == (80, 7) and torch.allclose(soft, hard * 0.8 + 0.1)  # 0.9 in the set, 0.1 outside
+    result = _head(ekman["jsonl"], tmp_path / "soft", soft_labels=True)
+    assert _config(result.out)["problem_type"] == PROBLEM_TYPE
+    assert json.loads((result.out / "train_meta.json").read_text(encoding="utf-8"))["soft_labels"] is True
 
 
 def test_pos_weights_are_negatives_over_positives_capped() -> None:
