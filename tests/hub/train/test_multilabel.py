@@ -245,7 +245,8 @@ def test_bad_multi_label_input_is_one_line_exit_2(case, ekman, tmp_path, cli, ca
     args: list[object] = ["-o", tmp_path / "m", *FAST]
     expect = ""
     if case == "list_without_flag":
-        data = _write_csv(tmp_path / "d.csv", [{"text": r["text"], "label": ";".join(r["label"])} for r in rows])
+        joined = [{"text": r["text"], "label": ";".join(r["label"])} for r in rows]
+        data = _write_csv(tmp_path / "d.csv", joined)
         expect = "d.csv:2: label 'joy;anger' is a list of labels, but the task is single-label"
     elif case == "unknown_in_probs":
         rows[3]["label"] = ["joy", "glee"]
@@ -253,7 +254,8 @@ def test_bad_multi_label_input_is_one_line_exit_2(case, ekman, tmp_path, cli, ca
         expect = "d.jsonl:4: label 'glee' in ['joy', 'glee'] has no probability in 'probs'"
     elif case == "unknown_in_eval":
         data = _write_jsonl(tmp_path / "d.jsonl", rows)
-        ev = _write_csv(tmp_path / "e.csv", [{"text": "x", "label": "joy"}, {"text": "y", "label": "joy;bogus"}])
+        ev = _write_csv(tmp_path / "e.csv", [{"text": "x", "label": "joy"},
+                                             {"text": "y", "label": "joy;bogus"}])
         args += ["--eval", ev]
         expect = "e.csv:3: unknown label 'bogus' in 'joy;bogus'"
     elif case == "mixed":
