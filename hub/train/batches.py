@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from llm2edge.checks import one_of
 from llm2edge.hub.train.config import CLASS_WEIGHTS
@@ -20,6 +21,9 @@ from llm2edge.hub.train.small_data import label_mass, resolve_class_weight
 
 #: Length grouping: sort by length inside windows of MEGABATCH batches.
 MEGABATCH = 50
+#: Multi-label "balanced" weights: a label's pos_weight (negatives / positives) stays within
+#: [1 / POS_WEIGHT_CAP, POS_WEIGHT_CAP], so a label seen a handful of times cannot dominate the loss.
+POS_WEIGHT_CAP = 10.0
 
 
 def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
@@ -87,6 +91,44 @@ def class_weights(targets: torch.Tensor, num_labels: int, mode: str) -> torch.Te
     present = counts > 0
     weights[present] = n / (num_labels * counts[present])
     return weights.to(torch.float32)
+
+
+def set_targets(examples: Sequence[Example], labels: Sequence[str], soft: bool) -> torch.Tensor:
+    """Multi-label targets, float32 [n, k]: 1/0 per label of each row's set, or with `soft` the row's
+    `probs` per label (a label without a probability: 1 if in the set, else 0)."""
+    target = torch.zeros(len(examples), len(labels), dtype=torch.float32)
+    for row, ex in enumerate(examples):
+        chosen = set(ex.labels or ())
+        for j, name in enumerate(labels):
+            given = (ex.probs or {}).get(name) if soft else None
+            target[row, j] = float(given) if given is not None else float(name in chosen)
+    return target
+
+
+def pos_weights(targets: torch.Tensor, mode: str) -> torch.Tensor | None:
+    """Multi-label loss weights: each label's weight on its positives (BCE `pos_weight`), or None.
+
+    "balanced" gives label j n_neg / n_pos (its negatives over its positives, soft targets as mass),
+    capped at POS_WEIGHT_CAP, and 1 to a label without positives; "auto" is balanced when the labels'
+    positive counts are skewed (small_data.resolve_class_weight on the per-label mass), else None."""
+    one_of("class_weight", mode, CLASS_WEIGHTS)
+    if resolve_class_weight(mode, targets, targets.shape[1]) == "none":
+        return None
+    pos = targets.to(torch.float64).sum(0)
+    neg = len(targets) - pos
+    weights = torch.ones(targets.shape[1], dtype=torch.float64)
+    present = pos > 0
+    weights[present] = (neg[present] / pos[present]).clamp(min=1.0 / POS_WEIGHT_CAP, max=POS_WEIGHT_CAP)
+    return weights.to(torch.float32)
+
+
+def objective(logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None,
+              multi_label: bool) -> torch.Tensor:
+    """The training loss: softmax cross-entropy (class weights), or for multi-label sigmoid binary
+    cross-entropy per label (`weight` is BCE's pos_weight)."""
+    if multi_label:
+        return F.binary_cross_entropy_with_logits(logits.float(), targets, pos_weight=weight)
+    return F.cross_entropy(logits.float(), targets, weight=weight)
 
 
 def tokenize(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[dict[str, list[int]]]:

@@ -45,6 +45,9 @@ CLASS_WEIGHTS = ("auto", "none", "balanced")
 BEST_BY = ("macro_f1", "last")
 #: Accepted values of TrainConfig.on_collapse.
 ON_COLLAPSE = ("head", "keep")
+#: Why `--unlabeled` refuses a multi-label task (the pool's quotas and heads are per class).
+MULTI_LABEL_POOL = ("--unlabeled is not supported for multi-label training yet (the pool's per-class quotas "
+                    "assume one label per text); train without it")
 #: Accepted values of TrainConfig.student.
 STUDENTS = ("transformer", "static")
 
@@ -144,6 +147,10 @@ class TrainConfig:
     #: Targets from the `probs` field ({label: p}) instead of the label column.
     soft_labels: bool = param(False, flags=("--soft",),
                               help="Train on the 'probs' distributions of labels.jsonl.")
+    #: A labels.jsonl whose `label` values are lists is multi-label without it; a CSV/Parquet/JSONL gold
+    #: file's `a;b` cells need it (llm2edge.labelsets is the contract). Sigmoid + BCE, per-label thresholds.
+    multi_label: bool = param(False, help="Each row's label is a set of labels (cells 'a;b', JSONL lists): "
+                                          "one yes/no output per label, thresholds tuned per label.")
     #: "auto": balanced when the labels are skewed (small_data.AUTO_SKEW_RATIO), else none.
     class_weight: str = param(CLASS_WEIGHT, choices=CLASS_WEIGHTS,
                               help="Loss weights per class: auto (balanced when the labels are skewed), "
@@ -169,6 +176,8 @@ class TrainConfig:
         check_fields(self)
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ConfigError(f"labels has duplicates: {self.labels}")
+        if self.multi_label and self.unlabeled is not None:
+            raise ConfigError(MULTI_LABEL_POOL)
         if self.unlabeled is not None and not Path(self.unlabeled).exists():
             raise ConfigError(f"{self.unlabeled}: --unlabeled names no such file or folder")
         out = Path(self.out)
@@ -187,6 +196,8 @@ def fingerprint(config: TrainConfig, *, model: str, data_sha256: str, num_proces
         payload["class_weight"] = config.class_weight
     if config.min_steps or config.best_by != "last":  # likewise (issue 10's schedule and selection)
         payload.update(min_steps=config.min_steps, max_epochs=config.max_epochs, best_by=config.best_by)
+    if config.multi_label:  # likewise (issue 23)
+        payload["multi_label"] = True
     if config.student != "transformer":  # likewise
         payload.update(student=config.student, dims=config.dims)
     if config.unlabeled is not None:  # likewise (issue 22's pool)

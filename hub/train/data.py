@@ -10,8 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from llm2edge.errors import DataError
-from llm2edge.hub.train.config import PROBS_FIELD, TrainConfig
+from llm2edge.defaults import LABEL_SEP
+from llm2edge.errors import ConfigError, DataError
+from llm2edge.hub.train.config import MULTI_LABEL_POOL, PROBS_FIELD, TrainConfig
+from llm2edge.labelsets import check_single
 from llm2edge.records import iter_rows, read_records
 
 
@@ -23,6 +25,7 @@ class Example:
     label: str  # the hard label (for soft rows: the label column, else the most probable label)
     probs: dict[str, float] | None = None  # normalized soft target (soft_labels only)
     where: str = ""  # "file:line", for error messages
+    labels: tuple[str, ...] | None = None  # multi-label: the set in label order (`label` is its joined form)
 
 
 def read_hard(path: str | Path, *, text_col: str, label_col: str, id_col: str | None = None) -> list[Example]:
@@ -131,8 +134,21 @@ def split_validation(examples: Sequence[Example], *, fraction: float, max_rows: 
     return train, val
 
 
+def check_not_sets(examples: Sequence[Example], labels: Sequence[str] | None) -> None:
+    """DataError naming the first row of a single-label run whose label is a set (`a;b`): of names in
+    `labels` when given (`labelsets.check_single`), else of any non-empty names (without a label order, a
+    single label cannot hold the separator: it reads as a multi-label file given without --multi-label)."""
+    if labels is not None:
+        names = list(labels)
+    else:
+        names = sorted({part.strip() for ex in examples for part in ex.label.split(LABEL_SEP)} - {""})
+    for ex in examples:
+        check_single(ex.label, names, where=ex.where)
+
+
 def write_validation(path: str | Path, examples: Sequence[Example]) -> None:
-    """Write the validation slice as CSV with columns text,label (what export validates against)."""
+    """Write the validation slice as CSV with columns text,label (what export validates against); a
+    multi-label row's label is its set joined with LABEL_SEP in label order ('' for the empty set)."""
     with Path(path).open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["text", "label"])
@@ -148,20 +164,38 @@ class TrainingData:
     validation: list[Example]
     eval: list[Example] | None  # config.eval_data's rows, None without it
     labels: list[str]
+    multi_label: bool = False  # rows hold label sets (Example.labels)
 
 
 def load_training_data(config: TrainConfig) -> TrainingData:
-    """Read config.data (hard or soft labels) and config.eval_data, fix the label order, split validation."""
+    """Read config.data (hard or soft labels) and config.eval_data, fix the label order, split validation.
+    Multi-label (config.multi_label, or a JSONL of list labels) reads label sets (`label_sets`)."""
+    from llm2edge.hub.train.label_sets import has_list_labels, read_label_sets
+
+    if config.multi_label or has_list_labels(config.data, config.label_col, config.text_col):
+        if config.unlabeled is not None:
+            raise ConfigError(MULTI_LABEL_POOL)
+        examples, labels = read_label_sets(config.data, text_col=config.text_col, label_col=config.label_col,
+                                           labels=config.labels, soft=config.soft_labels)
+        eval_sets = None
+        if config.eval_data is not None:
+            eval_sets, _ = read_label_sets(config.eval_data, text_col=config.text_col,
+                                           label_col=config.label_col, labels=labels)
+        train, val = split_validation(examples, fraction=config.val_fraction, max_rows=config.val_max_rows,
+                                      seed=config.seed)
+        return TrainingData(train=train, validation=val, eval=eval_sets, labels=labels, multi_label=True)
     if config.soft_labels:
         examples = read_soft(config.data, text_col=config.text_col, label_col=config.label_col)
     else:
         examples = read_hard(config.data, text_col=config.text_col, label_col=config.label_col,
                              id_col=config.id_col)
+    check_not_sets(examples, config.labels)
     labels = label_order(examples, config.labels)
     eval_examples: list[Example] | None = None
     if config.eval_data is not None:
         eval_examples = read_hard(config.eval_data, text_col=config.text_col, label_col=config.label_col,
                                   id_col=config.id_col)
+        check_not_sets(eval_examples, labels)
         check_labels(eval_examples, labels, "eval")
     train, val = split_validation(examples, fraction=config.val_fraction, max_rows=config.val_max_rows,
                                   seed=config.seed)

@@ -14,20 +14,29 @@ from llm2edge.metrics import classification_report
 
 
 @torch.no_grad()
-def predict_indices(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int,
-                    device: Any = "cpu") -> list[int]:
-    """The model's predicted class index per text (batched by length, in input order)."""
+def predict_logits(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int,
+                   device: Any = "cpu") -> torch.Tensor:
+    """The model's logits, float32 [n, labels] on the CPU (batched by length, in input order)."""
     model.eval()
     feats = tokenize(tokenizer, texts, max_length)
     order = sorted(range(len(texts)), key=lambda i: len(feats[i]["input_ids"]))
-    pred = [0] * len(texts)
+    out = torch.zeros(len(texts), model.config.num_labels, dtype=torch.float32)
     pad_id = tokenizer.pad_token_id or 0
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
         batch = {k: v.to(device) for k, v in collate([feats[i] for i in idx], pad_id).items()}
-        for i, p in zip(idx, model(**batch).logits.argmax(-1).tolist()):
-            pred[i] = p
-    return pred
+        out[idx] = model(**batch).logits.float().cpu()
+    return out
+
+
+def predict_indices(model: Any, tokenizer: Any, texts: Sequence[str], *, max_length: int, batch_size: int,
+                    device: Any = "cpu") -> list[int]:
+    """The model's predicted class index per text (batched by length, in input order)."""
+    if not texts:
+        return []
+    logits = predict_logits(model, tokenizer, texts, max_length=max_length, batch_size=batch_size,
+                            device=device)
+    return logits.argmax(-1).tolist()
 
 
 def report_dict(model: Any, tokenizer: Any, examples: Sequence[Example], labels: Sequence[str],
@@ -40,9 +49,13 @@ def report_dict(model: Any, tokenizer: Any, examples: Sequence[Example], labels:
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
-    """The terminal table of a metrics.json dict."""
+    """The terminal table of a metrics.json dict (a multi-label one: `labelsets.MultiLabelReport`'s)."""
     from llm2edge.metrics import ClassReport, Report
 
+    if metrics.get("multi_label"):
+        from llm2edge.hub.train.multilabel import multilabel_table
+
+        return multilabel_table(metrics)
     fields = {k: metrics[k] for k in ("labels", "n", "accuracy", "macro_f1", "weighted_f1", "confusion")}
     per_class = [ClassReport(**c) for c in metrics["per_class"]]
     return Report(per_class=per_class, **fields).table()

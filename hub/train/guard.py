@@ -11,11 +11,15 @@ without gold has: one label for at least COLLAPSE_SHARE of the slice while the t
 label less. With `on_collapse="head"` (the default) the trainer then keeps a head trained on the frozen
 pretrained encoder instead (measured in issue 10 on FLAN-UL2's one-sided cmv_persuasion labels: the
 fine-tuned student collapsed in 5 of 5 folds, the frozen-encoder head in 1 of 5).
+
+Multi-label: the unit is the predicted set (`multilabel.set_shares`): a slice collapsed when one set (the
+empty set included) is predicted for at least COLLAPSE_SHARE of it while its gold sets' most frequent one
+is below that share; the fallback compares with the share of that set among the training labels' sets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -29,7 +33,11 @@ FALLBACK_MIN_ROWS = 20
 
 
 def _shares(report: Mapping[str, Any]) -> tuple[int, str, float, float]:
-    """(items, most predicted label, its share of the predictions, the top share of the slice's labels)."""
+    """(items, most predicted label, its share of the predictions, the top share of the slice's labels);
+    for a multi-label report the same of label sets."""
+    if report.get("multi_label"):
+        return (int(report["n"]), str(report["top_set"]), float(report["top_set_share"]),
+                float(report["gold_top_set_share"]))
     labels = list(report["labels"])
     confusion = report["confusion"]
     n = sum(sum(row) for row in confusion)
@@ -47,19 +55,25 @@ def slice_collapse(report: Mapping[str, Any], name: str) -> dict[str, Any]:
             "predicted_share": round(pred_share, 4), "labels_top_share": round(true_share, 4)}
 
 
-def fallback_reason(validation: Mapping[str, Any] | None, targets: torch.Tensor, num_labels: int
-                    ) -> dict[str, Any] | None:
+def fallback_reason(validation: Mapping[str, Any] | None, targets: torch.Tensor, num_labels: int,
+                    train_sets: Sequence[str] | None = None) -> dict[str, Any] | None:
     """Why the fine-tuned weights should be replaced, or None: on the held-back slice (`validation`, a
     report dict) one label gets >= COLLAPSE_SHARE of the predictions while the training labels (`targets`,
     hard or soft) give it less; never on fewer than FALLBACK_MIN_ROWS rows. The training labels, not the
-    slice's few dozen, are the reference: a slice of 20 rows can read 95% one label by chance."""
+    slice's few dozen, are the reference: a slice of 20 rows can read 95% one label by chance.
+    Multi-label: `train_sets` (each training row's set as `multilabel.set_shares` names it) is the
+    reference for the most predicted set."""
     from llm2edge.hub.train.small_data import label_mass
 
     if validation is None or validation.get("n", 0) < FALLBACK_MIN_ROWS:
         return None
     n, top, pred_share, _ = _shares(validation)
-    mass = label_mass(targets, num_labels)
-    share = float(mass[list(validation["labels"]).index(top)] / mass.sum())
+    if validation.get("multi_label"):
+        sets = list(train_sets or [])
+        share = sum(s == top for s in sets) / len(sets) if sets else 0.0
+    else:
+        mass = label_mass(targets, num_labels)
+        share = float(mass[list(validation["labels"]).index(top)] / mass.sum())
     if pred_share < COLLAPSE_SHARE or share >= COLLAPSE_SHARE:
         return None
     return {"slice": "validation", "n": n, "top_label": top, "predicted_share": round(pred_share, 4),

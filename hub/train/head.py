@@ -6,10 +6,9 @@ import sys
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from llm2edge.errors import TrainError
-from llm2edge.hub.train.batches import collate
+from llm2edge.hub.train.batches import collate, objective
 from llm2edge.hub.train.config import TrainConfig
 
 
@@ -24,8 +23,9 @@ def _head(model: Any) -> Any:
 
 def train_head(model: Any, feats: list[dict[str, list[int]]], targets: torch.Tensor,
                config: TrainConfig, pad_id: int, device: Any, main: bool,
-               weight: torch.Tensor | None = None) -> int:
-    """Cache the encoder's output at the head's input once, then train only the head; returns steps."""
+               weight: torch.Tensor | None = None, multi_label: bool = False) -> int:
+    """Cache the encoder's output at the head's input once, then train only the head; returns steps.
+    Multi-label: one-vs-rest, a sigmoid per label trained with binary cross-entropy (`weight`: pos_weight)."""
     from tqdm.auto import tqdm
 
     head = _head(model)
@@ -66,7 +66,7 @@ def train_head(model: Any, feats: list[dict[str, list[int]]], targets: torch.Ten
         perm = torch.randperm(len(x), generator=g)
         for start in range(0, len(x), config.batch_size):
             idx = perm[start:start + config.batch_size].to(device)
-            loss = F.cross_entropy(head(x[idx]), y[idx], weight=weight)
+            loss = objective(head(x[idx]), y[idx], weight, multi_label)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -9,6 +9,10 @@ fingerprint (data, settings, source model) returns it unchanged unless resume is
 Layout of OUT: config.json (model_type llm2edge-static, id2label), model.safetensors (embeddings,
 classifier.weight, classifier.bias), tokenizer.json (no [CLS]/[SEP]), validation.csv, train_meta.json,
 metrics.json (with --eval).
+
+Multi-label: the head is one-vs-rest (a sigmoid per label, binary cross-entropy, per-label pos_weight),
+the thresholds are tuned on the held-back slice and config.json holds problem_type and label_thresholds,
+as for the transformer student (`multilabel`).
 """
 
 from __future__ import annotations
@@ -35,7 +39,8 @@ from llm2edge.export.static_model import (
 )
 from llm2edge.hashing import sha256_file
 from llm2edge.hub.models import default_student, resolve_model
-from llm2edge.hub.train.batches import class_weights, target_tensor
+from llm2edge.hub.train import multilabel as ml
+from llm2edge.hub.train.batches import class_weights, objective, pos_weights, set_targets, target_tensor
 from llm2edge.hub.train.checkpoints import share_one_mode, write_json
 from llm2edge.hub.train.config import TrainConfig, TrainResult, fingerprint
 from llm2edge.hub.train.data import Example, load_training_data, write_validation
@@ -50,9 +55,11 @@ MIN_STD = 1e-6
 
 
 def fit_head(x: np.ndarray, y: torch.Tensor, num_labels: int, config: TrainConfig,
-             weight: torch.Tensor | None, *, noise: float = 0.0) -> tuple[np.ndarray, np.ndarray, float]:
+             weight: torch.Tensor | None, *, noise: float = 0.0, multi_label: bool = False
+             ) -> tuple[np.ndarray, np.ndarray, float]:
     """Train a linear head on standardized `x`; returns (weight [k, d], bias [k]) on raw `x`, final loss.
-    `noise` > 0: dropout at that rate on the features of every batch (Noisy Student's noised student)."""
+    `noise` > 0: dropout at that rate on the features of every batch (Noisy Student's noised student).
+    `multi_label`: sigmoid + binary cross-entropy per label (`weight` is the pos_weight)."""
     mu = x.mean(axis=0)
     sd = np.maximum(x.std(axis=0), MIN_STD)
     xs = torch.from_numpy(((x - mu) / sd).astype(np.float32))
@@ -66,7 +73,7 @@ def fit_head(x: np.ndarray, y: torch.Tensor, num_labels: int, config: TrainConfi
         for start in range(0, len(xs), config.batch_size):
             idx = perm[start:start + config.batch_size]
             batch = F.dropout(xs[idx], p=noise) if noise > 0 else xs[idx]
-            loss = F.cross_entropy(head(batch), y[idx], weight=weight)
+            loss = objective(head(batch), y[idx], weight, multi_label)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -76,9 +83,13 @@ def fit_head(x: np.ndarray, y: torch.Tensor, num_labels: int, config: TrainConfi
 
 
 def _report(weights: StaticWeights, tokenizer: Any, examples: Sequence[Example],
-            labels: Sequence[str]) -> dict[str, Any]:
-    """The classification report of the static model on `examples` as a dict."""
-    pred = weights.logits_of_texts(tokenizer, [ex.text for ex in examples]).argmax(axis=1)
+            labels: Sequence[str], thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+    """The classification report of the static model on `examples` as a dict (multi-label: the set
+    report at `thresholds`)."""
+    logits = weights.logits_of_texts(tokenizer, [ex.text for ex in examples])
+    if thresholds is not None:
+        return ml.set_report(ml.sigmoid(logits), examples, labels, thresholds)
+    pred = logits.argmax(axis=1)
     return classification_report([ex.label for ex in examples], [labels[i] for i in pred], labels).to_dict()
 
 
@@ -121,23 +132,34 @@ def train_static(config: TrainConfig) -> TrainResult:
                            bias=np.zeros(len(labels), dtype=np.float32))
     t0 = time.perf_counter()
     x = frozen.mean_vectors([e.ids for e in tokenizer.encode_batch([ex.text for ex in data.train])])
-    targets = target_tensor(data.train, labels, config.soft_labels or pool_info is not None)
-    weights = class_weights(targets, len(labels), config.class_weight)
-    w, b, loss = fit_head(x, targets, len(labels), config, weights)
+    multi = data.multi_label
+    if multi:
+        targets = set_targets(data.train, labels, config.soft_labels)
+        weights = pos_weights(targets, config.class_weight)
+    else:
+        targets = target_tensor(data.train, labels, config.soft_labels or pool_info is not None)
+        weights = class_weights(targets, len(labels), config.class_weight)
+    w, b, loss = fit_head(x, targets, len(labels), config, weights, multi_label=multi)
     seconds = time.perf_counter() - t0
     model = StaticWeights(embeddings=table.embeddings, weight=w, bias=b)
+    thresholds = None
+    if multi:
+        val_texts = [ex.text for ex in data.validation]
+        val_logits = model.logits_of_texts(tokenizer, val_texts) if val_texts else np.zeros((0, len(labels)))
+        thresholds = ml.tuned(ml.sigmoid(val_logits), data.validation, labels)
+    extra = {"problem_type": ml.PROBLEM_TYPE, "label_thresholds": thresholds} if multi else {}
 
     out.mkdir(parents=True, exist_ok=True)
     save_static_weights(out, model)
     write_static_config(out, static_config(labels, model, source_model=source,
-                                           source_digest=table.source_digest))
+                                           source_digest=table.source_digest, **extra))
     tokenizer.save(str(out / "tokenizer.json"))
     write_validation(out / "validation.csv", data.validation)
-    val_metrics = _report(model, tokenizer, data.validation, labels) if data.validation else None
+    val_metrics = _report(model, tokenizer, data.validation, labels, thresholds) if data.validation else None
     metrics = None
     if data.eval is not None:
         metrics = {"split": "eval", "data": str(config.eval_data),
-                   **_report(model, tokenizer, data.eval, labels)}
+                   **_report(model, tokenizer, data.eval, labels, thresholds)}
     collapse = check_collapse({"validation": val_metrics, "eval": metrics})
     if metrics is not None:
         metrics["collapsed"] = collapse["collapsed"]
@@ -149,15 +171,16 @@ def train_static(config: TrainConfig) -> TrainResult:
         "table_cached": table.cached, "data": str(config.data), "data_sha256": sha256_file(config.data),
         "text_col": config.text_col, "label_col": config.label_col, "soft_labels": config.soft_labels,
         "class_weight": config.class_weight,
-        "class_weights": None if weights is None else
+        "class_weights": None if weights is None or multi else
         {label: round(float(v), 6) for label, v in zip(labels, weights.tolist())},
+        **(ml.meta(weights, labels, thresholds) if multi else {}),
         "head_epochs": config.head_epochs, "head_lr": config.head_lr, "batch_size": config.batch_size,
         "final_loss": round(loss, 6), "threads": threads, "train_rows": len(data.train),
         "validation_rows": len(data.validation), "seconds": round(seconds, 3),
         "examples_per_second": round(processed / seconds, 3) if seconds > 0 else None,
         "resumed_from_epoch": 0, "config_hash": key, "collapsed": collapse["collapsed"], "pool": pool_info,
         "collapse": collapse["slices"],
-        "validation": None if val_metrics is None else
+        "validation": None if val_metrics is None else ml.summary(val_metrics) if multi else
         {k: val_metrics[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1")},
     })
     share_one_mode(out)

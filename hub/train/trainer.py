@@ -5,6 +5,10 @@ Layout of OUT after a run:
   validation.csv                                    held-back slice of the training data (text,label)
   train_meta.json                                   labels, max_length, seed, source model, data hash, ...
   metrics.json                                      --eval report (accuracy, macro/weighted F1, confusion)
+
+Multi-label (`multilabel`): sigmoid + binary cross-entropy, config.json also holds problem_type =
+"multi_label_classification" and label_thresholds (tuned on the held-back slice), validation.csv's label
+is the set joined with ';', metrics.json is labelsets.MultiLabelReport's dict with the thresholds.
   checkpoints/epoch-N/                              the LAST epoch's accelerate state only (older ones are
                                                     deleted as soon as a newer one is complete); rerunning the
                                                     same command finds it and does no training again.
@@ -26,14 +30,24 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from llm2edge.console import say, warn
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import TrainError
 from llm2edge.hashing import sha256_file
 from llm2edge.hub.models import default_student, load_pretrained, resolve_model
-from llm2edge.hub.train.batches import class_weights, collate, epoch_batches, shard, target_tensor, tokenize
+from llm2edge.hub.train import multilabel as ml
+from llm2edge.hub.train.batches import (
+    class_weights,
+    collate,
+    epoch_batches,
+    objective,
+    pos_weights,
+    set_targets,
+    shard,
+    target_tensor,
+    tokenize,
+)
 from llm2edge.hub.train.checkpoints import (
     CHECKPOINTS,
     last_checkpoint,
@@ -101,6 +115,7 @@ def train(config: TrainConfig) -> TrainResult:
     else:
         pool_info = None
     labels, eval_examples, train_ex, val_ex = data.labels, data.eval, data.train, data.validation
+    multi = data.multi_label
 
     # ---- checkpoints: resume or refuse
     root = out / CHECKPOINTS
@@ -125,7 +140,7 @@ def train(config: TrainConfig) -> TrainResult:
                 AutoModelForSequenceClassification.from_pretrained, model_name, error=TrainError,
                 num_labels=len(labels), id2label=dict(enumerate(labels)),
                 label2id={label: i for i, label in enumerate(labels)}, use_safetensors=True,
-                ignore_mismatched_sizes=True)
+                ignore_mismatched_sizes=True, **({"problem_type": ml.PROBLEM_TYPE} if multi else {}))
         finally:
             hf_logging.set_verbosity(verbosity)
 
@@ -141,10 +156,27 @@ def train(config: TrainConfig) -> TrainResult:
     left = tokenizer.padding_side == "left"
     feats = tokenize(tokenizer, [ex.text for ex in train_ex], config.max_length)
     lengths = [len(f["input_ids"]) for f in feats]
-    y = target_tensor(train_ex, labels, config.soft_labels or pool_info is not None)
+    if multi:
+        y = set_targets(train_ex, labels, config.soft_labels)
+        weights = pos_weights(y, config.class_weight)
+    else:
+        y = target_tensor(train_ex, labels, config.soft_labels or pool_info is not None)
+        weights = class_weights(y, len(labels), config.class_weight)
     device = accelerator.device
-    weights = class_weights(y, len(labels), config.class_weight)
     weight = None if weights is None else weights.to(device)
+
+    def thresholds_of(m: Any) -> dict[str, float] | None:
+        """Multi-label: `m`'s per-label thresholds tuned on the held-back slice (None: single-label)."""
+        if not multi:
+            return None
+        return ml.tuned(ml.model_probs(m, tokenizer, val_ex, config, device), val_ex, labels)
+
+    def score(m: Any, examples: list[Any], thresholds: dict[str, float] | None = None) -> dict[str, Any]:
+        """`m`'s report on `examples` (multi-label: at `thresholds`, else tuned on `examples`)."""
+        if not multi:
+            return report_dict(m, tokenizer, examples, labels, config, device)
+        probs = ml.model_probs(m, tokenizer, examples, config, device)
+        return ml.set_report(probs, examples, labels, thresholds or ml.tuned(probs, examples, labels))
 
     start_epoch = 0
     epochs = config.epochs
@@ -157,7 +189,7 @@ def train(config: TrainConfig) -> TrainResult:
     tuned = None  # the fine-tuned weights a fallback replaced (scored on --eval for the record)
     if config.freeze_encoder:
         model.to(device)
-        train_head(model, feats, y, config, pad_id, device, main, weight)
+        train_head(model, feats, y, config, pad_id, device, main, weight, multi)
         processed = len(train_ex) * config.head_epochs
         unwrapped = model
     else:
@@ -200,7 +232,7 @@ def train(config: TrainConfig) -> TrainResult:
                 sync = contextlib.nullcontext() if stepping else accelerator.no_sync(model)
                 with sync:
                     logits = model(**batch).logits
-                    loss = F.cross_entropy(logits.float(), y[idx].to(device), weight=weight) / group
+                    loss = objective(logits, y[idx].to(device), weight, multi) / group
                     accelerator.backward(loss)
                 if stepping:
                     if config.max_grad_norm > 0:
@@ -215,14 +247,14 @@ def train(config: TrainConfig) -> TrainResult:
             accelerator.wait_for_everyone()
             if best.enabled:  # every process scores the same slice with the same weights: same choice
                 bare = accelerator.unwrap_model(model)
-                scored = report_dict(bare, tokenizer, val_ex, labels, config, device)
+                scored = score(bare, val_ex)
                 best.update(epoch + 1, scored["macro_f1"], bare)
             save_checkpoint(accelerator, root, epoch + 1, key)
         unwrapped = accelerator.unwrap_model(model)
         kept_epoch = best.restore(unwrapped, epochs)
         if config.on_collapse == "head" and val_ex:  # every process scores the same slice: same choice
-            fallback = fallback_reason(report_dict(unwrapped, tokenizer, val_ex, labels, config, device), y,
-                                       len(labels))
+            fallback = fallback_reason(score(unwrapped, val_ex), y, len(labels),
+                                       [ml.set_name(ex.labels or ()) for ex in train_ex] if multi else None)
         if fallback is not None:
             if main:
                 warn(f"the fine-tuned student gives '{fallback['top_label']}' to "
@@ -233,13 +265,17 @@ def train(config: TrainConfig) -> TrainResult:
             unwrapped.config.pad_token_id = pad_id
             unwrapped.to(device)
             set_seed(config.seed)
-            train_head(unwrapped, feats, y, config, pad_id, device, main, weight)
+            train_head(unwrapped, feats, y, config, pad_id, device, main, weight, multi)
             fallback["kept"] = "frozen-encoder head"
     seconds = time.perf_counter() - t0
 
     # ---- outputs (main process only)
     metrics: dict[str, Any] | None = None
+    thresholds = thresholds_of(unwrapped) if main else None
     if main:
+        if thresholds is not None:
+            unwrapped.config.problem_type = ml.PROBLEM_TYPE
+            unwrapped.config.label_thresholds = thresholds
         unwrapped.save_pretrained(out, safe_serialization=True)
         tokenizer.model_max_length = config.max_length
         if getattr(tokenizer, "is_fast", False):  # tokenizer.json: truncate at max_length, no fixed padding
@@ -247,14 +283,14 @@ def train(config: TrainConfig) -> TrainResult:
             tokenizer.backend_tokenizer.enable_truncation(config.max_length)
         tokenizer.save_pretrained(out)
         write_validation(out / "validation.csv", val_ex)
-        val_metrics = report_dict(unwrapped, tokenizer, val_ex, labels, config, device) if val_ex else None
+        val_metrics = score(unwrapped, val_ex, thresholds) if val_ex else None
         if eval_examples is not None:
             metrics = {"split": "eval", "data": str(config.eval_data),
-                       **report_dict(unwrapped, tokenizer, eval_examples, labels, config, device)}
+                       **score(unwrapped, eval_examples, thresholds)}
         if fallback is not None and tuned is not None and eval_examples is not None:
-            scored = report_dict(tuned, tokenizer, eval_examples, labels, config, device)
-            fallback["fine_tuned_eval"] = {k: scored[k] for k in ("labels", "n", "accuracy", "macro_f1",
-                                                                  "weighted_f1", "confusion")}
+            scored = score(tuned, eval_examples, thresholds_of(tuned))
+            fallback["fine_tuned_eval"] = ml.summary(scored) if multi else {
+                k: scored[k] for k in ("labels", "n", "accuracy", "macro_f1", "weighted_f1", "confusion")}
         collapse = check_collapse({"validation": val_metrics, "eval": metrics})
         if metrics is not None:
             metrics["collapsed"] = collapse["collapsed"]
@@ -265,8 +301,9 @@ def train(config: TrainConfig) -> TrainResult:
             "source_model": model_name, "data": str(config.data), "data_sha256": data_hash,
             "text_col": config.text_col, "label_col": config.label_col, "soft_labels": config.soft_labels,
             "freeze_encoder": config.freeze_encoder, "class_weight": config.class_weight,
-            "class_weights": None if weights is None else
+            "class_weights": None if weights is None or multi else
             {label: round(float(w), 6) for label, w in zip(labels, weights.tolist())},
+            **(ml.meta(weights, labels, thresholds) if multi else {}),
             "epochs": config.epochs, "epochs_run": epochs, "min_steps": config.min_steps,
             "best_by": config.best_by if best.enabled else "last", "kept_epoch": kept_epoch,
             "on_collapse": config.on_collapse, "fallback": fallback,
@@ -276,7 +313,7 @@ def train(config: TrainConfig) -> TrainResult:
             "validation_rows": len(val_ex), "seconds": round(seconds, 3),
             "examples_per_second": round(processed / seconds, 3) if seconds > 0 else None,
             "resumed_from_epoch": start_epoch, "config_hash": key, "pool": pool_info,
-            "validation": None if val_metrics is None else
+            "validation": None if val_metrics is None else ml.summary(val_metrics) if multi else
             {k: val_metrics[k] for k in ("n", "accuracy", "macro_f1", "weighted_f1")},
         })
         share_one_mode(out)
