@@ -109,7 +109,7 @@ ML_VALIDATION = 48
 
 
 def _goemotions(folder: Path, split: str, n: int) -> tuple[list[dict[str, str]], list[str]]:
-    """The first n rows of goemotions_ekman's split as {text, label} (label `;`-joined), and all its labels."""
+    """The first n rows of goemotions_ekman's split as {text, label} (`;`-joined), and all its labels."""
     with (folder / f"{split}.csv").open(encoding="utf-8", newline="") as handle:
         rows = [{"text": r["text"], "label": r["labels"]} for r in csv.DictReader(handle)]
     return rows[:n], sorted({x for r in rows for x in r["label"].split(";") if x})

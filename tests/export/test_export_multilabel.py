@@ -1,4 +1,4 @@
-"""Export of a real multi-label MiniLM (issue 23.5): manifest, sigmoid probabilities vs torch, per-pair guard."""
+"""Export of a real multi-label MiniLM (issue 23.5): manifest, sigmoid vs torch, the per-pair int8 guard."""
 
 from __future__ import annotations
 
@@ -25,9 +25,8 @@ def _torch_probs(model_dir: Path, texts: list[str], max_length: int = 32) -> np.
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     with torch.inference_mode():
-        return np.concatenate([
-            torch.sigmoid(model(**tok([t], truncation=True, max_length=max_length, return_tensors="pt")).logits)
-            .numpy() for t in texts])
+        encoded = [tok([t], truncation=True, max_length=max_length, return_tensors="pt") for t in texts]
+        return np.concatenate([torch.sigmoid(model(**enc).logits).numpy() for enc in encoded])
 
 
 def _export(model_dir: Path, out: Path, **kwargs):
@@ -67,7 +66,8 @@ def test_int8_guard_judges_every_text_label_pair(ml_int8, multilabel_model):
 
     v = ml_int8.validation
     guard = v["int8_guard"]
-    n_val, n_train = len(_rows(multilabel_model / "validation.csv")), len(_rows(multilabel_model / "train.csv"))
+    n_val = len(_rows(multilabel_model / "validation.csv"))
+    n_train = len(_rows(multilabel_model / "train.csv"))
     assert (guard["n"], guard["labels"], guard["unit"]) == (n_val + n_train, 7, "pairs")
     assert guard["pairs"] == 7 * guard["n"] and (guard["from_validation"], guard["from_training"]) == (48, 64)
     assert guard["real_flips"] + guard["near_tie_flips"] == round((1 - guard["agreement"]) * guard["pairs"])
