@@ -198,8 +198,11 @@ def _labelled(path: Path, labels: list[str], text_col: str, label_col: str) -> t
         raise DataError(f"{path}: is a folder, not a file")
     index = {name: i for i, name in enumerate(labels)}
     texts, gold = [], []
+    from llm2edge.labelsets import check_single
+
     for rec in read_records(path, text_col=text_col, label_col=label_col, require_label=True):
         if rec.label not in index:
+            check_single(rec.label, labels, where=f"{path}:{rec.line}")
             raise DataError(f"{path}:{rec.line}: label '{rec.label}' is not one of the bundle's labels "
                             f"{labels}")
         texts.append(rec.text)

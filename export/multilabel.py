@@ -57,6 +57,8 @@ def load_validation_sets(path: Path, *, labels: Sequence[str], text_col: str = "
     gold: list[tuple[str, ...] | None] = []
     for line, row in iter_rows(path, text_col=text_col):
         where = f"{path}:{line}"
+        if not texts and text_col not in row:
+            raise DataError(f"{path}: missing column(s) {text_col} (columns: {', '.join(map(str, row))})")
         text = cell(row, text_col, where, text=True)
         if not text:
             raise DataError(f"{where}: empty text in column '{text_col}'")

@@ -198,3 +198,22 @@ def test_calibrate_names_an_unknown_label_in_a_set(ml_bundle, tmp_path, capsys, 
                        monkeypatch)
     assert code == 2 and "labelled.csv:3: unknown label 'boredom'" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_bad_input_is_one_line_and_exit_2(ml_bundle, tiny_bundle, tmp_path, capsys, monkeypatch):
+    bundle = tmp_path / "b"
+    shutil.copytree(ml_bundle.path, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    manifest["thresholds"]["boredom"] = 0.5
+    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    code, out, err = run(["predict", "-b", str(bundle), "hello"], capsys, monkeypatch)
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert f"{bundle / 'manifest.json'}: thresholds name unknown label 'boredom'" in err
+    sets = tmp_path / "sets.csv"  # label sets given to a single-label bundle's calibration
+    sets.write_text("text,label\nhello,negative\nworld,negative;positive\n", encoding="utf-8")
+    single = tmp_path / "single"
+    shutil.copytree(tiny_bundle.path, single)
+    code, _, err = run(["calibrate", "-b", str(single), "-d", str(sets), "--threads", "1"], capsys,
+                       monkeypatch)
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert f"{sets}:3: label 'negative;positive' is a list of labels, but the task is single-label" in err

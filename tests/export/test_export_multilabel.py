@@ -115,3 +115,31 @@ def test_thresholds_naming_an_unknown_label_are_refused(multilabel_model, tmp_pa
     (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ExportError, match=r"config.json: label_thresholds names unknown label 'boredom'"):
         _export(model, tmp_path / "bundle")
+
+
+def _fails(args: list[str], capsys) -> str:
+    from llm2edge.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("llm2edge: error: "), err
+    return err[0]
+
+
+def test_bad_validation_sets_are_one_line_naming_file_and_row(multilabel_model, trained_model, tmp_path,
+                                                               capsys):
+    base = ["export", "--model", str(multilabel_model), "--out", str(tmp_path / "b")]
+    cases = {"unknown.csv": ("text,label\nhello,joy\nworld,joy;boredom\n", ":3: unknown label 'boredom'"),
+             "twice.csv": ("text,label\nhello,joy;anger;joy\n", ":2: label 'joy' given twice"),
+             "cols.csv": ("sentence,label\nhello,joy\n", ": missing column(s) text")}
+    for name, (body, message) in cases.items():
+        (tmp_path / name).write_text(body, encoding="utf-8")
+        assert f"{tmp_path / name}{message}" in _fails([*base, "--validate", str(tmp_path / name)], capsys)
+    sets = tmp_path / "sets.csv"  # label sets given to a single-label model
+    sets.write_text("text,label\nhello,funny\nworld,funny;not_funny\n", encoding="utf-8")
+    line = _fails(["export", "--model", str(trained_model), "--out", str(tmp_path / "b"), "--validate",
+                   str(sets)], capsys)
+    assert f"{sets}:3: label 'funny;not_funny' is a list of labels, but the task is single-label" in line
+    assert not (tmp_path / "b").exists()
