@@ -217,3 +217,48 @@ def test_bad_input_is_one_line_and_exit_2(ml_bundle, tiny_bundle, tmp_path, caps
                        monkeypatch)
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert f"{sets}:3: label 'negative;positive' is a list of labels, but the task is single-label" in err
+
+
+def test_predict_defer_then_merge_label_sets(ml_bundle, tmp_path, capsys, monkeypatch):
+    inputs = write_inputs(tmp_path / "in.csv", ML_TEXTS)
+    probs, decisions, cuts = expected(ml_bundle, ML_TEXTS)
+    width = float(np.median(np.abs(probs - cuts).min(axis=1)))
+    pred, todo = tmp_path / "pred.csv", tmp_path / "todo.csv"
+    code, _, err = run(["predict", "-b", str(ml_bundle.path), "-i", str(inputs), "-o", str(pred), "--defer",
+                        str(width), "--deferred-out", str(todo), "--threads", "1"], capsys, monkeypatch)
+    assert code == 0, err
+    with todo.open(encoding="utf-8", newline="") as handle:
+        deferred = [r["id"] for r in csv.DictReader(handle)]
+    assert deferred
+    answers = {rid: (["positive", "negative"] if k % 2 else []) for k, rid in enumerate(deferred)}
+    llm = tmp_path / "labels.jsonl"
+    llm.write_text("".join(json.dumps({"id": rid, "label": s}) + "\n" for rid, s in answers.items()),
+                   encoding="utf-8")
+    for out in (tmp_path / "final.csv", tmp_path / "final.jsonl"):
+        code, _, err = run(["merge-predictions", "--edge", str(pred), "--llm", str(llm), "--out", str(out)],
+                           capsys, monkeypatch)
+        assert code == 0, err
+    with (tmp_path / "final.csv").open(encoding="utf-8", newline="") as handle:
+        merged = list(csv.DictReader(handle))
+    sets = [[n for n, d in zip(ml_bundle.labels, row) if d] for row in decisions]
+    for row, edge_set in zip(merged, sets):
+        assert row["edge_label"] == ";".join(edge_set)
+        if row["id"] in answers:  # canonical order: negative before positive
+            assert row["source"] == "llm" and row["label"] == ";".join(sorted(answers[row["id"]]))
+        else:
+            assert row["source"] == "edge" and row["label"] == ";".join(edge_set)
+    objs = [json.loads(line) for line in (tmp_path / "final.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [o["edge_label"] for o in objs] == sets and all(isinstance(o["label"], list) for o in objs)
+    llm.write_text(json.dumps({"id": deferred[0], "label": ["positive", "bored"]}) + "\n", encoding="utf-8")
+    code, _, err = run(["merge-predictions", "--edge", str(pred), "--llm", str(llm), "--out",
+                        str(tmp_path / "x.csv")], capsys, monkeypatch)
+    assert code == 2 and f"{llm}:1: unknown label 'bored'" in err and "--map 'bored=LABEL'" in err
+    answers[deferred[0]] = ["positive", "bored"]
+    llm.write_text("".join(json.dumps({"id": rid, "label": s}) + "\n" for rid, s in answers.items()),
+                   encoding="utf-8")
+    code, _, err = run(["merge-predictions", "--edge", str(pred), "--llm", str(llm), "--out",
+                        str(tmp_path / "x.csv"), "--map", "bored=neutral"], capsys, monkeypatch)
+    assert code == 0, err
+    with (tmp_path / "x.csv").open(encoding="utf-8", newline="") as handle:
+        first = next(r for r in csv.DictReader(handle) if r["id"] == deferred[0])
+    assert first["label"] == "neutral;positive"
