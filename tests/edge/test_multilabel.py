@@ -262,3 +262,22 @@ def test_predict_defer_then_merge_label_sets(ml_bundle, tmp_path, capsys, monkey
     with (tmp_path / "x.csv").open(encoding="utf-8", newline="") as handle:
         first = next(r for r in csv.DictReader(handle) if r["id"] == deferred[0])
     assert first["label"] == "neutral;positive"
+
+
+def test_thresholds_are_part_of_the_bundle_checksum(ml_bundle, tmp_path, capsys, monkeypatch):
+    """A re-tuned threshold changes the label sets: a resume across it is refused like a new model."""
+    bundle = tmp_path / "b"
+    shutil.copytree(ml_bundle.path, bundle)
+    before = read_bundle(bundle)
+    inputs = write_inputs(tmp_path / "in.csv", ML_TEXTS)
+    out = tmp_path / "p.csv"
+    assert run(["predict", "-b", str(bundle), "-i", str(inputs), "-o", str(out), "--threads", "1"], capsys,
+               monkeypatch)[0] == 0
+    moved = {name: min(1.0, t + 0.01) for name, t in before.thresholds.items()}
+    write_manifest(bundle, labels=before.labels, max_length=32, source_model="tiny-test-model",
+                   quantization="none", multi_label=True, thresholds=moved)
+    after = read_bundle(bundle)
+    assert after.files == before.files and after.checksum != before.checksum
+    code, _, err = run(["predict", "-b", str(bundle), "-i", str(inputs), "-o", str(out), "--threads", "1",
+                        "--resume"], capsys, monkeypatch)
+    assert code == 2 and "its rows were made with bundle (checksum)" in err
