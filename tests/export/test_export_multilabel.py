@@ -143,3 +143,22 @@ def test_bad_validation_sets_are_one_line_naming_file_and_row(multilabel_model, 
                    str(sets)], capsys)
     assert f"{sets}:3: label 'funny;not_funny' is a list of labels, but the task is single-label" in line
     assert not (tmp_path / "b").exists()
+
+
+def test_predict_then_evaluate_on_the_real_bundle_matches_the_manifest(ml_int8, multilabel_model, tmp_path):
+    """`predict` + `evaluate` on the shipped bundle give the subset accuracy and micro-F1 export recorded."""
+    from llm2edge.cli import main
+    from llm2edge.edge.evaluate import evaluate_files
+
+    gold = multilabel_model / "validation.csv"
+    out = tmp_path / "pred.jsonl"
+    assert main(["predict", "-b", str(ml_int8.bundle), "-i", str(gold), "-o", str(out), "--threads", "1"]) \
+        in (None, 0)
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 48 and all(isinstance(r["label"], list) for r in rows)
+    assert any(r["label"] for r in rows)  # not all-empty decisions
+    report, how = evaluate_files(out, gold)
+    v = ml_int8.validation
+    assert how == "id" and report.n == 48
+    assert round(report.subset_accuracy, 6) == v["accuracy_int8"]
+    assert round(report.micro_f1, 6) == v["micro_f1_int8"]
