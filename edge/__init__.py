@@ -4,6 +4,9 @@
     clf = Classifier.load("bundle/")
     clf.predict(["some text"])            # -> ["label"]
     clf.predict_proba(["some text"])      # -> float32 array [n, num_labels]
+
+A multi-label bundle (manifest `multi_label: true`): `predict` -> [["label", ...]] (the labels whose sigmoid
+probability reaches its threshold), `predict_proba` -> independent per-label probabilities.
 """
 
 from __future__ import annotations

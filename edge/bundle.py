@@ -24,8 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import numpy as np
+
 from llm2edge.errors import BundleError
 from llm2edge.hashing import digest, sha256_file
+from llm2edge.labelsets import thresholds_array
 
 #: The manifest format version a bundle declares (`schema`); the runtime refuses others.
 MANIFEST_SCHEMA = 1
@@ -64,6 +67,16 @@ class BundleInfo:
     calibration: dict[str, Any] = field(default_factory=dict)
     #: Tokens the model's position embeddings take, from config.json (`model_positions`); None: not stated.
     positions: int | None = None
+    #: A multi-label bundle (manifest `multi_label: true`): independent sigmoid probabilities, and label l
+    #: applies when p_l >= thresholds[l] (llm2edge.labelsets).
+    multi_label: bool = False
+    #: Per-label decision thresholds of a multi-label bundle, for every label (empty when single-label).
+    thresholds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def threshold_array(self) -> np.ndarray:
+        """The multi-label thresholds in `labels` order (float64)."""
+        return thresholds_array(self.thresholds, self.labels)
 
     @property
     def defer_threshold(self) -> float | None:
@@ -76,6 +89,8 @@ class BundleInfo:
         """The SHA-256 of what decides the bundle's predictions: the checksums of its files, except the
         calibration curve and plot (a recalibrated bundle predicts the same; its threshold is read apart)."""
         decisive = sorted((name, sha) for name, sha in self.files.items() if name not in CALIBRATION_FILES)
+        if self.multi_label:  # the thresholds decide a multi-label bundle's label sets too
+            decisive.append(("thresholds", json.dumps([self.thresholds[n] for n in self.labels])))
         return digest(decisive, length=64)
 
     @property
@@ -189,10 +204,13 @@ def write_manifest(
     versions: Mapping[str, Any] | None = None,
     student: str = "transformer",
     calibration: Mapping[str, Any] | None = None,
+    multi_label: bool = False,
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """Hash every file in the bundle folder, write manifest.json, and return the manifest dict.
 
-    `calibration` (from `llm2edge calibrate`) is written only when given.
+    `calibration` (from `llm2edge calibrate`) is written only when given. `multi_label` writes
+    `multi_label: true` and `thresholds` for every label (`thresholds` given, LABEL_THRESHOLD otherwise).
     """
     folder = Path(path)
     if not folder.is_dir():
@@ -214,6 +232,11 @@ def write_manifest(
         raise BundleError(f"{folder / MANIFEST_NAME}: student must be one of {STUDENTS}, got {student!r}")
     if calibration is not None:
         _check_calibration(dict(calibration), str(folder / MANIFEST_NAME))
+    if thresholds is not None and not multi_label:
+        raise BundleError(f"{folder / MANIFEST_NAME}: thresholds are for a multi-label bundle only")
+    if multi_label:
+        given = _check_thresholds(dict(thresholds or {}), names, str(folder / MANIFEST_NAME))
+        full = dict(zip(names, thresholds_array(given, names).tolist()))
     from llm2edge import __version__
 
     manifest: dict[str, Any] = {
@@ -228,6 +251,9 @@ def write_manifest(
         "versions": {"llm2edge": __version__, **dict(versions or {})},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    if multi_label:
+        manifest["multi_label"] = True
+        manifest["thresholds"] = full
     if calibration is not None:
         manifest["calibration"] = dict(calibration)
     tmp = folder / (MANIFEST_NAME + ".tmp")
@@ -246,6 +272,35 @@ def _check_calibration(calibration: object, where: str) -> dict[str, Any]:
         raise BundleError(f"{where}: calibration threshold must be a probability in [0, 1], "
                           f"got {threshold!r}")
     return calibration
+
+
+def _check_thresholds(thresholds: object, labels: Sequence[str], where: str) -> dict[str, float]:
+    """A {label: t} block naming only known labels, each t a probability in [0, 1], or a BundleError."""
+    if not isinstance(thresholds, dict):
+        raise BundleError(f"{where}: 'thresholds' must map label names to probabilities")
+    unknown = [name for name in thresholds if name not in labels]
+    if unknown:
+        raise BundleError(f"{where}: thresholds name unknown label '{unknown[0]}' "
+                          f"(labels: {', '.join(labels)})")
+    for name, value in thresholds.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            raise BundleError(f"{where}: threshold of '{name}' must be a probability in [0, 1], "
+                              f"got {value!r}")
+    return {str(k): float(v) for k, v in thresholds.items()}
+
+
+def _multi_label(manifest: Mapping[str, Any], labels: list[str], where: str) -> tuple[bool, dict[str, float]]:
+    """The manifest's multi_label flag and its thresholds for every label (LABEL_THRESHOLD where not
+    given); a manifest without the flag is single-label and may not carry thresholds."""
+    flag = manifest.get("multi_label", False)
+    if not isinstance(flag, bool):
+        raise BundleError(f"{where}: 'multi_label' must be true or false, got {flag!r}")
+    if not flag:
+        if manifest.get("thresholds") is not None:
+            raise BundleError(f"{where}: 'thresholds' given, but the bundle is not multi_label")
+        return False, {}
+    given = _check_thresholds(manifest.get("thresholds") or {}, labels, where)
+    return True, dict(zip(labels, thresholds_array(given, labels).tolist()))
 
 
 def _safe_name(name: object, where: str) -> str:
@@ -313,6 +368,7 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
     if student not in STUDENTS:
         raise BundleError(f"{mpath}: unknown student {student!r} (this llm2edge knows {', '.join(STUDENTS)})")
     calibration = _check_calibration(manifest.get("calibration") or {}, str(mpath))
+    multi_label, thresholds = _multi_label(manifest, labels, str(mpath))
     return BundleInfo(
         path=folder,
         labels=labels,
@@ -326,4 +382,6 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
         student=student,
         calibration=calibration,
         positions=positions,
+        multi_label=multi_label,
+        thresholds=thresholds,
     )

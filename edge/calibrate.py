@@ -12,6 +12,11 @@ The threshold and a coverage/agreement curve go into the bundle's manifest (`cal
 into `calibration.csv` and a plot into `calibration.png` inside the bundle (listed and checksummed like every
 bundle file), and the bundle is verified again. When no threshold reaches the target, the calibration is
 written with `threshold: null` (and `predict --defer auto` refuses the bundle).
+
+A multi-label bundle is calibrated the same way on another score: each row's margin, min over labels of
+|p_l - t_l| (edge/defer.py), and a row agrees when its whole predicted set equals its labelled set (subset
+agreement). The chosen threshold is the band half-width w: `--defer auto` defers rows whose margin < w.
+The labelled file holds label sets (JSONL lists or `;`-joined cells; the empty set is allowed).
 """
 
 from __future__ import annotations
@@ -193,13 +198,30 @@ def _labelled(path: Path, labels: list[str], text_col: str, label_col: str) -> t
         raise DataError(f"{path}: is a folder, not a file")
     index = {name: i for i, name in enumerate(labels)}
     texts, gold = [], []
+    from llm2edge.labelsets import check_single
+
     for rec in read_records(path, text_col=text_col, label_col=label_col, require_label=True):
         if rec.label not in index:
+            check_single(rec.label, labels, where=f"{path}:{rec.line}")
             raise DataError(f"{path}:{rec.line}: label '{rec.label}' is not one of the bundle's labels "
                             f"{labels}")
         texts.append(rec.text)
         gold.append(index[rec.label])
     return texts, gold
+
+
+def _multilabel_scores(clf: Any, data: Path, text_col: str, label_col: str,
+                       batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """A multi-label bundle's margin per labelled row, and whether its predicted set is the labelled one."""
+    from llm2edge.edge.defer import margins
+    from llm2edge.edge.labelfile import read_label_sets
+    from llm2edge.labelsets import decide
+
+    rows = read_label_sets(data, clf.labels, text_col=text_col, label_col=label_col)
+    proba = clf.predict_proba(rows.texts, batch_size=batch_size)
+    cuts = clf.info.threshold_array
+    correct = (decide(proba, cuts) == rows.matrix(clf.labels).astype(bool)).all(axis=1)
+    return margins(proba, cuts), correct
 
 
 def _data_record(path: Path) -> dict[str, str | None]:
@@ -267,10 +289,14 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, *, text_col: str = TE
     open_fraction("confidence", confidence)
     clf = Classifier.load(bundle, threads=threads)
     info = clf.info
-    texts, gold = _labelled(Path(data), info.labels, text_col, label_col)
-    proba = clf.predict_proba(texts, batch_size=batch_size)
-    correct = proba.argmax(axis=1) == np.asarray(gold)
-    curve = selection_curve(proba.max(axis=1), correct, confidence)
+    if info.multi_label:
+        score, correct = _multilabel_scores(clf, Path(data), text_col, label_col, batch_size)
+    else:
+        texts, gold = _labelled(Path(data), info.labels, text_col, label_col)
+        proba = clf.predict_proba(texts, batch_size=batch_size)
+        correct = proba.argmax(axis=1) == np.asarray(gold)
+        score = proba.max(axis=1)
+    curve = selection_curve(score, correct, confidence)
     chosen = choose(curve, target)
     folder = info.path
     _write_csv(folder / CSV_NAME, curve)
@@ -281,6 +307,7 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, *, text_col: str = TE
     calibration = {
         "threshold": None if row is None else row["threshold"], "target": target, "confidence": confidence,
         "method": "clopper-pearson", "rule": "lowest threshold with lower bound >= target",
+        **({"score": "margin", "agreement_of": "label set"} if info.multi_label else {}),
         **_data_record(Path(data)), "label_col": label_col, "n": curve.n,
         "agreement_all": round(float(correct.mean()), 6),
         "coverage": None if row is None else row["coverage"],
@@ -292,7 +319,9 @@ def calibrate_bundle(bundle: str | Path, data: str | Path, *, text_col: str = TE
     manifest = write_manifest(folder, labels=info.labels, max_length=info.max_length,
                               source_model=info.source_model, quantization=info.quantization,
                               validation=info.validation, versions=old.get("versions") or {},
-                              student=info.student, calibration=calibration)
+                              student=info.student, calibration=calibration,
+                              multi_label=info.multi_label,
+                              thresholds=info.thresholds if info.multi_label else None)
     read_bundle(folder)  # the rewritten bundle must verify
     return CalibrationResult(bundle=folder, threshold=calibration["threshold"], target=target,
                              confidence=confidence, n=curve.n, chosen=row, manifest=manifest,

@@ -23,12 +23,13 @@ from tokenizers import Encoding, Tokenizer
 from llm2edge.checks import at_least
 from llm2edge.defaults import PREDICT_BATCH_SIZE, PROVIDER
 from llm2edge.edge.bundle import BundleInfo, read_bundle
-from llm2edge.edge.defer import Prediction, predictions, resolve_defer
+from llm2edge.edge.defer import Prediction, multilabel_predictions, predictions, resolve_defer
 from llm2edge.edge.session import session_options
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.edge.tokens import TextEncoder
 from llm2edge.edge.workers import Workers
 from llm2edge.errors import BundleError, MissingExtraError
+from llm2edge.labelsets import decide, sets_of
 
 #: Model inputs the runtime knows how to fill, in the order BERT-family models take them.
 KNOWN_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -100,6 +101,16 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z -= z.max(axis=1, keepdims=True)
     np.exp(z, out=z)
     z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Elementwise logistic function in float32 (a multi-label bundle's independent probabilities)."""
+    z = logits.astype(np.float32, copy=True)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += 1.0
+    np.reciprocal(z, out=z)
     return z
 
 
@@ -281,20 +292,37 @@ class Classifier:
             return np.zeros((0, len(self.info.labels)), dtype=np.float32)
         return np.concatenate(list(self._logits_windows(items, batch_size)), axis=0)
 
+    @property
+    def multi_label(self) -> bool:
+        """True for a multi-label bundle (a set of labels per text, independent sigmoid probabilities)."""
+        return self.info.multi_label
+
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """The bundle's probabilities of logits: softmax, or sigmoid per label for a multi-label bundle."""
+        return sigmoid(logits) if self.info.multi_label else softmax(logits)
+
     def predict_proba(self, texts: Sequence[str] | str, batch_size: int = PREDICT_BATCH_SIZE) -> np.ndarray:
-        """Class probabilities (softmax), float32 [n, num_labels], rows sum to 1, in `labels` order."""
-        return softmax(self.predict_logits(texts, batch_size=batch_size))
+        """Class probabilities (softmax), float32 [n, num_labels], rows sum to 1, in `labels` order; for a
+        multi-label bundle each label's own probability (sigmoid), independent of the others."""
+        return self.probabilities(self.predict_logits(texts, batch_size=batch_size))
 
     def predict(self, texts: Sequence[str] | str, batch_size: int = PREDICT_BATCH_SIZE,
-                defer: str | float | None = None) -> list[str] | list[Prediction]:
-        """The most probable label of each text, in input order.
+                defer: str | float | None = None) -> list[str] | list[list[str]] | list[Prediction]:
+        """The most probable label of each text, in input order; for a multi-label bundle the list of
+        labels whose probability reaches its threshold (possibly empty), in `labels` order.
 
         With `defer` ("auto": the bundle's calibrated threshold, a probability, or "none") each item is a
-        Prediction(label, confidence, deferred), deferred when its top probability is under the threshold.
+        Prediction(label, confidence, deferred), deferred when its top probability is under the threshold
+        (multi-label: when a label's probability lies within `defer` of its threshold; edge/defer.py).
         """
         threshold = resolve_defer(self.info, defer) if defer is not None else None
         logits = self.predict_logits(texts, batch_size=batch_size)
         labels = self.info.labels
+        if self.info.multi_label:
+            proba, cuts = sigmoid(logits), self.info.threshold_array
+            if defer is not None:
+                return multilabel_predictions(proba, labels, cuts, threshold)
+            return [list(s) for s in sets_of(decide(proba, cuts), labels)]
         if defer is not None:
             return predictions(softmax(logits), labels, threshold)
         return [labels[i] for i in logits.argmax(axis=1)] if len(logits) else []

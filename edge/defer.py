@@ -2,6 +2,11 @@
 
 A prediction is deferred when its top probability is below a threshold: the bundle's calibrated one
 (`defer="auto"`, written by `llm2edge calibrate`), or one given as a probability. The label is still given.
+
+A multi-label bundle decides each label apart (p_l >= t_l), so the defer value is a band half-width w in
+[0, 1]: a row is deferred when any label's probability lies inside its uncertainty band around its threshold,
+|p_l - t_l| < w. A row's `margin` (its confidence) is min over labels of |p_l - t_l|; it is deferred when
+margin < w (w = 0 defers nothing). `llm2edge calibrate` fits w the way it fits the single-label threshold.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import numpy as np
 
 from llm2edge.edge.bundle import BundleInfo
 from llm2edge.errors import BundleError, ConfigError
+from llm2edge.labelsets import decide, sets_of
 
 #: The word forms of `defer` (besides a probability): no deferral, or the bundle's calibrated threshold.
 DEFER_WORDS = ("none", "auto")
@@ -19,9 +25,12 @@ DEFER_WORDS = ("none", "auto")
 
 @dataclass(frozen=True)
 class Prediction:
-    """One text's prediction with deferral: its label, top probability, and whether it is deferred."""
+    """One text's prediction with deferral: its label, top probability, and whether it is deferred.
 
-    label: str
+    For a multi-label bundle `label` is the list of labels that apply and `confidence` the row's margin,
+    min over labels of |p_l - t_l| (see the module docstring)."""
+
+    label: str | list[str]
     confidence: float
     deferred: bool
 
@@ -53,11 +62,35 @@ def resolve_defer(info: BundleInfo, defer: str | float | None) -> float | None:
     return value
 
 
-def deferred_mask(proba: np.ndarray, threshold: float | None) -> np.ndarray:
-    """Boolean [n]: True where the top probability is below `threshold` (all False for None)."""
+def margins(proba: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Each row's multi-label margin: min over labels of |p_l - t_l| (float64 [n])."""
+    if not len(proba):
+        return np.zeros(0)
+    return np.abs(np.asarray(proba, dtype=np.float64) - np.asarray(thresholds)[None, :]).min(axis=1)
+
+
+def deferred_mask(proba: np.ndarray, threshold: float | None,
+                  thresholds: np.ndarray | None = None) -> np.ndarray:
+    """Boolean [n]: True where the top probability is below `threshold` (all False for None); with the
+    per-label `thresholds` of a multi-label bundle, True where the margin is below `threshold` (a label's
+    probability lies inside its band |p_l - t_l| < threshold)."""
     if threshold is None or not len(proba):
         return np.zeros(len(proba), dtype=bool)
+    if thresholds is not None:
+        return margins(proba, thresholds) < threshold
     return proba.max(axis=1) < threshold
+
+
+def multilabel_predictions(proba: np.ndarray, labels: list[str], thresholds: np.ndarray,
+                           threshold: float | None) -> list[Prediction]:
+    """Prediction rows (label list, margin, deferred) of a multi-label probability matrix."""
+    if not len(proba):
+        return []
+    sets = sets_of(decide(proba, thresholds), labels)
+    margin = margins(proba, thresholds)
+    mask = deferred_mask(proba, threshold, thresholds)
+    return [Prediction(label=list(s), confidence=float(m), deferred=bool(d))
+            for s, m, d in zip(sets, margin, mask)]
 
 
 def predictions(proba: np.ndarray, labels: list[str], threshold: float | None) -> list[Prediction]:

@@ -6,6 +6,11 @@ file from `llm2edge label` on `predict --deferred-out` (labels.jsonl or CSV with
 deferred item without an LLM label is an error, so the final file never holds a silent edge guess. The LLM's
 labels must be the bundle's (the edge file's p_<label> columns or probs keys): another label is an error
 naming its row, unless `--map OLD=NEW` renames it.
+
+From a multi-label bundle (the edge file's run record says so, or its labels are lists or `;`-joined sets)
+labels are sets: the LLM's label is a list or a `;`-joined cell (`[]` is the empty set; a missing label is a
+failed item), each name checked (and renamed by --map) apart, and the merged `label` / `edge_label` are
+`;`-joined in CSV and lists in JSONL.
 """
 
 from __future__ import annotations
@@ -17,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llm2edge.checks import parse_map
-from llm2edge.defaults import ID_COL, LABEL_COL
+from llm2edge.defaults import ID_COL, LABEL_COL, LABEL_SEP
+from llm2edge.edge.labelfile import MULTI, run_record_kind
 from llm2edge.edge.stream import output_format
 from llm2edge.errors import DataError
+from llm2edge.labelsets import join_label_set, parse_label_set
 from llm2edge.outputs import distinct_files
 from llm2edge.records import iter_rows
 
@@ -72,12 +79,38 @@ def edge_labels(edge: str | Path) -> list[str]:
                     "`llm2edge predict --defer ...`)")
 
 
+def edge_is_multi_label(edge: str | Path) -> bool:
+    """True when an edge prediction file came from a multi-label bundle: its run record says so, or a label
+    is a list or a `;`-joined set."""
+    kind = run_record_kind(edge)
+    if kind is not None:
+        return kind == MULTI
+    for _, row in iter_rows(edge, text_col="label"):
+        value = row.get("label")
+        if isinstance(value, list) or (isinstance(value, str) and LABEL_SEP in value):
+            return True
+    return False
+
+
+def _llm_set(value: object, where: str, labels: Sequence[str], renames: dict[str, str], hint: str) -> str:
+    """A multi-label LLM answer as the canonical `;`-joined set of bundle labels, --map applied per name."""
+    names = [*labels, *(k for k in renames if k not in labels)]
+    try:
+        found = parse_label_set(value, names, where=where, allow_empty=True)
+    except DataError as exc:
+        bad = next((x for x in str(exc).split("'")[1:2]), "")
+        raise DataError(f"{exc}{hint.format(label=bad) if 'unknown label' in str(exc) else ''}") from None
+    mapped = {renames.get(x, x) for x in found}
+    return join_label_set(x for x in labels if x in mapped)
+
+
 def read_llm_labels(path: str | Path, *, id_col: str = ID_COL, label_col: str = LABEL_COL,
-                    labels: Sequence[str] | None = None, renamed: Collection[str] = (), hint: str = ""
-                    ) -> dict[str, str]:
+                    labels: Sequence[str] | None = None, renamed: Collection[str] = (), hint: str = "",
+                    multi_label: bool = False, renames: dict[str, str] | None = None) -> dict[str, str]:
     """id -> label of an LLM label file; rows without a label (failed items) are left out. With `labels`,
     a label neither in them nor in `renamed` (what --map renames) is a DataError naming file:line and the
-    label (`hint` says what to do about it)."""
+    label (`hint` says what to do about it). `multi_label`: each label is a set (a list, or `;`-joined),
+    returned `;`-joined in `labels` order with `renames` applied."""
     found: dict[str, str] = {}
     for n, (line, row) in enumerate(iter_rows(path, text_col=label_col)):
         if n == 0 and id_col not in row:
@@ -88,6 +121,10 @@ def read_llm_labels(path: str | Path, *, id_col: str = ID_COL, label_col: str = 
         if str(rid) in found:
             raise DataError(f"{path}:{line}: duplicate id '{rid}'")
         value = row.get(label_col)
+        if multi_label and labels is not None and (isinstance(value, list) or
+                                                   (isinstance(value, str) and value.strip())):
+            found[str(rid)] = _llm_set(value, f"{path}:{line}", labels, renames or {}, hint)
+            continue
         if value is None or not str(value).strip():
             continue
         label = str(value).strip()
@@ -109,8 +146,10 @@ def merge_predictions(edge: str | Path, llm: str | Path, out: str | Path, *, fmt
         distinct_files({**given, "--out": out})
     labels = edge_labels(edge)
     renames = parse_map(map, labels)
+    multi = edge_is_multi_label(edge)
     llm_labels = read_llm_labels(llm, id_col=id_col, label_col=label_col, labels=labels, renamed=renames,
-                                 hint=f" (from {edge}); map it with --map '{{label}}=LABEL'")
+                                 hint=f" (from {edge}); map it with --map '{{label}}=LABEL'",
+                                 multi_label=multi, renames=renames)
     rows: list[dict[str, object]] = []
     deferred = changed = mapped = 0
     for n, (line, row) in enumerate(iter_rows(edge, text_col="label")):
@@ -120,14 +159,17 @@ def merge_predictions(edge: str | Path, llm: str | Path, out: str | Path, *, fmt
             if missing:
                 hint = " (predict it with --defer auto or --defer P)" if "deferred" in missing else ""
                 raise DataError(f"{edge}: missing column(s) {', '.join(missing)}{hint}")
-        rid, edge_label = str(row["id"]), str(row["label"])
+        rid = str(row["id"])
+        edge_label = (join_label_set(parse_label_set(row["label"], labels, where=where, allow_empty=True))
+                      if multi else str(row["label"]))
         is_deferred = _flag(row["deferred"], where)
         label, source = edge_label, "edge"
         if is_deferred:
             if rid not in llm_labels:
                 raise DataError(f"{where}: deferred item '{rid}' has no LLM label in {llm}")
-            label, source = renames.get(llm_labels[rid], llm_labels[rid]), "llm"
-            mapped += llm_labels[rid] in renames
+            answer = llm_labels[rid]
+            label, source = (answer if multi else renames.get(answer, answer)), "llm"
+            mapped += not multi and llm_labels[rid] in renames
             deferred += 1
             changed += label != edge_label
         rows.append({"id": rid, "label": label, "source": source, "edge_label": edge_label,
@@ -143,5 +185,8 @@ def merge_predictions(edge: str | Path, llm: str | Path, out: str | Path, *, fmt
                               for r in rows])
         else:
             for r in rows:
+                if multi:  # JSONL sets are lists
+                    r = {**r, **{c: [x for x in str(r[c]).split(LABEL_SEP) if x]
+                                 for c in ("label", "edge_label")}}
                 handle.write(json.dumps(r, ensure_ascii=False) + "\n")
     return MergeSummary(rows=len(rows), deferred=deferred, changed=changed, out=path, mapped=mapped)

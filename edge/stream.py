@@ -29,6 +29,7 @@ from llm2edge.checks import at_least, one_of
 from llm2edge.defaults import CHUNK_SIZE, PREDICT_BATCH_SIZE
 from llm2edge.edge.defer import deferred_mask
 from llm2edge.errors import ConfigError, DataError, Interrupted
+from llm2edge.labelsets import decide, join_label_set, sets_of
 from llm2edge.outputs import OutputLock, distinct_files
 from llm2edge.records import Record, chunked, naming
 
@@ -42,7 +43,7 @@ RUN_SUFFIX = ".run.json"
 #: The run record's keys, as the option a user changes to change them (for the refusal message).
 RUN_KEYS = {"bundle": "bundle (checksum)", "labels": "bundle labels", "defer": "--defer threshold",
             "format": "--format", "with_text": "--with-text", "text_col": "--text-col", "id_col": "--id-col",
-            "input_format": "--input-format"}
+            "input_format": "--input-format", "multi_label": "a multi-label bundle"}
 
 
 @dataclass(frozen=True)
@@ -79,17 +80,22 @@ def csv_header(labels: Sequence[str], *, with_text: bool = False, deferred: bool
 class PredictionWriter:
     """Writes prediction rows as CSV (id,[text,]label,[deferred,]p_<label>...) or JSONL
     ({id,[text,]label,[deferred,]probs}); with a `threshold`, rows whose top probability is under it are
-    marked deferred and (with `deferred_handle`) also written there as an `llm2edge label` input (id,text)."""
+    marked deferred and (with `deferred_handle`) also written there as an `llm2edge label` input (id,text).
+
+    With the per-label `thresholds` of a multi-label bundle, `label` is the set of labels with p_l >= t_l
+    (CSV: joined with `;`, '' for none; JSONL: a list) and `threshold` is the deferral band
+    (edge/defer.py)."""
 
     def __init__(self, handle: IO[str], fmt: str, labels: Sequence[str], *, with_text: bool = False,
                  header: bool = True, digits: int = 6, threshold: float | None = None,
-                 deferred_handle: IO[str] | None = None) -> None:
+                 deferred_handle: IO[str] | None = None, thresholds: np.ndarray | None = None) -> None:
         self.handle = handle
         self.fmt = fmt
         self.labels = list(labels)
         self.with_text = with_text
         self.digits = digits
         self.threshold = threshold
+        self.thresholds = thresholds
         self.deferred = 0
         self.rows = 0  # rows handed to `handle` (each whole: an interrupt falls between rows)
         self._csv = csv.writer(handle, lineterminator="\n") if fmt == "csv" else None
@@ -101,13 +107,11 @@ class PredictionWriter:
             self._deferred_csv.writerow(["id", "text"])
 
     def write(self, records: Sequence[Record], proba: np.ndarray) -> None:
-        """Write one row per record (argmax label and rounded probabilities) and flush."""
-        top = proba.argmax(axis=1) if len(proba) else []
-        marks = deferred_mask(proba, self.threshold)
+        """Write one row per record (argmax label, or the label set, and rounded probabilities) and flush."""
+        marks = deferred_mask(proba, self.threshold, self.thresholds)
         flag = [] if self.threshold is None else [None]
-        for rec, row, best, deferred in zip(records, proba.tolist(), top, marks.tolist()):
+        for rec, row, label, deferred in zip(records, proba.tolist(), self._labels(proba), marks.tolist()):
             probs = [round(p, self.digits) for p in row]
-            label = self.labels[int(best)]
             if flag:
                 flag[0] = "true" if deferred else "false"
             if self._csv is not None:
@@ -129,6 +133,17 @@ class PredictionWriter:
         self.handle.flush()
         if self._deferred_handle is not None:
             self._deferred_handle.flush()
+
+    def _labels(self, proba: np.ndarray) -> list[str] | list[list[str]] | list[str | list[str]]:
+        """Each row's label: the argmax name; multi-label: the set as a list (JSONL) or joined (CSV)."""
+        if not len(proba):
+            return []
+        if self.thresholds is None:
+            return [self.labels[int(i)] for i in proba.argmax(axis=1)]
+        sets = sets_of(decide(proba, self.thresholds), self.labels)
+        if self._csv is not None:
+            return [join_label_set(s) for s in sets]
+        return [list(s) for s in sets]
 
 
 class _CountingLines:
@@ -224,8 +239,9 @@ def predict_records(
     at_least("chunk_size", chunk_size)
     start = time.perf_counter()
     before = (classifier.counts.truncated, classifier.counts.empty)
+    cuts = classifier.info.threshold_array if classifier.info.multi_label else None
     writer = PredictionWriter(handle, fmt, classifier.labels, with_text=with_text, header=header,
-                              threshold=defer, deferred_handle=deferred_handle)
+                              threshold=defer, deferred_handle=deferred_handle, thresholds=cuts)
     rows = 0
     try:
         for chunk in chunked(records, chunk_size):
@@ -265,9 +281,10 @@ def run_record(classifier: Classifier, *, fmt: str, with_text: bool, defer: floa
                source: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What decides the content of a prediction file's rows: the bundle's checksum and labels, the
     deferral threshold, the format, the text copy, and `source` (how the input is read: text column, id
-    column, input format)."""
+    column, input format); `multi_label: true` for a multi-label bundle (`evaluate` reads it)."""
+    kind = {"multi_label": True} if classifier.info.multi_label else {}
     return {"bundle": classifier.info.checksum, "labels": list(classifier.labels), "defer": defer,
-            "format": fmt, "with_text": with_text, **dict(source or {})}
+            "format": fmt, "with_text": with_text, **kind, **dict(source or {})}
 
 
 def _write_run(path: Path, record: Mapping[str, Any]) -> None:

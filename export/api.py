@@ -7,13 +7,23 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from llm2edge.console import say, warn
+from llm2edge.edge.classifier import sigmoid
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import ExportError
 from llm2edge.export.agreement import describe, guard_texts, judge, too_few, training_texts
 from llm2edge.export.bundle import MODEL_NAME, package_versions, write_config, write_tokenizer
 from llm2edge.export.config import ExportConfig, ExportResult
 from llm2edge.export.model_dir import check_model_dir, resolve_max_length, resolve_validation
+from llm2edge.export.multilabel import (
+    describe_pairs,
+    judge_pairs,
+    load_validation_sets,
+    pair_agreement,
+    set_accuracy,
+)
 from llm2edge.export.onnx_export import export_onnx, load_torch_model
 from llm2edge.export.optimize import optimize_graph
 from llm2edge.export.place import check_destination, move_into_place, stage_dir
@@ -27,6 +37,7 @@ from llm2edge.export.validate import (
     load_validation,
     torch_logits,
 )
+from llm2edge.labelsets import thresholds_array
 
 #: ONNX fp32 must match torch this closely, or the export itself is broken (e.g. inputs bound wrongly).
 FP32_MIN_AGREEMENT = 0.995
@@ -57,7 +68,7 @@ def _warn(message: str, warnings: list[str]) -> None:
 
 
 def _candidate(folder: Path, onnx_path: Path, shared: Path, *, labels: list[str], max_length: int,
-               source_model: str, quantization: str, versions: dict[str, str]) -> Path:
+               source_model: str, quantization: str, versions: dict[str, str], **kind: Any) -> Path:
     """A complete bundle folder around one ONNX file (manifest without validation numbers yet)."""
     from llm2edge.edge.bundle import write_manifest
 
@@ -66,8 +77,21 @@ def _candidate(folder: Path, onnx_path: Path, shared: Path, *, labels: list[str]
         shutil.copy2(item, folder / item.name)
     onnx_path.replace(folder / MODEL_NAME)
     write_manifest(folder, labels=labels, max_length=max_length, source_model=source_model,
-                   quantization=quantization, validation={}, versions=versions)
+                   quantization=quantization, validation={}, versions=versions, **kind)
     return folder
+
+
+def _multilabel_scores(val: dict[str, Any], name: str, ref: np.ndarray, got: np.ndarray, *,
+                       gold: list[Any], labels: list[str], cuts: np.ndarray, n_val: int) -> None:
+    """A multi-label candidate's validation numbers: per-pair decision agreement with torch (on the
+    validation texts when there are some), the largest sigmoid probability difference, and subset
+    accuracy / micro-F1 against the gold sets."""
+    part = slice(0, n_val) if n_val else slice(None)
+    val[f"agreement_{name}"] = pair_agreement(ref[part], got[part], cuts)
+    val[f"max_logit_diff_{name}"] = round(float(np.abs(ref - got).max()) if ref.size else 0.0, 6)
+    val[f"max_prob_diff_{name}"] = float(np.abs(sigmoid(ref) - sigmoid(got)).max()) if ref.size else 0.0
+    scores = set_accuracy(got, gold, labels, cuts)
+    val[f"accuracy_{name}"], val[f"micro_f1_{name}"] = scores["accuracy"], scores["micro_f1"]
 
 
 def export_bundle(config: ExportConfig) -> ExportResult:
@@ -84,9 +108,17 @@ def export_bundle(config: ExportConfig) -> ExportResult:
     out = Path(config.out)
     check_destination(out)
     warnings: list[str] = []
-    vset = (load_validation(val_path, labels=model_dir.labels, text_col=config.text_col,
-                            label_col=config.label_col, limit=config.max_validation)
-            if val_path is not None else ValidationSet(path=Path("-"), texts=[], gold=[]))
+    multi = model_dir.multi_label
+    cuts = thresholds_array(model_dir.thresholds, model_dir.labels) if multi else None
+    if val_path is not None and multi:
+        vset = ValidationSet(val_path, *load_validation_sets(  # type: ignore[arg-type]
+            val_path, labels=model_dir.labels, text_col=config.text_col, label_col=config.label_col,
+            limit=config.max_validation))
+    elif val_path is not None:
+        vset = load_validation(val_path, labels=model_dir.labels, text_col=config.text_col,
+                               label_col=config.label_col, limit=config.max_validation)
+    else:
+        vset = ValidationSet(path=Path("-"), texts=[], gold=[])
     extra, note = ([], None)
     if config.quantize == "int8":  # int8 is judged on more texts than the validation slice may hold
         wanted = config.guard_texts - len(vset.texts)
@@ -103,7 +135,8 @@ def export_bundle(config: ExportConfig) -> ExportResult:
             raise ExportError(message + "; int8 cannot be validated (--strict)")
         _warn(message, warnings)
         texts = list(PROBE_TEXTS)
-    elif config.quantize == "int8" and (few := too_few(len(texts), config.min_agreement)):
+    elif config.quantize == "int8" and (few := too_few(len(texts) * (len(model_dir.labels) if multi else 1),
+                                                       config.min_agreement)):
         _warn(few + (f"; {note}" if note else ""), warnings)
     gold = [*vset.gold, *[None] * (len(texts) - len(vset.gold))]
     n_val = len(vset.texts)
@@ -143,7 +176,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         versions = package_versions()
         source = model_dir.path.resolve().name  # a name, not this machine's path
         common = {"labels": model_dir.labels, "max_length": max_length, "source_model": source,
-                  "versions": versions}
+                  "versions": versions, **model_dir.manifest_kind}
         bundles = {"fp32": _candidate(stage / "fp32", fp32, shared, quantization="none", **common)}
         if int8 is not None:
             bundles["int8"] = _candidate(stage / "int8", int8, shared, quantization="int8", **common)
@@ -155,10 +188,17 @@ def export_bundle(config: ExportConfig) -> ExportResult:
         val: dict[str, Any] = {"n": n_val if judged else len(texts),
                                "validation_file": val_path.name if val_path else None,
                                "probe_only": not judged, "fallback_reason": None,
-                               "accuracy_torch": accuracy(ref, gold, model_dir.labels)}
+                               "accuracy_torch": accuracy(ref, gold, model_dir.labels) if not multi else
+                               set_accuracy(ref, gold, model_dir.labels, cuts)["accuracy"]}
+        if multi:
+            val.update({"multi_label": True, "agreement_unit": "(text, label) pairs"})
         logits = {}
         for name, folder in bundles.items():
             logits[name] = edge_logits(folder, texts, threads=threads)
+            if multi:
+                _multilabel_scores(val, name, ref, logits[name], gold=gold, labels=model_dir.labels,
+                                   cuts=cuts, n_val=n_val if judged else 0)
+                continue
             agree, diff = compare(ref, logits[name])
             if judged and n_val:  # the validation-only agreement, beside the guard's wider one
                 agree = compare(ref[:n_val], logits[name][:n_val])[0]
@@ -166,7 +206,7 @@ def export_bundle(config: ExportConfig) -> ExportResult:
             val[f"max_logit_diff_{name}"] = round(diff, 6)
             val[f"accuracy_{name}"] = accuracy(logits[name], gold, model_dir.labels)
         val.setdefault("agreement_int8", None)
-        fp32_agree = compare(ref, logits["fp32"])[0]
+        fp32_agree = pair_agreement(ref, logits["fp32"], cuts) if multi else compare(ref, logits["fp32"])[0]
         if fp32_agree < FP32_MIN_AGREEMENT or val["max_logit_diff_fp32"] > FP32_MAX_LOGIT_DIFF:
             raise ExportError(f"ONNX fp32 does not match torch (agreement {fp32_agree:.4f}, "
                               f"max logit difference {val['max_logit_diff_fp32']:.3g}): the export is broken")
@@ -180,17 +220,22 @@ def export_bundle(config: ExportConfig) -> ExportResult:
 
         shipped = "int8" if int8 is not None else "fp32"
         if int8 is not None and judged:
-            guard = judge(ref, logits["int8"], from_validation=n_val, near_tie=NEAR_TIE_LOGIT)
+            if multi:
+                guard = judge_pairs(ref, logits["int8"], cuts, from_validation=n_val, near_tie=NEAR_TIE_LOGIT)
+                said = describe_pairs(guard)
+            else:
+                guard = judge(ref, logits["int8"], from_validation=n_val, near_tie=NEAR_TIE_LOGIT)
+                said = describe(guard)
             val["int8_guard"] = guard.to_dict()
             if guard.judged_agreement < config.min_agreement:
-                message = (f"int8 refused: {describe(guard)} < --min-agreement {config.min_agreement}")
+                message = (f"int8 refused: {said} < --min-agreement {config.min_agreement}")
                 if config.strict:
                     raise ExportError(message + " (--strict)")
                 _warn(message + "; shipping fp32 instead", warnings)
                 shipped = "fp32"
                 val["fallback_reason"] = message
             else:
-                _say(config, describe(guard))
+                _say(config, said)
         folder = bundles[shipped]
         quantization = "int8" if shipped == "int8" else "none"
         for other, path in bundles.items():

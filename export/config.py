@@ -86,7 +86,8 @@ class ExportResult:
 
         d32, d8 = v.get("max_logit_diff_fp32"), v.get("max_logit_diff_int8")
         rows = [
-            ("", "size", "agree vs torch", "max |dlogit|", "accuracy"),
+            ("", "size", "agree vs torch" + (" (pairs)" if v.get("multi_label") else ""), "max |dlogit|",
+             "subset accuracy" if v.get("multi_label") else "accuracy"),
             ("torch", "-", "-", "-", num(v.get("accuracy_torch"))),
             ("onnx fp32", mb("fp32"), num(v.get("agreement_fp32")), num(d32, "{:.2e}"),
              num(v.get("accuracy_fp32"))),
@@ -98,7 +99,8 @@ class ExportResult:
                  for r in rows]
         guard = v.get("int8_guard")
         if guard:
-            lines.append(f"int8 guard: {guard['n']} texts ({guard['from_validation']} validation + "
+            pairs = f"{guard['pairs']} (text, label) pairs of " if "pairs" in guard else ""
+            lines.append(f"int8 guard: {pairs}{guard['n']} texts ({guard['from_validation']} validation + "
                          f"{guard['from_training']} training), {guard['real_flips']} real disagreement(s), "
                          f"{guard['near_tie_flips']} near-tie flip(s); judged agreement "
                          f"{guard['judged_agreement']:.4f} (--min-agreement {v.get('min_agreement')})")

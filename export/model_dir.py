@@ -25,6 +25,18 @@ class ModelDir:
     config: dict[str, Any]
     labels: list[str]
     train_meta: dict[str, Any]
+    #: A multi-label model's `label_thresholds` (export/multilabel.py); None for a single-label model.
+    thresholds: dict[str, float] | None = None
+
+    @property
+    def multi_label(self) -> bool:
+        """True when config.json's problem_type is multi_label_classification."""
+        return self.thresholds is not None
+
+    @property
+    def manifest_kind(self) -> dict[str, Any]:
+        """write_manifest's multi-label arguments ({} for a single-label model)."""
+        return {"multi_label": True, "thresholds": self.thresholds} if self.multi_label else {}
 
     @property
     def model_type(self) -> str:
@@ -57,7 +69,10 @@ def check_model_dir(path: str | Path) -> ModelDir:
     labels = labels_from_config(config, cfg_path, ExportError)
     meta_path = folder / TRAIN_META_NAME
     meta = _read_json(meta_path) if meta_path.is_file() else {}
-    return ModelDir(path=folder, config=config, labels=labels, train_meta=meta)
+    from llm2edge.export.multilabel import is_multi_label, model_thresholds
+
+    thresholds = model_thresholds(config, labels, cfg_path) if is_multi_label(config) else None
+    return ModelDir(path=folder, config=config, labels=labels, train_meta=meta, thresholds=thresholds)
 
 
 def _tokenizer_limit(model: ModelDir) -> int | None:

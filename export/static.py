@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from llm2edge.export.model_dir import ModelDir, resolve_max_length, resolve_vali
 from llm2edge.export.place import check_destination, move_into_place, stage_dir
 from llm2edge.export.static_model import STATIC_STUDENT, StaticWeights, load_static_weights
 from llm2edge.export.validate import ValidationSet, accuracy, compare, load_validation
+from llm2edge.labelsets import thresholds_array
 
 #: The ONNX opset of the static graph.
 OPSET = 17
@@ -89,6 +91,12 @@ def _validation_set(model_dir: ModelDir, config: ExportConfig, warnings: list[st
                                                                                             Path | None]:
     """The validation texts (MODEL/validation.csv or --validate), else the probe texts with a warning."""
     val_path = resolve_validation(model_dir, config.validate)
+    if val_path is not None and model_dir.multi_label:
+        from llm2edge.export.multilabel import load_validation_sets
+
+        texts, gold = load_validation_sets(val_path, labels=model_dir.labels, text_col=config.text_col,
+                                           label_col=config.label_col, limit=config.max_validation)
+        return ValidationSet(path=val_path, texts=texts, gold=gold), val_path  # type: ignore[arg-type]
     if val_path is not None:
         return load_validation(val_path, labels=model_dir.labels, text_col=config.text_col,
                                label_col=config.label_col, limit=config.max_validation), val_path
@@ -99,6 +107,16 @@ def _validation_set(model_dir: ModelDir, config: ExportConfig, warnings: list[st
     warnings.append(message)
     warn(message)
     return ValidationSet(path=Path("-"), texts=list(PROBE_TEXTS), gold=[None] * len(PROBE_TEXTS)), None
+
+
+def _scorer(model_dir: ModelDir) -> Callable[[np.ndarray, list[Any]], float | None]:
+    """Accuracy of logits against gold: argmax accuracy, or a multi-label model's subset accuracy."""
+    if not model_dir.multi_label:
+        return lambda logits, gold: accuracy(logits, gold, model_dir.labels)
+    from llm2edge.export.multilabel import set_accuracy
+
+    cuts = thresholds_array(model_dir.thresholds, model_dir.labels)
+    return lambda logits, gold: set_accuracy(logits, gold, model_dir.labels, cuts)["accuracy"]
 
 
 def _write_tokenizer(src: Path, dst: Path, max_length: int) -> None:
@@ -144,21 +162,28 @@ def export_static(config: ExportConfig, model_dir: ModelDir) -> ExportResult:
         versions = package_versions()
         common: dict[str, Any] = {"labels": model_dir.labels, "max_length": max_length,
                                   "source_model": model_dir.path.resolve().name, "quantization": "none",
-                                  "versions": versions, "student": STATIC_STUDENT}
+                                  "versions": versions, "student": STATIC_STUDENT, **model_dir.manifest_kind}
         write_manifest(folder, validation={}, **common)
         clf = Classifier.load(folder, threads=threads)
         ref = weights.logits_of_texts(clf.tokenizer, vset.texts)  # the runtime's tokenizer settings
         got = clf.predict_logits(vset.texts)
         agree, diff = compare(ref, got)
+        score = _scorer(model_dir)
         val: dict[str, Any] = {
             "n": len(vset.texts), "validation_file": val_path.name if val_path else None,
             "probe_only": val_path is None, "reference": "numpy", "head_folded": True,
-            "accuracy_reference": accuracy(ref, vset.gold, model_dir.labels),
+            "accuracy_reference": score(ref, vset.gold),
             "agreement_fp32": agree, "max_logit_diff_fp32": round(diff, 8),
-            "accuracy_fp32": accuracy(got, vset.gold, model_dir.labels), "agreement_int8": None,
+            "accuracy_fp32": score(got, vset.gold), "agreement_int8": None,
             "max_length": max_length, "dims": weights.dims, "vocab_size": int(table.shape[0]),
             "size_fp32": (folder / MODEL_NAME).stat().st_size, "fallback_reason": None,
         }
+        if model_dir.multi_label:  # agreement per (text, label) decision; accuracy: subset accuracy
+            from llm2edge.export.multilabel import pair_agreement
+
+            agree = pair_agreement(ref, got, thresholds_array(model_dir.thresholds, model_dir.labels))
+            val.update({"agreement_fp32": agree, "multi_label": True,
+                        "agreement_unit": "(text, label) pairs"})
         if diff > MAX_LOGIT_DIFF or agree < 1.0:
             raise ExportError(f"the static ONNX graph does not match the numpy reference (agreement "
                               f"{agree:.4f}, max logit difference {diff:.3g}): the export is broken")

@@ -38,9 +38,12 @@ def load_validation(path: Path, *, labels: Sequence[str], text_col: str = "text"
                         "holds none back); give --validate FILE with held-out text,label rows")
     if limit is not None:
         records = records[:limit]
+    from llm2edge.labelsets import check_single
+
     known = set(labels)
     for rec in records:
         if rec.label not in (None, "") and rec.label not in known:
+            check_single(rec.label, labels, where=f"{path}:{rec.line}")
             raise DataError(f"{path}:{rec.line}: label '{rec.label}' is not one of the model's labels "
                             f"{list(labels)}")
     gold = [rec.label if rec.label else None for rec in records]

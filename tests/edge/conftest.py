@@ -194,3 +194,32 @@ def make_bundle(tmp_path: Path) -> Callable[..., TinyBundle]:
         return TinyBundle(path, w, token_type, tuple(labels), max_length)
 
     return make
+
+
+#: Texts the multi-label tests classify: a spread of lengths, an empty one, a long one.
+ML_TEXTS = ["I loved it", "awful, just awful", "the package arrived on time", "", "fine I guess",
+            "what a surprise, I did not expect that at all", "so angry and sad about the news today",
+            "ok", "best day ever!!!", "the long text " * 30]
+
+
+def make_multilabel(folder: Path, *, labels: Sequence[str] = LABELS, seed: int = 0) -> TinyBundle:
+    """A multi-label tiny bundle (issue 23): the numpy-twin model, its manifest `multi_label: true` with
+    per-label thresholds at the median of each label's sigmoid probability on ML_TEXTS, so that the texts
+    get sets of every size."""
+    from llm2edge.edge.bundle import write_manifest
+
+    w = build_bundle(folder, labels=labels, seed=seed)
+    bundle = TinyBundle(folder, w, True, tuple(labels), 32)
+    probs = 1 / (1 + np.exp(-bundle.reference(ML_TEXTS).astype(np.float64)))
+    cuts = {name: round(float(np.median(probs[:, j])), 6) for j, name in enumerate(labels)}
+    write_manifest(folder, labels=list(labels), max_length=32, source_model="tiny-test-model",
+                   quantization="none", validation={"agreement": 1.0}, versions={"onnx": "test"},
+                   multi_label=True, thresholds=cuts)
+    return bundle
+
+
+@pytest.fixture(scope="session")
+def ml_bundle(tmp_path_factory: pytest.TempPathFactory) -> TinyBundle:
+    """A read-only multi-label bundle (do not modify it; use make_multilabel on a tmp folder for that)."""
+    _require_parts()
+    return make_multilabel(tmp_path_factory.mktemp("bundles") / "multilabel")

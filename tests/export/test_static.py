@@ -137,3 +137,24 @@ def test_an_empty_validation_file_hints_at_validate(tmp_path: Path, cli, capsys)
     assert capsys.readouterr().err == (f"llm2edge: error: {empty}: no rows to validate the export against (a "
                                        "training run on very few rows holds none back); give --validate FILE "
                                        "with held-out text,label rows\n")
+
+
+def test_a_multilabel_static_model_exports_a_multilabel_bundle(tmp_path: Path) -> None:
+    """Issue 23: a static student whose config.json says multi_label_classification keeps its thresholds."""
+    weights = make_model_dir(tmp_path / "model")
+    config = json.loads((tmp_path / "model" / "config.json").read_text(encoding="utf-8"))
+    config.update(problem_type="multi_label_classification", label_thresholds={"neg": 0.3, "pos": 0.7})
+    (tmp_path / "model" / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    rows = ["text,label"] + [f'"{t}",{";".join(LABELS[: i % 3 + 1])}' for i, t in enumerate(TEXTS) if t]
+    (tmp_path / "model" / "validation.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = export_bundle(ExportConfig(model=tmp_path / "model", out=tmp_path / "bundle", threads=1,
+                                        verbose=False))
+    info = read_bundle(tmp_path / "bundle")
+    assert info.multi_label and info.thresholds == {"neg": 0.3, "neu": 0.5, "pos": 0.7}
+    v = result.validation
+    assert v["multi_label"] and v["agreement_fp32"] == 1.0 and v["accuracy_fp32"] is not None
+    clf = Classifier.load(tmp_path / "bundle", threads=1)
+    probs = 1 / (1 + np.exp(-weights.logits_of_texts(clf.tokenizer, TEXTS).astype(np.float64)))
+    np.testing.assert_allclose(clf.predict_proba(TEXTS), probs, atol=1e-5)
+    cuts = (0.3, 0.5, 0.7)
+    assert clf.predict(TEXTS) == [[n for n, p, t in zip(LABELS, row, cuts) if p >= t] for row in probs]

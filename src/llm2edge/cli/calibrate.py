@@ -15,7 +15,8 @@ HELP = "The deferral threshold of a bundle, from held-out labelled rows."
 DESCRIPTION = ("Pick the lowest top-probability threshold whose kept items agree with the labels >= --target "
                "(lower bound at --confidence); write it, the coverage/agreement curve, calibration.csv and "
                "calibration.png into the bundle (checksummed, re-verified). Without such a threshold: a "
-               "warning, no threshold, exit 0.")
+               "warning, no threshold, exit 0. A multi-label bundle: the band half-width on each row's "
+               "margin min |p_l - t_l| whose kept rows' label sets agree >= --target (README, deferral).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,8 @@ from llm2edge.cli.fields import NO_MODEL_THREADS, own
 from llm2edge.cli.fields import add_arguments as add_arguments_from
 from llm2edge.defaults import ID_COL, LABEL_COL, TEXT_COL
 
-HELP = "Score predictions against gold labels: accuracy, macro/weighted F1, per class, confusion."
+HELP = ("Score predictions against gold labels: accuracy, macro/weighted F1, per class, confusion; "
+        "label sets: micro/macro-F1, subset accuracy, Hamming loss, per label.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -54,6 +54,8 @@ DESCRIPTION = """Classify texts with an edge bundle; writes one row per text, in
 JSONL (default): {"id": ..., "label": ..., "probs": {label: p, ...}}.
 CSV: columns id, label, p_<label>... (with --with-text: id, text, label, p_<label>...).
 With --defer: a `deferred` field (JSONL: true/false; CSV: a column after label).
+A multi-label bundle writes the label set (JSONL: a list; CSV: names joined with `;`) and each label's own
+probability; its --defer is a band: a row is deferred when some |p_l - t_l| < DEFER (README "Deferral").
 Texts come from the arguments, --input FILE, or stdin (one text per line; --input-format jsonl/csv).
 
 Folder mode (--input DIR or GLOB, or --engine ray): every csv/jsonl/parquet file in it, written as Parquet
@@ -198,8 +200,9 @@ def predict(*, texts: list[str] | None, bundle: Path, input: str | None, output:
     if threshold is not None:
         share = summary.deferred / summary.rows if summary.rows else 0.0
         where = f" -> {deferred_out}" if deferred_out is not None else ""
-        say(f"llm2edge: {summary.deferred:,} of {summary.rows:,} rows deferred ({share:.1%}, top probability "
-            f"< {threshold:.6g}){where}")
+        rule = (f"a label's probability within {threshold:.6g} of its threshold" if clf.multi_label
+                else f"top probability < {threshold:.6g}")
+        say(f"llm2edge: {summary.deferred:,} of {summary.rows:,} rows deferred ({share:.1%}, {rule}){where}")
     if show:
         resumed = f" (resumed after {summary.skipped:,})" if summary.skipped else ""
         rate = summary.rows / max(summary.seconds, 1e-9)

@@ -118,7 +118,8 @@ class PredictJob:
     #: Adds `deferred` to every row.
     defer: str = param(DEFER, help="Mark items whose top probability is under a threshold 'deferred' "
                                    "(label still given): auto (the bundle's `llm2edge calibrate` threshold), "
-                                   "a probability, or none.")
+                                   "a probability, or none. Multi-label bundle: a band, deferred when a "
+                                   "label's probability is within it of its threshold.")
     engine: str = param(PREDICT_ENGINE, choices=ENGINES,
                         help="Folder mode: local (this process) or ray (Ray Data actors; --threads is per "
                              "worker, default 1).")

@@ -5,11 +5,13 @@
 
 Each instance loads and verifies the bundle once (one onnxruntime thread by default: one worker per CPU),
 classifies a batch's text column and returns the batch with every input column kept plus `label`
-(`deferred` with a defer threshold) and one `p_<label>` (float32) per label. A batch is a pyarrow Table, a
-pandas DataFrame or a dict of numpy arrays, and comes back as the same kind. An instance pickles as its
-arguments (the bundle is loaded again where it is unpickled), so it can be shipped to workers. Needs only
-the base install (pyarrow or pandas for those batch kinds); the engines' own code is in `ray_engine` and
-`spark_engine`.
+(`deferred` with a defer threshold) and one `p_<label>` (float32) per label. For a multi-label bundle
+`label` is the set of labels that apply joined with `;` (as in predict's CSV; '' for none), `p_<label>` each
+label's own (sigmoid) probability, and `deferred` the band rule of llm2edge.edge.defer. A batch is a
+pyarrow Table, a pandas DataFrame or a dict of numpy arrays, and comes back as the same kind. An instance
+pickles as its arguments (the bundle is loaded again where it is unpickled), so it can be shipped to
+workers. Needs only the base install (pyarrow or pandas for those batch kinds); the engines' own code is in
+`ray_engine` and `spark_engine`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from llm2edge.defaults import LABEL_COL, PREDICT_BATCH_SIZE, PROVIDER, TEXT_COL,
 from llm2edge.edge.classifier import Classifier
 from llm2edge.edge.defer import deferred_mask, resolve_defer
 from llm2edge.errors import ConfigError, DataError
+from llm2edge.labelsets import decide, join_label_set, sets_of
 
 #: The column that marks deferred predictions (only with a defer threshold).
 DEFERRED_COL = "deferred"
@@ -83,14 +86,23 @@ class BundlePredictor:
             what = "null" if _is_null(items[bad]) else type(items[bad]).__name__
             raise DataError(f"row {bad} of the batch: column '{self.text_col}' holds {what}, not a string")
         proba = self.classifier.predict_proba(items, batch_size=self.batch_size)
-        names = np.asarray(self.labels, dtype=object)
-        out: dict[str, np.ndarray] = {self.prediction_col: names[proba.argmax(axis=1)] if len(proba) else
-                                      np.empty(0, dtype=object)}
+        cuts = self.classifier.info.threshold_array if self.classifier.multi_label else None
+        out: dict[str, np.ndarray] = {self.prediction_col: self._label_column(proba, cuts)}
         if self.threshold is not None:
-            out[DEFERRED_COL] = deferred_mask(proba, self.threshold)
+            out[DEFERRED_COL] = deferred_mask(proba, self.threshold, cuts)
         for k, name in enumerate(self.labels):
             out[probability_col(name)] = np.ascontiguousarray(proba[:, k])
         return out
+
+    def _label_column(self, proba: np.ndarray, cuts: np.ndarray | None) -> np.ndarray:
+        """The predicted-label column (object array of str): the argmax name, or the joined label set."""
+        if not len(proba):
+            return np.empty(0, dtype=object)
+        if cuts is None:
+            return np.asarray(self.labels, dtype=object)[proba.argmax(axis=1)]
+        joined = np.empty(len(proba), dtype=object)
+        joined[:] = [join_label_set(s) for s in sets_of(decide(proba, cuts), self.labels)]
+        return joined
 
     def _check_columns(self, names: Sequence[str]) -> None:
         """DataError unless the batch has the text column and none of the prediction columns."""
