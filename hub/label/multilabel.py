@@ -137,12 +137,12 @@ def answer_set(content: str, space: LabelSpace, *, where: str = "answer") -> tup
     return parse_label_set(names, space.names, where=where, allow_empty=space.allow_none)
 
 
-def decide_set(probs: Mapping[str, float], task: Task) -> list[str]:
-    """The row's label set: p >= LABEL_THRESHOLD, in task order; the most probable label when that is
+def decide_set(probs: Mapping[str, float], names: Sequence[str], *, allow_none: bool) -> list[str]:
+    """The row's label set: p >= LABEL_THRESHOLD, in `names` order; the most probable label when that is
     empty and the task does not allow none."""
-    chosen = [n for n in task.label_names if probs[n] >= LABEL_THRESHOLD]
-    if not chosen and not task.allow_none:
-        chosen = [max(task.label_names, key=lambda n: probs[n])]
+    chosen = [n for n in names if probs[n] >= LABEL_THRESHOLD]
+    if not chosen and not allow_none:
+        chosen = [max(names, key=lambda n: probs[n])]
     return chosen
 
 
@@ -157,8 +157,9 @@ def row_fields(scored: Scored, task: Task) -> dict[str, Any]:
         return {"error": f"backend returned no valid probability per label (got {probs})"}
     p = {n: float(probs[n]) for n in task.label_names}
     row: dict[str, Any] = {
-        "label": decide_set(p, task), "probs": p, "margin_logprob": None, "prob_source": scored.prob_source,
+        "label": decide_set(p, task.label_names, allow_none=task.allow_none), "probs": p,
         "confidence": float(set_confidence(np.array([[p[n] for n in task.label_names]]))[0]),
+        "margin_logprob": None, "prob_source": scored.prob_source,
     }
     if scored.answers is not None:
         sets = [a.split(LABEL_SEP) if a else [] for a in scored.answers]
