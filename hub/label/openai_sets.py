@@ -47,7 +47,7 @@ async def label_set_one(backend: OpenAIBackend, client: Any, prompt: Prompt, spa
     if backend.samples == 1:
         content = (await backend._request(client, messages, space, constrain=False, max_tokens=budget))[0][0]
         try:
-            labels = answer_set(content, space, where=f"answer {one_line(content, 80)!r}")
+            labels = answer_set(content, space, where="answer")
         except DataError as exc:
             raise _ItemError(str(exc), kind) from None
         backend.stats["answer"] += 1
