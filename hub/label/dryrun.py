@@ -4,7 +4,7 @@ Tokens are counted with the model's tokenizer (hf backend) or as characters / 4 
 the counts include the K answers per item: the hf backend draws them from one scoring pass (counted once);
 OpenAI's API returns them as `n=K` choices of one request (the prompt counted once, the answer K times); any
 other server is counted as K requests per item (prompt and answer K times: llama.cpp's server ignores `n`),
-an upper bound where a server honours `n`.
+an upper bound where a server honours `n`. A multi-label task on hf counts its k yes/no prompts per item.
 """
 
 from __future__ import annotations
