@@ -14,6 +14,8 @@ torch, transformers and openai are imported only when a backend loads its model 
   server launcher, and labels.jsonl (append-only rows, item keys, margins).
 - `votes`: self-consistency (`--samples K`: vote shares of K sampled answers, for teachers without
   logprobs); `dryrun`: what `--dry-run` counts (items, tokens, cost).
+- `multilabel`, `openai_sets`, `import_sets`: multi-label tasks (a set per text): the hf backend's yes/no
+  prompt per label, the openai backend's strictly parsed lists, and imported sets and per-label columns.
 """
 
 from __future__ import annotations

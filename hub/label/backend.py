@@ -38,6 +38,8 @@ class LabelSpace:
 
     names: tuple[str, ...]
     words: dict[str, tuple[str, ...]] = field(default_factory=dict)  # label -> verbalizers (default: name)
+    multi_label: bool = False  # an answer is a set of the names (llm2edge.labelsets)
+    allow_none: bool = False  # multi-label: the empty set is an answer
 
     def forms(self, label: str) -> tuple[str, ...]:
         """The surface forms of `label` (its verbalizer words, or its name)."""

@@ -4,7 +4,7 @@ Tokens are counted with the model's tokenizer (hf backend) or as characters / 4 
 the counts include the K answers per item: the hf backend draws them from one scoring pass (counted once);
 OpenAI's API returns them as `n=K` choices of one request (the prompt counted once, the answer K times); any
 other server is counted as K requests per item (prompt and answer K times: llama.cpp's server ignores `n`),
-an upper bound where a server honours `n`.
+an upper bound where a server honours `n`. A multi-label task on hf counts its k yes/no prompts per item.
 """
 
 from __future__ import annotations
@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from llm2edge.defaults import LABEL_SEP
 from llm2edge.hub.label.backend import Backend
 from llm2edge.hub.label.config import LabelConfig
 from llm2edge.hub.label.prompts import PromptBuilder
@@ -33,12 +35,15 @@ class DryRun:
     model: str
     samples: int = 1  # answers per item (--samples)
     samples_note: str | None = None  # how the K answers were counted
+    prompts_per_item: int = 1  # multi-label on hf: one yes/no prompt per label
 
     def text(self) -> str:
         """A human-readable summary."""
         how = "estimated as characters/4" if self.tokens_estimated else "model tokenizer"
         lines = [f"items: {self.items} ({self.todo} to label, {self.items - self.todo} already done)",
                  f"prompt tokens: {self.prompt_tokens} ({how}); output tokens ~{self.output_tokens}"]
+        if self.prompts_per_item > 1:
+            lines.append(f"multi-label: {self.prompts_per_item} yes/no prompts per item (one per label)")
         if self.samples > 1:
             lines.append(f"samples: {self.samples} answers per item ({self.samples_note})")
         if self.cost_usd is not None:
@@ -65,14 +70,25 @@ def sample_factors(config: LabelConfig) -> tuple[int, int, str | None]:
 
 
 def dry_run(config: LabelConfig, builder: PromptBuilder, task: Task, todo: Sequence[Record], n: int,
-            backend: Backend | None, model: str) -> DryRun:
-    """Count prompt tokens (tokenizer, or characters/4) and price them when the model has a known price."""
+            backend: Backend | None, model: str, *, yes_no: Sequence[Any] | None = None) -> DryRun:
+    """Count prompt tokens (tokenizer, or characters/4) and price them when the model has a known price.
+
+    A multi-label task counts, on hf, the k yes/no prompts per item (`yes_no`: one builder per label) and
+    a one-token answer each; elsewhere its answer as every label once, joined (the longest list)."""
     from llm2edge.hub.label import pricing
 
-    prompts = [builder.render(r.id, r.text, r.fields) for r in todo]
+    if yes_no:
+        prompts = [b.render(r.id, r.text, r.fields) for r in todo for b in yes_no]
+    else:
+        prompts = [builder.render(r.id, r.text, r.fields) for r in todo]
     counter = getattr(backend, "count_tokens", None)
     label_chars = max(len(f) for name in task.label_names for f in task.space.forms(name))
-    per_item = max(1, math.ceil(label_chars / 4)) + (config.max_new_tokens if config.cot else 0)
+    if yes_no:
+        label_chars = 3  # "yes" / "no": one token per prompt, k prompts per item
+    elif task.multi_label:
+        label_chars = len(LABEL_SEP.join(task.space.forms(name)[0] for name in task.label_names))
+    per_item = (max(1, math.ceil(label_chars / 4)) * max(1, len(yes_no or ()))
+                + (config.max_new_tokens if config.cot else 0))
     if counter is not None and config.backend == "hf":
         tokens, estimated = sum(counter(p) for p in prompts), False
     else:
@@ -83,4 +99,4 @@ def dry_run(config: LabelConfig, builder: PromptBuilder, task: Task, todo: Seque
     cost = pricing.estimate_cost(model, tokens, out_tokens) if config.backend == "openai" else None
     return DryRun(items=n, todo=len(todo), prompt_tokens=tokens, output_tokens=out_tokens,
                   tokens_estimated=estimated, cost_usd=cost, model=model, samples=config.samples,
-                  samples_note=note)
+                  samples_note=note, prompts_per_item=len(yes_no or ()) or 1)

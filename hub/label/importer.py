@@ -15,7 +15,6 @@ it fails at once).
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,10 +23,13 @@ from typing import Any
 
 from llm2edge.checks import parse_map
 from llm2edge.console import warn
-from llm2edge.defaults import LABEL_COL, TEXT_COL
+from llm2edge.defaults import LABEL_COL, LABEL_SEP, TEXT_COL
 from llm2edge.errors import ConfigError, DataError
 from llm2edge.hashing import digest
+from llm2edge.hub.label.import_sets import import_set, prob_cells, set_probs
+from llm2edge.hub.label.multilabel import decide_set
 from llm2edge.hub.label.store import ROW_KEYS, margins, write_atomic
+from llm2edge.labelsets import check_single, set_confidence
 from llm2edge.outputs import OutputLock, distinct_files
 from llm2edge.params import check_fields, param
 from llm2edge.records import cell, default_id_col, iter_rows, naming, stable_id
@@ -68,6 +70,10 @@ class ImportConfig:
     task: str | Path | None = param(None, help="Shipped task name or task file (its labels and fields); or "
                                                "give --labels.")
     labels: str | None = param(None, help="The label set, comma-separated: a,b,c.")
+    #: A task file says it with `multi_label = true`.
+    multi_label: bool = param(False, help="With --labels: each row's label is a set of the labels (a cell "
+                                          "a;b, a JSONL list; probability columns per label, any sum).")
+    label_sep: str = param(LABEL_SEP, help="Separator of the names in a multi-label cell.")
     #: May be absent when probability columns are given.
     label_col: str = param(LABEL_COL, help="Column with the LLM's label.")
     text_col: str = param(TEXT_COL, help="Column with the text.")
@@ -92,6 +98,11 @@ class ImportConfig:
             raise ConfigError("give exactly one of --task (a task with its labels) and --labels a,b,c")
         if self.labels is not None:
             parse_labels(self.labels)
+        if self.multi_label and self.task is not None:
+            raise ConfigError("--multi-label goes with --labels: a task file declares multi_label = true")
+        if not self.label_sep.strip() or self.label_sep.strip() == ",":
+            raise ConfigError(f"--label-sep must be a separator other than ',' and blanks, got "
+                              f"{self.label_sep!r}")
         if self.prob_prefix is not None and not self.prob_prefix.strip():
             raise ConfigError("--prob-prefix must not be empty (e.g. p_ for columns p_<label>)")
         for name in ("label_col", "text_col"):
@@ -158,14 +169,14 @@ class _Matcher:
         return None
 
 
-def _label_set(config: ImportConfig) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
-    """(task name, labels, per-item fields) from the task or from --labels."""
+def _label_set(config: ImportConfig) -> tuple[str, tuple[str, ...], tuple[str, ...], bool, bool]:
+    """(task name, labels, per-item fields, multi-label, allow none) from the task or from --labels."""
     if config.task is not None:
         from llm2edge.hub.label.task import load_task
 
         task = load_task(config.task)
-        return task.name, task.label_names, task.fields
-    return "labels", parse_labels(str(config.labels)), ()
+        return task.name, task.label_names, task.fields, task.multi_label, task.allow_none
+    return "labels", parse_labels(str(config.labels)), (), config.multi_label, False
 
 
 def _prob_columns(header: Sequence[str], prefix: str, labels: Sequence[str], path: str) -> dict[str, str]:
@@ -185,26 +196,9 @@ def _prob_columns(header: Sequence[str], prefix: str, labels: Sequence[str], pat
 def _probs(row: Mapping[str, Any], cols: Mapping[str, str], where: str) -> dict[str, float] | None:
     """The checked, renormalised distribution of a row; None when every probability cell is empty (a row
     with some cells empty is a DataError naming the first)."""
-    cells = {label: row.get(col) for label, col in cols.items()}
-    blank = [label for label, v in cells.items() if v is None or (isinstance(v, str) and not v.strip())]
-    if len(blank) == len(cells):
+    probs = prob_cells(row, cols, where)
+    if probs is None:
         return None
-    if blank:
-        raise DataError(f"{where}: probability column '{cols[blank[0]]}' is empty while the row's other "
-                        "probabilities are given: give every label's probability")
-    probs: dict[str, float] = {}
-    for label, value in cells.items():
-        try:
-            if isinstance(value, bool):
-                raise ValueError
-            p = float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise DataError(f"{where}: probability column '{cols[label]}' holds {value!r}, not a number"
-                            ) from None
-        if not math.isfinite(p) or p < 0:
-            raise DataError(f"{where}: probability column '{cols[label]}' holds {value!r}: probabilities "
-                            "must be finite and non-negative")
-        probs[label] = p
     total = sum(probs.values())
     if abs(total - 1.0) > PROB_TOLERANCE:
         raise DataError(f"{where}: the probabilities sum to {total:.6g}, not 1 (tolerance {PROB_TOLERANCE}); "
@@ -228,7 +222,7 @@ def import_labels(config: ImportConfig) -> ImportSummary:
 
 def _import(config: ImportConfig) -> ImportSummary:
     """The run of import_labels (under its lock)."""
-    task_name, labels, task_fields = _label_set(config)
+    task_name, labels, task_fields, multi, allow_none = _label_set(config)
     task_fields = (*task_fields, *(f for f in config.fields if f not in task_fields))
     matcher = _Matcher(labels, parse_map(config.map, labels))
     model = config.model_name or IMPORTED_MODEL
@@ -270,7 +264,17 @@ def _import(config: ImportConfig) -> ImportSummary:
                 raise DataError(f"{where}: id '{rid}' already used on line {seen_ids[rid]}: ids must be "
                                 "unique")
             seen_ids[rid] = line
+        if multi:  # a set per row (import_sets)
+            rows.append(_set_row(config, row, where, rid, text, matcher, labels, cols, task_fields, has_label,
+                                 allow_none, task=task_name, model=model, matched=matched, renamed=renamed))
+            continue
+        value = row.get(config.label_col) if has_label else None
+        if isinstance(value, list):
+            raise DataError(f"{where}: label {value!r} in column '{config.label_col}' is a list of labels, "
+                            "but the task is single-label (declare multi_label = true or pass --multi-label)")
         raw = _cell(row, config.label_col, where) if has_label else ""
+        if raw:
+            check_single(raw, labels, where=f"{where}: column '{config.label_col}'", sep=config.label_sep)
         probs = _probs(row, cols, where) if cols is not None else None
         if not raw and probs is None:
             skipped += 1
@@ -311,16 +315,48 @@ def _import(config: ImportConfig) -> ImportSummary:
     return ImportSummary(out=out, rows=len(rows), skipped_empty=skipped,
                          prob_source=GIVEN if cols is not None else ANSWER,
                          matched={m: matched.get(m, 0) for m in MATCHES}, renamed=dict(renamed),
-                         distribution=dict(Counter(r["label"] for r in rows)), not_argmax=len(not_argmax))
+                         distribution=dict(Counter(lab for r in rows for lab in (
+                             r["label"] if multi else [r["label"]]))), not_argmax=len(not_argmax))
 
 
-def _row(rid: str, text: str, label: str, raw: str, probs: dict[str, float] | None, labels: Sequence[str],
-         fields: dict[str, str], *, task: str, model: str) -> dict[str, Any]:
-    """One labels.jsonl row (store.ROW_KEYS) for an imported item."""
+def _set_row(config: ImportConfig, row: Mapping[str, Any], where: str, rid: str, text: str, matcher: _Matcher,
+             labels: Sequence[str], cols: dict[str, str] | None, task_fields: Sequence[str], has_label: bool,
+             allow_none: bool, *, task: str, model: str, matched: Counter[str], renamed: Counter[str]
+             ) -> dict[str, Any]:
+    """One multi-label row: its answer set (matched name by name), or the labels its probability columns
+    put at or over LABEL_THRESHOLD (`multilabel.decide_set`)."""
+    probs = set_probs(row, cols, where) if cols is not None else None
+    value = row.get(config.label_col) if has_label else None
+    given = not (value is None or (isinstance(value, (str, list)) and not value))
+    if given or probs is None:
+        chosen, hows = import_set(value, matcher, sep=config.label_sep, allow_none=allow_none,
+                                  where=f"{where}: column '{config.label_col}'")
+        for raw_name, how in hows:
+            matched[how] += 1
+            if how != "exact":
+                renamed[f"{raw_name} -> {matcher.match(raw_name)[0]}"] += 1  # type: ignore[index]
+        label = list(chosen)
+    else:
+        label = decide_set(probs, labels, allow_none=allow_none)
+    fields = {}
+    for f in task_fields:
+        fields[f] = _cell(row, f, where)
+        if not fields[f]:
+            raise DataError(f"{where}: empty field '{f}'")
+    raw = config.label_sep.join(map(str, value)) if isinstance(value, list) else str(value or "")
+    return _row(rid, text, label, raw, probs, labels, fields, task=task, model=model)
+
+
+def _row(rid: str, text: str, label: str | list[str], raw: str, probs: dict[str, float] | None,
+         labels: Sequence[str], fields: dict[str, str], *, task: str, model: str) -> dict[str, Any]:
+    """One labels.jsonl row (store.ROW_KEYS) for an imported item (a multi-label item's label a list)."""
     source = GIVEN if probs is not None else ANSWER
-    dist = probs if probs is not None else {x: float(x == label) for x in labels}
+    dist = probs if probs is not None else {x: float(x in label if isinstance(label, list) else x == label)
+                                            for x in labels}
     confidence = margin = None
-    if probs is not None:  # a bare answer says nothing about confidence: leave it unknown
+    if probs is not None and isinstance(label, list):  # each label's own probability
+        confidence = float(set_confidence([[probs[x] for x in labels]])[0])
+    elif probs is not None:  # a bare answer says nothing about confidence: leave it unknown
         _, confidence, margin = margins(probs)
     key = digest([IMPORT_BACKEND, model, task, rid, text, sorted(fields.items())], length=24,
                  ensure_ascii=False)

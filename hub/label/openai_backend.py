@@ -6,10 +6,9 @@ lives in `llm2edge.hub.label.answers`. Where the server returns no logprobs, the
 the label set (grammar, guided choice or an enum JSON schema, whichever the server accepts) and scored
 with probability 1, flagged `prob_source="answer"`. With `samples` K > 1 (self-consistency) no logprobs are
 requested: K answers are sampled (n=K, made up request by request where the server ignores n) and their
-vote shares become the distribution (`prob_source="votes"`, llm2edge.hub.label.votes).
-
-The API key is read from the environment only; it is never stored on the backend, logged, or written
-into a result or an error message.
+vote shares become the distribution (`prob_source="votes"`, llm2edge.hub.label.votes). A multi-label
+task's items are asked for a list (llm2edge.hub.label.openai_sets). The API key is read from the
+environment only; it is never stored on the backend, logged, or written into a result or an error message.
 """
 
 from __future__ import annotations
@@ -43,6 +42,8 @@ from llm2edge.hub.label.answers import (
     token_at,
 )
 from llm2edge.hub.label.backend import LabelSpace, Prompt, Scored, normalize
+from llm2edge.hub.label.openai_sets import label_set_one
+from llm2edge.hub.label.openai_sets import one_line as _one_line
 from llm2edge.hub.label.votes import item_seed, scored_from_answers
 
 MODES = ("auto", "logprobs", "answer")
@@ -60,12 +61,6 @@ class _ItemError(Exception):
     def __init__(self, message: str, kind: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-def _one_line(text: str, limit: int = 200) -> str:
-    """Collapse whitespace and cut to `limit` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _safe_url(url: str) -> str:
@@ -260,6 +255,8 @@ class OpenAIBackend:
     # -- one item -----------------------------------------------------------------------------------
     async def _label_one(self, client: Any, prompt: Prompt, space: LabelSpace, cot: str | None) -> Scored:
         """Label one prompt: one request (two with CoT when the first names no label)."""
+        if space.multi_label:  # a list of labels (llm2edge.hub.label.openai_sets)
+            return await label_set_one(self, client, prompt, space)
         messages = [dict(m) for m in prompt.messages]
         if cot is not None:
             forms = ", ".join(f for label in space.names for f in label_forms(space, label))

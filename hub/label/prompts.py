@@ -8,10 +8,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from llm2edge.defaults import LABEL_SEP
 from llm2edge.errors import TaskError
 from llm2edge.hashing import digest
 from llm2edge.hub.label.backend import Prompt
 from llm2edge.hub.label.task import Example, Task
+from llm2edge.labelsets import check_single, join_label_set
 
 #: Bump when the rendering below changes: it is part of every prompt hash.
 RENDER_VERSION = "p1"
@@ -33,10 +35,16 @@ def select_shots(examples: Sequence[Example], task: Task, k: int, *, shuffle_see
     pool = list(examples)
     if shuffle_seed is not None:
         random.Random(shuffle_seed).shuffle(pool)
-    by_label = {name: [ex for ex in pool if ex.label == name] for name in task.label_names}
+    if task.multi_label:  # an example counts for every label in its set, and is chosen once
+        by_label = {name: [ex for ex in pool if name in task.label_set(ex.label, "example")]
+                    for name in task.label_names}
+    else:
+        by_label = {name: [ex for ex in pool if ex.label == name] for name in task.label_names}
     chosen: list[Example] = []
     while len(chosen) < k and any(by_label.values()):
         for name in task.label_names:
+            while by_label[name] and by_label[name][0] in chosen:
+                by_label[name].pop(0)
             if by_label[name] and len(chosen) < k:
                 chosen.append(by_label[name].pop(0))
     if len(chosen) < k:
@@ -53,8 +61,14 @@ def examples_from_file(path: str | Path, task: Task, *, text_col: str = "text", 
     out = []
     for rec in iter_records(path, text_col=text_col, label_col=label_col, fields=task.fields,
                             require_label=True):
-        task.check_label(rec.label or "", f"{path}:{rec.line}")
-        out.append(Example(text=rec.text, label=rec.label or "", fields=dict(rec.fields)))
+        where = f"{path}:{rec.line}"
+        if task.multi_label:
+            label = join_label_set(task.label_set(rec.label or "", where))
+        else:
+            check_single(rec.label or "", task.label_names, where=where)
+            task.check_label(rec.label or "", where)
+            label = rec.label or ""
+        out.append(Example(text=rec.text, label=label, fields=dict(rec.fields)))
     return out
 
 
@@ -91,6 +105,9 @@ class PromptBuilder:
         for lab in self.task.labels:
             desc = f": {lab.description}" if lab.description else ""
             lines.append(f"- {self.answer(lab.name)}{desc}")
+        if self.task.multi_label:
+            none = "; answer none when no label applies" if self.task.allow_none else ""
+            lines += ["", f"Answer with every label that applies, separated by '{LABEL_SEP}'{none}."]
         if self.cot_instruction:
             lines += ["", self.cot_instruction]
         return "\n".join(lines)
@@ -109,8 +126,14 @@ class PromptBuilder:
         return "\n".join(lines)
 
     def shot_answer(self, label: str) -> str:
-        """The assistant turn of a few-shot example (with the answer cue under CoT)."""
-        return f"{ANSWER_CUE} {self.answer(label)}" if self.cot else self.answer(label)
+        """The assistant turn of a few-shot example (with the answer cue under CoT; a multi-label
+        example's set as its answers joined with LABEL_SEP, 'none' for the empty set)."""
+        if self.task.multi_label:
+            labels = self.task.label_set(label, "example")
+            answer = LABEL_SEP.join(self.answer(n) for n in labels) or "none"
+        else:
+            answer = self.answer(label)
+        return f"{ANSWER_CUE} {answer}" if self.cot else answer
 
     def render(self, item_id: str, text: str, fields: Mapping[str, str] | None = None) -> Prompt:
         """The Prompt for one item: system, K user/assistant shot pairs, then the item's user turn."""

@@ -17,7 +17,8 @@ from typing import Any
 
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import BackendError, ConfigError, DataError, Interrupted, Llm2EdgeError
-from llm2edge.hub.label import votes
+from llm2edge.hashing import digest
+from llm2edge.hub.label import multilabel, votes
 from llm2edge.hub.label.backend import Backend, Prompt, Scored
 from llm2edge.hub.label.config import BACKENDS, LabelConfig
 from llm2edge.hub.label.dryrun import DryRun, dry_run
@@ -157,7 +158,9 @@ def _row(rec: Record, key: str, scored: Scored, *, backend: str, model: str, tas
                            "backend": backend,
                            "model": model, "task": task.name, "prompt_hash": prompt_hash, "raw": scored.raw,
                            "error": scored.error, "source": "llm", "fields": dict(rec.fields)}
-    if scored.error is None:
+    if scored.error is None and task.multi_label:  # a set: llm2edge.hub.label.multilabel
+        row.update(multilabel.row_fields(scored, task))
+    elif scored.error is None:
         probs = scored.probs or {}
         bad = [n for n in task.label_names if n not in probs or not math.isfinite(probs[n])]
         total = sum(probs.get(n, 0.0) for n in task.label_names)
@@ -170,6 +173,26 @@ def _row(rec: Record, key: str, scored: Scored, *, backend: str, model: str, tas
         if scored.answers is not None:  # self-consistency: majority label, K, votes per label
             row.update(votes.row_fields(scored, task.label_names))
     return row
+
+
+def _check_multi(config: LabelConfig, task: Task) -> None:
+    """ConfigError for options a multi-label task does not take."""
+    if config.cot:
+        raise ConfigError(f"task '{task.name}' is multi-label: --cot is for single-label tasks")
+    if config.calibrate and config.backend != "hf":
+        raise ConfigError(f"task '{task.name}' is multi-label: --calibrate needs the hf backend (the openai "
+                          "backend reads the list an answer names)")
+
+
+def _check_kinds(paths: list[Path], task: Task) -> None:
+    """DataError naming file and row when a labels file to resume holds single-label rows for a
+    multi-label task, or the reverse."""
+    from llm2edge.hub.label.store import read_rows
+
+    for path in paths:
+        if path.is_file():
+            for n, row in enumerate(read_rows(path), start=1):
+                multilabel.check_row_kind(row, task.multi_label, f"{path}: row {n}")
 
 
 def _progress(total: int, enabled: bool) -> Any:
@@ -205,6 +228,12 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
     examples = examples_from_file(config.examples, task) if config.examples else None
     builder = PromptBuilder.create(task, shots=config.shots, examples=examples, cot=config.cot)
     prompt_hash = builder.prompt_hash
+    yes_no = None  # multi-label on hf: one yes/no prompt per (text, label)
+    if task.multi_label:
+        _check_multi(config, task)
+        if config.backend == "hf":
+            yes_no = multilabel.yes_no_builders(builder)
+            prompt_hash = digest([prompt_hash, multilabel.yes_no_material()])
     records = _records(config, task)
     out = Path(config.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -226,6 +255,7 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
     # what is already done: the merged file, then any part files (later wins)
     mine = part_path(out, dist.rank, dist.world) if dist.world > 1 else out
     repair(mine)
+    _check_kinds([out, *_part_files(out)], task)
     done = latest_by_key([out, *_part_files(out)])
     finished = {k for k, row in done.items() if not row.get("error")}
     todo_idx: list[int] = []
@@ -240,7 +270,7 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
 
     if config.dry_run:
         summary_dry = dry_run(config, builder, task, [records[i] for i in todo_idx], len(records), backend,
-                               model)
+                               model, yes_no=yes_no)
         if backend is not None:
             backend.close()
         return LabelSummary(out=out, total=len(records), labeled=0, failed=0, skipped=skipped,
@@ -251,10 +281,13 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
 
     cot = builder.cot_instruction
     calibrator = None
+    calibrators = None
     if config.calibrate:
         from llm2edge.hub.label.contextual import Calibrator
 
         calibrator = Calibrator(backend, builder, task.space, cot=cot)
+        if yes_no is not None:  # per label, on its yes/no pair
+            calibrators = [Calibrator(backend, b, multilabel.YES_NO) for b in yes_no]  # type: ignore[arg-type]
 
     labeled = failed = 0
     bar = _progress(len(shard), config.progress and dist.rank == 0)
@@ -274,8 +307,12 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
                     prompts: list[Prompt] = [builder.render(keys[i], records[i].text, records[i].fields)
                                              for i in batch]
                     try:
-                        scored = backend.label_batch(prompts, task.space, cot=cot)
-                        if calibrator is not None:
+                        if yes_no is not None:
+                            scored = multilabel.score_sets(backend, yes_no, [
+                                (keys[i], records[i].text, records[i].fields) for i in batch], calibrators)
+                        else:
+                            scored = backend.label_batch(prompts, task.space, cot=cot)
+                        if calibrator is not None and yes_no is None:
                             scored = [s if s.error else calibrator.apply(s, records[i].fields)
                                       for s, i in zip(scored, batch)]
                     except Llm2EdgeError as exc:
@@ -322,8 +359,9 @@ def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
             row = latest.get(k)
             if row is not None:
                 rows.append({**row, "id": rec.id, "fields": dict(rec.fields)})
-                if row.get("label") and not row.get("error"):
-                    distribution[row["label"]] += 1
+                if row.get("label") is not None and not row.get("error"):
+                    label = row["label"]
+                    distribution.update(label if isinstance(label, list) else [label])
         wanted = set(keys)
         stale = [row for k, row in latest.items() if k not in wanted]
         if stale:  # rows of other inputs/settings are kept aside, never silently lost

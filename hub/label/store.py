@@ -17,6 +17,7 @@ from typing import IO, Any
 
 from llm2edge.errors import DataError
 from llm2edge.hashing import digest
+from llm2edge.labelsets import join_label_set
 
 #: The columns of a labels row, in order.
 ROW_KEYS = ("id", "key", "text", "label", "probs", "confidence", "margin_logprob", "prob_source", "backend",
@@ -169,7 +170,7 @@ def write_atomic(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> int:
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, labels: Sequence[str]) -> Path:
-    """Write rows as CSV with the probabilities flattened to p_<label> columns."""
+    """Write rows as CSV with the probabilities flattened to p_<label> columns (a label set joined)."""
     field_names: list[str] = []
     for row in rows:
         for f in (row.get("fields") or {}):
@@ -186,6 +187,8 @@ def write_csv(rows: Sequence[Mapping[str, Any]], path: str | Path, labels: Seque
         for row in rows:
             probs = row.get("probs") or {}
             flat = {**row, **(row.get("fields") or {}), **{f"p_{lab}": probs.get(lab) for lab in labels}}
+            if isinstance(flat.get("label"), list):  # a multi-label set: one `a;b` cell (llm2edge.labelsets)
+                flat["label"] = join_label_set(flat["label"])
             w.writerow(["" if flat.get(c) is None else flat.get(c) for c in cols])
     os.replace(tmp, p)
     return p

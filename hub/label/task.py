@@ -73,7 +73,8 @@ class Task:
     @property
     def space(self) -> LabelSpace:
         """The labels as a backend LabelSpace (names and verbalizer words)."""
-        return LabelSpace(names=self.label_names, words={lab.name: lab.forms for lab in self.labels})
+        return LabelSpace(names=self.label_names, words={lab.name: lab.forms for lab in self.labels},
+                          multi_label=self.multi_label, allow_none=self.allow_none)
 
     def material(self) -> dict[str, Any]:
         """Everything that shapes the prompt, as a JSON-ready dict (the prompt hash is taken over it)."""
