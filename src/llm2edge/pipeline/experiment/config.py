@@ -29,8 +29,9 @@ else:  # pragma: no cover
 
 
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    """A spec dataclass from a TOML table; unknown keys and bad values are a ConfigError naming the table."""
-    known = {f.name for f in fields(cls)}
+    """A spec dataclass from a TOML table; unknown keys and bad values are a ConfigError naming the table.
+    The keys are the class's fields, or its `table_keys()` where it has them (StudentSpec)."""
+    known = cls.table_keys() if hasattr(cls, "table_keys") else {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
