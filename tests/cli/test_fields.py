@@ -37,16 +37,18 @@ CONFIGS = {
     "predict": "llm2edge.pipeline.predict_job:PredictJob",
     "bench": "llm2edge.pipeline.bench.run:BenchConfig",
     "demo": "llm2edge.pipeline.demo.config:DemoConfig",
+    "experiment": "llm2edge.pipeline.experiment.config:ExperimentRun",
+    "calibrate": "llm2edge.edge.commands:CalibrateConfig",
+    "evaluate": "llm2edge.edge.commands:EvaluateConfig",
+    "merge-predictions": "llm2edge.edge.commands:MergeConfig",
 }
 #: The options that are a command's own (inputs, outputs, switches of its printing), by parameter name.
 OWN = {
     "predict": {"texts", "bundle", "input", "output", "fmt", "provider", "resume", "progress",
                 "deferred_out", "stall_timeout", "verbose"},
     "import-labels": {"threads"}, "merge-experts": {"threads"},
-    "experiment": {"config", "out", "quick", "only", "threads"},
-    "evaluate": {"pred", "gold", "id_col", "pred_col", "gold_col", "text_col", "as_json", "threads"},
-    "merge-predictions": {"edge", "llm", "out", "fmt", "id_col", "label_col", "map", "threads"},
-    "calibrate": {"bundle", "data", "text_col", "label_col", "target", "confidence", "batch_size", "threads"},
+    "evaluate": {"as_json", "threads"},
+    "merge-predictions": {"threads"},
 }
 
 
