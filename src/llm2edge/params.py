@@ -24,7 +24,7 @@ import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import MISSING, Field
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from llm2edge.checks import at_least, one_of, thread_count
 
@@ -36,8 +36,7 @@ THREADS_DEFAULT_HELP = "default: the CPUs this process may use; 1 per process un
 Check = Callable[[str, Any], Any]
 
 
-@dataclasses.dataclass(frozen=True)
-class Param:
+class Param(NamedTuple):
     """What a field declares beyond its type and default (read by `check_fields` and the CLI builders).
 
     `help`: one line for `--help` and the docs; `choices`: accepted values (checked with `one_of`);
@@ -46,7 +45,9 @@ class Param:
     `--field-name`; empty: not on the command line); `negate`: a bool field set to False by its flag
     (`--no-resume`); `cli_min`: a lower bound the CLI parser itself enforces (a usage error, exit 2);
     `metavar`: argparse's placeholder; `prefix`: for a nested config field, the prefix of its options'
-    flags (`pool-` gives `--pool-rounds`); `none_ok`: None passes `check` and `choices`.
+    flags (`pool-` gives `--pool-rounds`); `none_ok`: None passes `check` and `choices`. (A NamedTuple, not
+    a dataclass: `llm2edge predict` builds its options from Params at every start, and a NamedTuple class
+    costs a tenth of a dataclass to make.)
     """
 
     help: str = ""

@@ -7,7 +7,10 @@ help and default."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
+import subprocess
+import sys
 
 import pytest
 import typer
@@ -31,19 +34,21 @@ CONFIGS = {
     "soft-labels": "llm2edge.hub.curate.soft:SoftConfig",
     "train": "llm2edge.hub.train.config:TrainConfig",
     "export": "llm2edge.export.config:ExportConfig",
-    "predict": "llm2edge.pipeline.folders:PredictJob",
+    "predict": "llm2edge.pipeline.predict_job:PredictJob",
     "bench": "llm2edge.pipeline.bench.run:BenchConfig",
     "demo": "llm2edge.pipeline.demo.config:DemoConfig",
+    "experiment": "llm2edge.pipeline.experiment.config:ExperimentRun",
+    "calibrate": "llm2edge.edge.commands:CalibrateConfig",
+    "evaluate": "llm2edge.edge.commands:EvaluateConfig",
+    "merge-predictions": "llm2edge.edge.commands:MergeConfig",
 }
 #: The options that are a command's own (inputs, outputs, switches of its printing), by parameter name.
 OWN = {
     "predict": {"texts", "bundle", "input", "output", "fmt", "provider", "resume", "progress",
                 "deferred_out", "stall_timeout", "verbose"},
     "import-labels": {"threads"}, "merge-experts": {"threads"},
-    "experiment": {"config", "out", "quick", "only", "threads"},
-    "evaluate": {"pred", "gold", "id_col", "pred_col", "gold_col", "text_col", "as_json", "threads"},
-    "merge-predictions": {"edge", "llm", "out", "fmt", "id_col", "label_col", "map", "threads"},
-    "calibrate": {"bundle", "data", "text_col", "label_col", "target", "confidence", "batch_size", "threads"},
+    "evaluate": {"as_json", "threads"},
+    "merge-predictions": {"threads"},
 }
 
 
@@ -168,3 +173,25 @@ def test_threads_below_one_is_a_usage_error(command, capsys):
         llm2edge.cli.main([command, "--threads", "0"])
     assert exc.value.code == 2
     assert "--threads" in capsys.readouterr().err
+
+
+#: What `llm2edge predict` may load of llm2edge to parse its arguments: PredictJob's light module and the
+#: field machinery, not the folder code (`pipeline.folders`) nor the hub; the bench gate times this start.
+PREDICT_PARSE_MODULES = {"llm2edge.cli.predict", "llm2edge.cli.fields", "llm2edge.params", "llm2edge.checks",
+                         "llm2edge.defaults", "llm2edge.console", "llm2edge.pipeline",
+                         "llm2edge.pipeline.predict_job"}
+
+
+def test_predict_parses_its_options_with_only_the_light_modules():
+    """Issue 25's start-up: the options generated from PredictJob's fields are parsed without the folder
+    code, typer or any stage (in a fresh process: what a `llm2edge predict` start imports)."""
+    script = ("import json, sys; import llm2edge.cli.edge as e; before = set(sys.modules); "
+              "argv = ['--bundle', 'b', '--threads', '2', 'hi']; "
+              "args = e.edge_parser('predict').parse_intermixed_args(argv); "
+              "print(json.dumps([sorted(set(sys.modules) - before), args.threads, args.texts]))")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    loaded, threads, texts = json.loads(proc.stdout)
+    assert {m for m in loaded if m.startswith("llm2edge")} == PREDICT_PARSE_MODULES
+    assert not {m.split(".")[0] for m in loaded} & {"typer", "click", "numpy", "torch"}
+    assert (threads, texts) == (2, ["hi"])

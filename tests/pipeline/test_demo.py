@@ -87,6 +87,25 @@ def test_demo_rejects_labels_outside_the_task(tmp_path: Path) -> None:
         run_demo(DemoConfig(out=tmp_path / "o", dataset=data, progress=False))
 
 
+def test_demo_student_settings_are_train_settings() -> None:
+    """Issue 25: the demo's student settings are checked by TrainConfig, and `train` takes any other
+    TrainConfig field (not one the demo sets itself); each error is one line naming the key."""
+    from llm2edge.errors import ConfigError
+    from llm2edge.pipeline.demo import DemoConfig
+
+    config = DemoConfig(train={"weight_decay": 0.0, "grad_accum": 2}, progress=False)
+    run = config.train_config(data="train.jsonl", out="model", labels=["a", "b"])
+    assert (run.weight_decay, run.grad_accum, run.lr, run.class_weight) == (0.0, 2, config.lr,
+                                                                         config.class_weight)
+    cases = {"class_weight": ({"class_weight": "heavy"}, "class_weight must be one of"),
+             "weight_decay": ({"train": {"weight_decay": -1}}, "weight_decay must be at least 0"),
+             "lr": ({"train": {"lr": 1.0}}, "train: lr is the demo's own setting"),
+             "nope": ({"train": {"nope": 1}}, r"train: unknown key\(s\) nope")}
+    for kwargs, message in cases.values():
+        with pytest.raises(ConfigError, match=message):
+            DemoConfig(**kwargs)
+
+
 def test_report_states_the_teacher_over_majority_and_the_student_gap() -> None:
     pytest.importorskip("transformers")
     from llm2edge.metrics import classification_report

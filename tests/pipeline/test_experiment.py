@@ -39,6 +39,8 @@ def test_bad_configs(tmp_path, shared_data):
         '[curate]\naction = "flag"\n': "action must be 'drop'",
         '[student]\nname = "s"\nmax_length = 1\n': "student: max_length must be an integer from 2 to",
         'threads = 0\n': "threads must be an integer >= 1",
+        '[student]\nname = "s"\nweight_decay = -1\n': "student: weight_decay must be at least 0, got -1",
+        '[student]\nname = "s"\nseed = 3\n': "student: unknown key(s) seed",
     }
     for extra, needle in cases.items():
         p = tmp_path / "exp.toml"
@@ -52,6 +54,28 @@ def test_bad_configs(tmp_path, shared_data):
     with pytest.raises(ConfigError, match=r"\[quick\]"):
         load_config(p, quick=True)
     assert parse_intervention("experts_confidence+soft") == ("experts_confidence", "soft")
+
+
+def test_a_student_takes_any_train_setting(tmp_path, shared_data):
+    """Issue 25: a student table holds TrainConfig overrides, checked by TrainConfig: a train parameter the
+    experiment code never names (weight_decay, warmup_ratio) reaches the run's TrainConfig and enters the
+    run's key only when it differs from train's default; the grid's own defaults stay (epochs 2, lr 5e-5)."""
+    from llm2edge.hub.train.config import TrainConfig
+    from llm2edge.pipeline.experiment.specs import KEY_TRAIN_FIELDS, student_key
+
+    base = (f'data_root = "{shared_data}"\n[[datasets]]\nname = "mrf"\ntask = "misinfo"\n'
+            '[student]\nname = "s"\n')
+    p = tmp_path / "exp.toml"
+    p.write_text(base + "weight_decay = 0.0\nwarmup_ratio = 0.1\nmax_length = 32\n")
+    (student,) = load_config(p).students
+    assert (student.weight_decay, student.max_length, student.epochs, student.lr) == (0.0, 32, 2, 5e-5)
+    run = TrainConfig(data="train.jsonl", out="model", **student.train_kwargs())
+    assert (run.weight_decay, run.warmup_ratio, run.epochs, run.lr, run.max_length) == (0.0, 0.1, 2, 5e-5, 32)
+    key = student_key(student)
+    assert key["weight_decay"] == 0.0 and "warmup_ratio" not in key  # 0.1 is train's default
+    p.write_text(base)
+    (plain,) = load_config(p).students
+    assert set(student_key(plain)) == {"name", "student", "threads", *KEY_TRAIN_FIELDS}
 
 
 def test_a_config_extends_another(repo, tmp_path, shared_data):

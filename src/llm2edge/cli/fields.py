@@ -11,23 +11,25 @@ leaves off, and what is truly its own (an input, an output, a switch of its prin
 from __future__ import annotations
 
 import argparse
+import builtins
 import dataclasses
 import importlib
 import inspect
+import sys
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from llm2edge.errors import MissingExtraError
 from llm2edge.params import default_of, has_default, params
 
 
-@dataclasses.dataclass(frozen=True)
-class Option:
+class Option(NamedTuple):
     """One command-line option: `dest` is its parameter name (`pool_rounds`), `path` the field names from
-    the config down to it (("pool", "rounds"); empty: the command's own option, not a config field)."""
+    the config down to it (("pool", "rounds"); empty: the command's own option, not a config field). (A
+    NamedTuple: made at every `llm2edge predict` start, where a dataclass costs ten times as much.)"""
 
     dest: str
     path: tuple[str, ...]
@@ -61,6 +63,20 @@ NO_MODEL_THREADS_HELP = ("Accepted for uniformity with the other commands; this 
 NO_MODEL_THREADS = own("threads", type=int, help=NO_MODEL_THREADS_HELP, cli_min=1, metavar="N")
 
 
+def _field_type(config: type, f: dataclasses.Field[Any]) -> tuple[Any, bool]:
+    """(the type an option parses to, whether None is allowed) of a field: a plain annotation ("int",
+    "Path | None": names joined by '|') is looked up in the config's module, without the compile and eval
+    of `typing.get_type_hints` (predict builds its options at every start); anything else goes through
+    it."""
+    if isinstance(f.type, str):
+        names = [part.strip() for part in f.type.split("|")]
+        scope = vars(sys.modules[config.__module__])
+        members = [scope.get(name, getattr(builtins, name, None)) for name in names if name != "None"]
+        if members and all(isinstance(m, type) for m in members):
+            return members[0], len(members) < len(names)
+    return _cli_type(typing.get_type_hints(config)[f.name])
+
+
 def _cli_type(hint: Any) -> tuple[Any, bool]:
     """(the type an option parses to, whether None is allowed) of a field's type hint: the first member of
     a union (`str | Path` reads a str, `Path | None` a Path)."""
@@ -75,7 +91,6 @@ def options(config: type, *, skip: Iterable[str] = (), helps: Mapping[str, str] 
     """The options of `config`'s declared fields, in field order (nested configs flattened); `skip`: dotted
     field paths left off ("crossval.seed"); `helps`: dest -> help, where a command says it its own way."""
     skip, helps = set(skip), dict(helps or {})
-    hints = typing.get_type_hints(config)
     out: list[Option] = []
     for f, p in params(config):
         path = (*_path, f.name)
@@ -87,7 +102,7 @@ def options(config: type, *, skip: Iterable[str] = (), helps: Mapping[str, str] 
             continue
         dest = (_prefix + f.name).replace("-", "_")
         flags = p.flags or (f"--{(_prefix + f.name).replace('_', '-')}",)
-        kind, optional = _cli_type(hints[f.name])
+        kind, optional = _field_type(config, f)
         default = default_of(f) if has_default(f) else None
         if p.negate:
             default = False

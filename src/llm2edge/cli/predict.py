@@ -66,7 +66,7 @@ file alone would get. --engine ray runs one Ray actor per worker (`pip install '
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """predict's arguments (argparse: `llm2edge predict` imports no CLI framework): PredictJob's fields and
     what single-file predict adds."""
-    from llm2edge.pipeline.folders import PredictJob
+    from llm2edge.pipeline.predict_job import PredictJob  # not `folders`: parsed at every start
 
     add_arguments_from(parser, [
         own("texts", "texts", type=list, help="Texts to classify (else --input or stdin)."),

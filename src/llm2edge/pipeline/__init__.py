@@ -8,7 +8,8 @@ imports it.
 - `demo`: `llm2edge demo`, label -> curate -> train -> export -> predict -> report on the shipped example.
 - `experiment`: `llm2edge experiment`, the datasets x labeler x intervention x student grid.
 - `predictor`: `BundlePredictor`, a bundle as a batch function for data engines (base install).
-- `folders`: `llm2edge predict --input DIR|GLOB --output DIR` (`PredictJob`, `run_job`; engine local).
+- `folders`: `llm2edge predict --input DIR|GLOB --output DIR` (`run_job`; engine local); `predict_job`: its
+  `PredictJob` (light: predict's options are its fields).
 - `ray_engine`: `--engine ray` on Ray actors (the `ray` extra; `ray_blocks` does the work, `ray_address`
   checks an address); `spark_engine`: `predict_udf`, a Spark column function (the `spark` extra).
 
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from llm2edge.pipeline.bench.run import BenchConfig, run_bench
     from llm2edge.pipeline.demo import DemoConfig, DemoResult, run_demo
     from llm2edge.pipeline.experiment import ExperimentConfig, ExperimentResult, run_experiment
-    from llm2edge.pipeline.folders import PredictJob, run_job
+    from llm2edge.pipeline.folders import run_job
+    from llm2edge.pipeline.predict_job import PredictJob
     from llm2edge.pipeline.predictor import BundlePredictor
 
 #: The module each public name comes from, imported on first access.
@@ -42,7 +44,7 @@ _HOMES = {
     "ExperimentResult": "llm2edge.pipeline.experiment",
     "run_experiment": "llm2edge.pipeline.experiment",
     "BundlePredictor": "llm2edge.pipeline.predictor",
-    "PredictJob": "llm2edge.pipeline.folders",
+    "PredictJob": "llm2edge.pipeline.predict_job",
     "run_job": "llm2edge.pipeline.folders",
 }
 

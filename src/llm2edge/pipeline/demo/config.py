@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from llm2edge.checks import one_of, positive, token_limit
+from llm2edge.checks import positive, token_limit
 from llm2edge.defaults import (
     DEMO_BENCH_BUDGET_S,
     DEMO_CALIBRATE,
@@ -27,6 +27,7 @@ from llm2edge.defaults import (
     SEED,
     SHOTS,
 )
+from llm2edge.errors import ConfigError
 from llm2edge.metrics import Report
 from llm2edge.params import check_fields, param, threads_param
 
@@ -35,6 +36,9 @@ from llm2edge.params import check_fields, param, threads_param
 EXAMPLE = Path(__file__).resolve().parents[4] / "examples" / "movie_sentiment"
 #: Accepted values of DemoConfig.curate: what cleanlab does with likely label errors, or no curation.
 CURATE_CHOICES = ("drop", "flag", "none")
+#: TrainConfig fields the demo's train stage sets itself (DemoConfig.train cannot).
+DEMO_RUN_FIELDS = ("data", "out", "eval_data", "labels", "threads", "freeze_encoder", "resume", "text_col",
+                   "label_col", "id_col", "soft_labels")
 
 
 def _given(value: Any, default: Any) -> Any:
@@ -80,12 +84,30 @@ class DemoConfig:
                                          help="Timed seconds per system in the bench stage.")
     seed: int = param(SEED, cli=False, help="Seed of the samples, curation folds and training.")
     progress: bool = param(PROGRESS, cli=False, help="Progress lines on stderr and the table on stdout.")
+    #: E.g. {"weight_decay": 0.0}: a TrainConfig field is a demo setting without being restated here.
+    train: dict[str, Any] = param(default_factory=dict, cli=False,
+                                  help="More training settings of the student: any TrainConfig field but "
+                                       "the run's own (data, out, labels, ...).")
 
     def __post_init__(self) -> None:
-        from llm2edge.hub.train.config import CLASS_WEIGHTS  # the hub is loaded only here
-
         check_fields(self)
-        one_of("class_weight", self.class_weight, CLASS_WEIGHTS)
+        self.train_config(data="", out="")  # TrainConfig checks the student's settings
+
+    def train_config(self, **run: Any) -> Any:
+        """The student's TrainConfig: `run` (data, out, labels, threads, ...) and the demo's own settings
+        (epochs, class_weight, lr, max_length, seed, progress) over `train`; ConfigError on a bad setting
+        or on a `train` key the demo sets itself."""
+        from llm2edge.hub.train.config import TrainConfig  # the hub is loaded only here
+
+        own = {"epochs": self.sizes()[2], "class_weight": self.class_weight, "lr": self.lr,
+               "max_length": self.max_length, "seed": self.seed, "progress": self.progress}
+        unknown = sorted(set(self.train) - {f.name for f in fields(TrainConfig)})
+        if unknown:
+            raise ConfigError(f"train: unknown key(s) {', '.join(unknown)} (a TrainConfig field is expected)")
+        clash = sorted(set(self.train) & {*own, *DEMO_RUN_FIELDS})
+        if clash:
+            raise ConfigError(f"train: {', '.join(clash)} is the demo's own setting, not a train override")
+        return TrainConfig(**{**self.train, **own, **run})
 
     def sizes(self) -> tuple[int | None, int, int, float]:
         """(train items or None for all, test items, epochs, bench budget) after the quick/full defaults."""

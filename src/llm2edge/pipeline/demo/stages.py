@@ -194,6 +194,8 @@ def train_stage(data: Path, out: Path, names: list[str], config: DemoConfig, thr
     freeze = config.quick
     settings = {"data": file_digest(data), "epochs": epochs, "max_length": config.max_length, "labels": names,
                 "seed": config.seed, "freeze": freeze, "class_weight": config.class_weight, "lr": config.lr}
+    if config.train:  # only when set: the stamps of runs made before `train` still match
+        settings["train"] = config.train
     key = digest(settings)
     how = "head only, frozen encoder" if freeze else f"{epochs} epoch(s), max_length {config.max_length}"
     how += f", lr {config.lr:g}, class weights {config.class_weight}"
@@ -201,14 +203,12 @@ def train_stage(data: Path, out: Path, names: list[str], config: DemoConfig, thr
     if stamp_ok(out, key) and (out / "model.safetensors").is_file():
         log.done("inputs unchanged", reused=True)
         return
-    from llm2edge.hub.train import TrainConfig, train
+    from llm2edge.hub.train import train
 
     if out.exists():
         shutil.rmtree(out)
-    result = train(TrainConfig(data=data, out=out, epochs=epochs, max_length=config.max_length,
-                               seed=config.seed, threads=threads, labels=names, freeze_encoder=freeze,
-                               class_weight=config.class_weight, lr=config.lr,
-                               progress=config.progress, resume=False))
+    result = train(config.train_config(data=data, out=out, epochs=epochs, threads=threads, labels=names,
+                                       freeze_encoder=freeze, resume=False))
     write_stamp(out, key, **settings, seconds=round(result.seconds, 1))
     meta = json.loads((out / "train_meta.json").read_text(encoding="utf-8"))
     run = (f"; {meta['epochs_run']} epochs run (train's min steps), kept epoch {meta.get('kept_epoch')}"

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 from llm2edge.checks import one_of
 from llm2edge.errors import ConfigError
 from llm2edge.hub.train.config import PoolConfig
+from llm2edge.params import THREADS_DEFAULT_HELP, Checked, param, threads_param
 from llm2edge.pipeline.experiment.specs import (
     NAME_PATTERN,
     CurateSpec,
@@ -28,9 +29,45 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+#: The parts of the grid `--only` may keep.
+ONLY_KEYS = ("datasets", "labelers", "students", "interventions")
+
+
+@dataclass(kw_only=True)
+class ExperimentRun(Checked):
+    """What `llm2edge experiment` is asked to run (`run_experiment`'s arguments; the grid itself is the TOML
+    file's), checked when built."""
+
+    config: Path = param(help="Experiment TOML (see experiments/).")
+    out: Path = param(help="Output folder: labels, runs, results.csv/md/png.")
+    quick: bool = param(False, help="Use the config's [quick] overrides (small, for CI).")
+    #: Each item KEY=a,b (KEY one of ONLY_KEYS); `parts()` reads them.
+    only: list[str] | None = param(None, help="Keep some parts of the grid (repeatable): datasets=a,b | "
+                                              "labelers=a,b | students=a | interventions=a,b.")
+    threads: int | None = threads_param("Threads of every stage of every run, replacing the config's",
+                                        "default: the config's, else "
+                                        + THREADS_DEFAULT_HELP.removeprefix("default: "))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.parts()  # a malformed --only item is a ConfigError before anything runs
+
+    def parts(self) -> dict[str, list[str]] | None:
+        """`only` as {key: names} (None: the whole grid); ConfigError on an item that is not KEY=a,b."""
+        parts: dict[str, list[str]] = {}
+        for item in self.only or []:
+            key, sep, names = item.partition("=")
+            if not sep or not names.strip():
+                raise ConfigError(f"--only {item!r}: use KEY=a,b with KEY datasets, labelers, students or "
+                                  "interventions")
+            parts[key.strip()] = [n.strip() for n in names.split(",") if n.strip()]
+        return parts or None
+
+
 def _build(cls: type, data: dict[str, Any], where: str) -> Any:
-    """A spec dataclass from a TOML table; unknown keys and bad values are a ConfigError naming the table."""
-    known = {f.name for f in fields(cls)}
+    """A spec dataclass from a TOML table; unknown keys and bad values are a ConfigError naming the table.
+    The keys are the class's fields, or its `table_keys()` where it has them (StudentSpec)."""
+    known = cls.table_keys() if hasattr(cls, "table_keys") else {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
@@ -101,7 +138,7 @@ def load_config(path: str | Path, *, quick: bool = False, only: dict[str, list[s
             raise ConfigError(f"{p}: --quick needs a [quick] table in the config")
         raw = _merge(raw, quick_table)
     for key, names in (only or {}).items():
-        one_of("only", key, ("datasets", "labelers", "students", "interventions"))
+        one_of("only", key, ONLY_KEYS)
         raw["interventions" if key == "interventions" else f"only_{key}"] = list(names)
     where = str(p)
     allowed = {"name", "data_root", "seed", "train_limit", "test_limit", "interventions", "datasets",

@@ -49,6 +49,7 @@ from llm2edge.pipeline.experiment.specs import (
     StudentSpec,
     curate_key,
     parse_intervention,
+    student_key,
 )
 from llm2edge.pipeline.experiment.students import embeddings, train_and_evaluate
 from llm2edge.pipeline.experiment.unlabeled import POOL_STEP, load_pool, pool_rows, pool_train_rows
@@ -229,7 +230,7 @@ def run_key(split: Split, intervention: str, dataset: DatasetSpec, labeler: str,
     The data set's files enter by content, not location (`located`), so runs made on one machine (a GPU
     job, a CI checkout) are reused on another.
     """
-    key = {"dataset": located(dataset), "labeler": labeler, "student": asdict(student),
+    key = {"dataset": located(dataset), "labeler": labeler, "student": student_key(student),
            "curate": curate_key(config.curate), "intervention": intervention, "seed": config.seed,
            "evaluate": config.evaluate, "quantize": config.quantize, "split": split.name,
            "train_labels": digest(split.train.rows), "test": [r["id"] for r in split.test]}

@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from llm2edge.checks import at_least, check_max_length, check_threads, fraction, one_of, positive
+from llm2edge.checks import at_least, check_threads, fraction, one_of
 from llm2edge.defaults import (
-    CLASS_WEIGHT,
     CURATE_FILTER_BY,
     CURATE_FOLDS,
     CURATE_PROBS,
@@ -20,24 +20,18 @@ from llm2edge.defaults import (
     EXPERT_FRACTION,
     LABEL_BACKEND,
     LABEL_COL,
-    MAX_LENGTH,
     OOF_CLASS_WEIGHT,
     OOF_CLASS_WEIGHTS,
     QUANTIZE,
     SEED,
     SHOTS,
     SOFT_SMOOTHING,
-    STATIC_DIMS,
     STUDENT,
     TEXT_COL,
-    TRAIN_BATCH_SIZE,
-    TRAIN_BEST_BY,
-    TRAIN_MAX_EPOCHS,
-    TRAIN_MIN_STEPS,
-    TRAIN_ON_COLLAPSE,
 )
 from llm2edge.errors import ConfigError
-from llm2edge.hub.train.config import PoolConfig
+from llm2edge.hub.train.config import PoolConfig, TrainConfig
+from llm2edge.params import default_of, has_default
 
 #: The building blocks of an intervention; combine them with '+', e.g. "experts_confidence+soft".
 #: experts_crossval ranks items by the out-of-fold probability of their LLM label (works for bare answers).
@@ -140,58 +134,94 @@ class LabelerSpec:
         check_threads(self.threads)
 
 
-@dataclass(frozen=True, kw_only=True)
+#: TrainConfig fields the experiment sets itself (the run's files and folders, its seed, the intervention's
+#: soft targets, the label order, the [pool] table, progress): not a student's to set.
+RUN_FIELDS = frozenset({"data", "out", "eval_data", "text_col", "label_col", "id_col", "seed", "soft_labels",
+                        "labels", "progress", "resume", "unlabeled", "unlabeled_text_col", "pool"})
+
+#: The grid's own training settings where they are not `llm2edge train`'s (epochs 2 and lr 5e-5: the grid's
+#: measured settings, fewer epochs to keep it short) or were fixed before train's could move (val_fraction,
+#: head_epochs): every committed run was trained with these.
+GRID_TRAIN = {"epochs": 2, "lr": 5e-5, "val_fraction": 0.1, "head_epochs": 100}
+
+#: The training settings a student had before it took any TrainConfig field: always in a run's cache key
+#: (with their grid values), so the committed runs keep their keys. Any other TrainConfig field entered the
+#: grid later: it enters the key only when set to something other than train's default.
+KEY_TRAIN_FIELDS = ("model", "dims", "epochs", "max_length", "batch_size", "lr", "class_weight", "min_steps",
+                    "max_epochs", "best_by", "on_collapse", "val_fraction", "freeze_encoder", "head_epochs")
+
+
+def _train_defaults() -> dict[str, Any]:
+    """TrainConfig's defaults of the fields a student may set (RUN_FIELDS, `student` and `threads` left
+    out)."""
+    return {f.name: default_of(f) for f in fields(TrainConfig)
+            if f.name not in RUN_FIELDS and f.name not in ("student", "threads") and has_default(f)}
+
+
+@dataclass(frozen=True, init=False)
 class StudentSpec:
-    """A student: the encoder and its training settings."""
+    """A student: its kind, its threads and its training settings, any TrainConfig field (validated by
+    TrainConfig itself) over the grid's defaults (GRID_TRAIN, then train's): a new `llm2edge train`
+    parameter is a student key in experiment TOML as it is. The settings read as attributes
+    (`spec.max_length`)::
+
+        StudentSpec(name="minilm", max_length=64, batch_size=32, weight_decay=0.0)
+    """
 
     #: Name of the student (a folder name in the output).
     name: str
-    #: Encoder id or folder; None: the packaged all-MiniLM-L6-v2.
-    model: str | None = None
     #: "transformer" (fine-tune), "static" (`train --student static`) or "head" (STUDENT_KINDS).
-    student: str = STUDENT
-    #: static: width of the distilled token table.
-    dims: int = STATIC_DIMS
-    #: Training epochs (2: the grid's setting, fewer than train's default to keep the grid short).
-    epochs: int = 2
-    #: Tokens per text, for training and for cleanlab's embeddings.
-    max_length: int = MAX_LENGTH
-    #: Examples per batch.
-    batch_size: int = TRAIN_BATCH_SIZE
-    #: Peak learning rate (5e-5: the grid's measured setting; `llm2edge train` defaults to 1e-4).
-    lr: float = 5e-5
-    #: Loss weights per class: auto, balanced or none (as `llm2edge train --class-weight`).
-    class_weight: str = CLASS_WEIGHT
-    #: Fewest optimizer steps of a fine-tuning run (as `train --min-steps`; 0: exactly `epochs`).
-    min_steps: int = TRAIN_MIN_STEPS
-    #: The most epochs min_steps may raise a run to.
-    max_epochs: int = TRAIN_MAX_EPOCHS
-    #: The weights kept: "macro_f1" (best epoch on the held-back slice) or "last".
-    best_by: str = TRAIN_BEST_BY
-    #: A fine-tuned student collapsed on the held-back slice: "head" (a head on the frozen encoder instead)
-    #: or "keep" (as `train --on-collapse`).
-    on_collapse: str = TRAIN_ON_COLLAPSE
-    #: Share of the training rows held back (best-epoch selection, export validation); 0: none.
-    val_fraction: float = 0.1
-    #: Train only the classification head on frozen embeddings.
-    freeze_encoder: bool = False
-    #: Head epochs with freeze_encoder.
-    head_epochs: int = 100
+    student: str
     #: Torch threads; None: the experiment's `threads`, else `resolve_threads`.
-    threads: int | None = None
+    threads: int | None
+    #: Every training setting of the student: the given ones over GRID_TRAIN over TrainConfig's defaults.
+    train: dict[str, Any]
 
-    def __post_init__(self) -> None:
-        one_of("student", self.student, STUDENT_KINDS)
-        one_of("class_weight", self.class_weight, ("auto", "none", "balanced"))
-        one_of("best_by", self.best_by, ("macro_f1", "last"))
-        one_of("on_collapse", self.on_collapse, ("head", "keep"))
-        at_least("min_steps", self.min_steps, 0)
-        fraction("val_fraction", self.val_fraction, closed=False)
-        for name in ("epochs", "batch_size", "head_epochs", "max_epochs"):
-            at_least(name, getattr(self, name))
-        check_max_length(self.max_length)
-        positive("lr", self.lr)
-        check_threads(self.threads)
+    def __init__(self, *, name: str, student: str = STUDENT, threads: int | None = None,
+                 train: Mapping[str, Any] | None = None, **settings: Any) -> None:
+        defaults = _train_defaults()
+        given = {**(train or {}), **settings}
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise ConfigError(f"unknown key(s) {', '.join(unknown)} (known: "
+                              f"{', '.join(sorted(self.table_keys()))})")
+        one_of("student", student, STUDENT_KINDS)
+        check_threads(threads)
+        resolved = {**defaults, **GRID_TRAIN, **given}
+        # TrainConfig checks the settings (a "head" student is checked as train's default kind)
+        TrainConfig(data="", out="", student=STUDENT if student == "head" else student, **resolved)
+        for key, value in (("name", name), ("student", student), ("threads", threads), ("train", resolved)):
+            object.__setattr__(self, key, value)
+
+    def __getattr__(self, name: str) -> Any:
+        """A training setting (`spec.max_length`), as TrainConfig would be given it."""
+        if name.startswith("__") or name == "train":
+            raise AttributeError(name)
+        try:
+            return self.train[name]
+        except KeyError:
+            raise AttributeError(f"StudentSpec has no attribute {name!r}") from None
+
+    @classmethod
+    def table_keys(cls) -> set[str]:
+        """The keys a student table may hold: its own and every TrainConfig field it may set."""
+        return {"name", "student", "threads", *_train_defaults()}
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """The TrainConfig keyword arguments of this student's settings (its kind included, except "head",
+        which is not train's)."""
+        kind = {} if self.student == "head" else {"student": self.student}
+        return {**self.train, **kind}
+
+
+def student_key(spec: StudentSpec) -> dict[str, Any]:
+    """The student as it enters a run's cache key (see KEY_TRAIN_FIELDS)."""
+    defaults = _train_defaults()
+    key = {"name": spec.name, "student": spec.student, "threads": spec.threads}
+    key.update({name: spec.train[name] for name in KEY_TRAIN_FIELDS})
+    key.update({name: value for name, value in spec.train.items()
+                if name not in KEY_TRAIN_FIELDS and value != defaults[name]})
+    return key
 
 
 @dataclass(frozen=True, kw_only=True)

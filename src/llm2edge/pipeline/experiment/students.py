@@ -1,8 +1,8 @@
 """Train one student on an intervention's rows and score it on a split's test rows.
 
-- "transformer" and "static" students train with `llm2edge.hub.train.train` (the settings of the
-  StudentSpec, the test rows as --eval); with `evaluate = "edge"` the model is exported to an ONNX bundle
-  and the edge Classifier is scored too.
+- "transformer" and "static" students train with `llm2edge.hub.train.train` (the StudentSpec's training
+  settings, any TrainConfig field, the test rows as --eval); with `evaluate = "edge"` the model is
+  exported to an ONNX bundle and the edge Classifier is scored too.
 - "head" students are a linear head (`hub.train.static.fit_head`: standardized features, AdamW, the same
   class-weight rule as `train`) on cached frozen sentence embeddings of the encoder: seconds per run, so
   a grid of hundreds of runs fits a CPU; scored in numpy, never exported.
@@ -108,8 +108,7 @@ def _head_run(rows: Sequence[Row], soft: bool, labels: Sequence[str], dataset: D
         y = torch.cat([y, torch.from_numpy(extra[1].astype(np.float32))])
         noise = config.pool.noise
     settings = TrainConfig(data=run_dir / "train.jsonl", out=run_dir / "model", seed=config.seed,
-                           head_epochs=student.head_epochs, batch_size=student.batch_size,
-                           class_weight=student.class_weight)
+                           **student.train)
     weight = class_weights(y, len(labels), student.class_weight)
     w, b, _ = fit_head(x, y, len(labels), settings, weight, noise=noise)
     pred = [labels[i] for i in (x_test @ w.T + b).argmax(axis=1)]
@@ -139,14 +138,9 @@ def train_and_evaluate(rows: Sequence[Row], soft: bool, labels: Sequence[str], d
     texts = write_test(test_csv, split, dataset)
     model_dir = run_dir / "model"
     result = train(TrainConfig(
-        data=train_path, out=model_dir, eval_data=test_csv, model=student.model, student=student.student,
-        dims=student.dims, epochs=student.epochs, max_length=student.max_length,
-        batch_size=student.batch_size, lr=student.lr, seed=config.seed, val_fraction=student.val_fraction,
-        class_weight=student.class_weight,
-        min_steps=student.min_steps, max_epochs=student.max_epochs, best_by=student.best_by,
-        on_collapse=student.on_collapse,
-        freeze_encoder=student.freeze_encoder, head_epochs=student.head_epochs, soft_labels=soft,
-        threads=student_threads(student, config), labels=list(labels), progress=True))
+        data=train_path, out=model_dir, eval_data=test_csv, seed=config.seed, soft_labels=soft,
+        threads=student_threads(student, config), labels=list(labels), progress=True,
+        **student.train_kwargs()))
     m = result.metrics or {}
     metrics = {"torch_acc": m["accuracy"], "torch_wf1": m["weighted_f1"], "torch_confusion": m["confusion"],
                "collapsed": bool(m.get("collapsed")), "train_seconds": round(result.seconds, 2)}
