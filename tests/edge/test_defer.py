@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llm2edge.cli import main
 from llm2edge.edge import Classifier, read_bundle
 from llm2edge.edge.calibrate import (
     CSV_NAME,
@@ -23,23 +21,7 @@ from llm2edge.edge.calibrate import (
 )
 from llm2edge.edge.defer import Prediction, resolve_defer
 from llm2edge.errors import BundleError, ConfigError, DataError
-
-
-class _Stdin(io.TextIOWrapper):
-    def isatty(self) -> bool:
-        return False
-
-
-def run(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "stdin", _Stdin(io.BytesIO(b""), encoding="utf-8"))
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import run_cli as run
 
 
 def _texts(example_dir: Path, n: int = 400) -> list[str]:

@@ -8,28 +8,10 @@ import sys
 
 import pytest
 
-from llm2edge.cli import main
 from llm2edge.edge.evaluate import evaluate_files
 from llm2edge.errors import DataError
-
-
-def run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def write_csv(path, header, rows):
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
-
+from tests.helpers import run_cli as run
+from tests.helpers import write_table as write_csv
 
 GOLD = ["pos", "neg", "pos", "neu", "neg", "pos"]
 PRED = ["pos", "pos", "pos", "neu", "neg", "neg"]

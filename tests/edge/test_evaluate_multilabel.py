@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
@@ -11,28 +10,12 @@ import pytest
 from llm2edge.cli import main
 from llm2edge.edge.evaluate import evaluate_files
 from llm2edge.errors import DataError
+from tests.helpers import run_cli as run
+from tests.helpers import write_table as write_csv
 
 LABELS = ["anger", "joy", "sadness", "surprise"]
 GOLD = ["joy", "anger;sadness", "joy;surprise", "", "sadness", "anger", "joy;sadness;surprise", "surprise"]
 PRED = ["joy", "anger", "joy", "joy", "sadness;surprise", "", "joy;sadness;surprise", "surprise;anger"]
-
-
-def run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def write_csv(path, header, rows):
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    return path
 
 
 def matrix(sets: list[str]) -> np.ndarray:

@@ -4,36 +4,18 @@ invariance to batch/chunk/threads, calibrate, and bad input."""
 from __future__ import annotations
 
 import csv
-import io
 import json
 import shutil
-import sys
 
 import numpy as np
 import pytest
 
-from llm2edge.cli import main
 from llm2edge.edge.bundle import read_bundle, write_manifest
 from llm2edge.edge.classifier import Classifier
 from llm2edge.errors import BundleError
 from tests.edge.conftest import ML_TEXTS, make_multilabel
-
-
-class _Stdin(io.TextIOWrapper):
-    def isatty(self) -> bool:
-        return False
-
-
-def run(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "stdin", _Stdin(io.BytesIO(b""), encoding="utf-8"))
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
+from tests.helpers import run_cli as run
+from tests.helpers import write_table
 
 
 def expected(bundle, texts):
@@ -44,11 +26,7 @@ def expected(bundle, texts):
 
 
 def write_inputs(path, texts):
-    with path.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["id", "text"])
-        writer.writerows([str(i), t] for i, t in enumerate(texts))
-    return path
+    return write_table(path, ["id", "text"], ([str(i), t] for i, t in enumerate(texts)))
 
 
 def test_manifest_multi_label_and_thresholds(ml_bundle):

@@ -16,28 +16,11 @@ import pytest
 
 from llm2edge.cli import main
 from llm2edge.records import stable_id
+from tests.helpers import PipeStdin
+from tests.helpers import run_cli as run
 
 TEXTS = ["I loved it", "awful, just awful", "the package arrived on time", "", "fine I guess"]
 HEAVY = ("torch", "transformers", "optimum", "sklearn", "pandas", "accelerate")
-
-
-class _Stdin(io.TextIOWrapper):
-    """A non-terminal stdin with a .buffer, like a pipe."""
-
-    def isatty(self) -> bool:
-        return False
-
-
-def run(args: list[str], capsys, monkeypatch, stdin: bytes | None = None) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "stdin", _Stdin(io.BytesIO(stdin or b""), encoding="utf-8"))
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def cmd(bundle) -> list[str]:
@@ -230,7 +213,7 @@ def test_bad_bundle_exits_2(make_bundle, tmp_path, capsys, monkeypatch):
 
 
 def test_no_input_on_a_terminal_is_an_error(tiny_bundle, capsys, monkeypatch):
-    class Tty(_Stdin):
+    class Tty(PipeStdin):
         def isatty(self) -> bool:
             return True
 

@@ -23,6 +23,7 @@ from safetensors.torch import load_file  # noqa: E402
 from llm2edge.errors import ConfigError, DataError, TrainError  # noqa: E402
 from llm2edge.hub.models import default_student  # noqa: E402
 from llm2edge.hub.train import TrainConfig, train  # noqa: E402
+from tests.helpers import write_csv  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -32,14 +33,6 @@ TINY = {"epochs": 2, "max_length": 32, "batch_size": 8, "seed": 7, "lr": 1e-4, "
         "progress": False, "min_steps": 0, "best_by": "last"}  # exactly `epochs`, the last epoch kept
 #: TINY's schedule and selection as CLI flags.
 TINY_FLAGS = ["--min-steps", "0", "--best-by", "last"]
-
-
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=["text", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _balanced(path: Path, n: int) -> list[dict[str, str]]:
@@ -58,9 +51,9 @@ def _balanced(path: Path, n: int) -> list[dict[str, str]]:
 def tiny(example_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """40 training rows and 20 eval rows of the shipped example, both labels present."""
     d = tmp_path_factory.mktemp("tiny")
-    return {"train": _write_csv(d / "train.csv", _balanced(example_dir / "train.csv", 40)),
-            "small": _write_csv(d / "small.csv", _balanced(example_dir / "train.csv", 16)),
-            "eval": _write_csv(d / "eval.csv", _balanced(example_dir / "test.csv", 20))}
+    return {"train": write_csv(d / "train.csv", _balanced(example_dir / "train.csv", 40)),
+            "small": write_csv(d / "small.csv", _balanced(example_dir / "train.csv", 16)),
+            "eval": write_csv(d / "eval.csv", _balanced(example_dir / "test.csv", 20))}
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +222,7 @@ def _skewed(path: Path, n_major: int, n_minor: int) -> list[dict[str, str]]:
 def test_balanced_class_weights_counter_skewed_labels(example_dir, tmp_path):
     """90/10 labels: balanced weights make the head predict the minority class more often than without."""
     rows = _skewed(example_dir / "train.csv", 36, 4)
-    data = _write_csv(tmp_path / "skewed.csv", rows)
+    data = write_csv(tmp_path / "skewed.csv", rows)
     torch.set_num_threads(1)
     cfg = {**TINY, "freeze_encoder": True, "head_epochs": 100, "val_fraction": 0}
     plain = train(TrainConfig(data=data, out=tmp_path / "plain", class_weight="none", **cfg))

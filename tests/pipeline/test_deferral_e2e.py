@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ pytest.importorskip("onnx")
 
 from llm2edge.cli import main  # noqa: E402
 from llm2edge.edge import read_bundle  # noqa: E402
+from tests.helpers import read_csv, write_csv
 
 pytestmark = pytest.mark.slow
 N_CALIBRATE, N_NEW = 300, 12
@@ -27,25 +27,12 @@ def cli(*args: str) -> None:
         assert not exc.code, f"llm2edge {' '.join(args)} exited {exc.code}"
 
 
-def _rows(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _write(path: Path, rows: list[dict[str, str]], fields: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
 def test_static_student_defers_to_the_llm(shared_data: Path, tmp_path: Path, capsys) -> None:
-    train_rows = _rows(shared_data / "mrf" / "train.csv")  # all 1,706: a static student trains in seconds
-    test_rows = [{"id": f"m{i}", **r} for i, r in enumerate(_rows(shared_data / "mrf" / "test.csv"))]
-    train = _write(tmp_path / "train.csv", train_rows, ["text", "label"])
-    held_out = _write(tmp_path / "calibrate.csv", test_rows[:N_CALIBRATE], ["text", "label"])
-    new = _write(tmp_path / "new.csv", test_rows[N_CALIBRATE:N_CALIBRATE + N_NEW], ["id", "text"])
+    train_rows = read_csv(shared_data / "mrf" / "train.csv")  # all 1,706: a static student trains in seconds
+    test_rows = [{"id": f"m{i}", **r} for i, r in enumerate(read_csv(shared_data / "mrf" / "test.csv"))]
+    train = write_csv(tmp_path / "train.csv", train_rows, ["text", "label"])
+    held_out = write_csv(tmp_path / "calibrate.csv", test_rows[:N_CALIBRATE], ["text", "label"])
+    new = write_csv(tmp_path / "new.csv", test_rows[N_CALIBRATE:N_CALIBRATE + N_NEW], ["id", "text"])
     model, bundle = tmp_path / "model", tmp_path / "bundle"
 
     cli("train", "-d", str(train), "-o", str(model), "--student", "static", "--threads", "1")
@@ -59,8 +46,8 @@ def test_static_student_defers_to_the_llm(shared_data: Path, tmp_path: Path, cap
     pred, deferred = tmp_path / "pred.csv", tmp_path / "deferred.csv"
     cli("predict", "-b", str(bundle), "-i", str(new), "-o", str(pred), "--defer", "auto",
         "--deferred-out", str(deferred), "--threads", "1", "--no-progress")
-    predictions = _rows(pred)
-    to_label = _rows(deferred)
+    predictions = read_csv(pred)
+    to_label = read_csv(deferred)
     assert [r["id"] for r in predictions] == [r["id"] for r in test_rows[N_CALIBRATE:N_CALIBRATE + N_NEW]]
     assert [r["id"] for r in to_label] == [r["id"] for r in predictions if r["deferred"] == "true"]
     if not to_label:
@@ -74,7 +61,7 @@ def test_static_student_defers_to_the_llm(shared_data: Path, tmp_path: Path, cap
 
     final = tmp_path / "final.csv"
     cli("merge-predictions", "--edge", str(pred), "--llm", str(llm), "--out", str(final))
-    merged = _rows(final)
+    merged = read_csv(final)
     assert [m["id"] for m in merged] == [p["id"] for p in predictions]
     for m, p in zip(merged, predictions):
         if p["deferred"] == "true":

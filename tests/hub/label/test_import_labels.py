@@ -3,7 +3,6 @@ FLAN answers joined to gold), with renamed, unknown and empty labels and probabi
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -18,20 +17,13 @@ from llm2edge.errors import ConfigError, DataError
 from llm2edge.hub.curate.rows import load_labels
 from llm2edge.hub.label.importer import PROB_TOLERANCE, ImportConfig, import_labels
 from llm2edge.records import iter_rows, read_jsonl, stable_id
+from tests.helpers import write_csv
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
     return [row for _, row in iter_rows(path)]
-
-
-def _write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _summary(recorded: Path, dataset: str, model: str) -> dict[str, str]:
@@ -83,7 +75,7 @@ def test_imported_labels_join_evaluate_and_merge_experts(recorded, tmp_path, cli
 def test_case_and_map_matching_with_one_summary_line(recorded, tmp_path):
     rows = _rows(recorded / "media_ideology__chatgpt.csv")[:60]
     renamed = {"left": "L", "center": "CENTER", "right": "right"}  # mapped, case-insensitive, exact
-    data = _write_csv(tmp_path / "answers.csv", [{"text": r["text"], "answer": renamed[r["llm_label"]]}
+    data = write_csv(tmp_path / "answers.csv", [{"text": r["text"], "answer": renamed[r["llm_label"]]}
                                                  for r in rows])
     summary = import_labels(ImportConfig(data=data, out=tmp_path / "l.jsonl", labels="left,center,right",
                                          label_col="answer", map="L=left"))
@@ -100,7 +92,7 @@ def test_case_and_map_matching_with_one_summary_line(recorded, tmp_path):
 def test_unknown_label_is_one_line_naming_file_row_and_value(recorded, tmp_path, cli, capsys):
     rows = _rows(recorded / "tempowic__chatgpt.csv")[:20]
     rows[6]["llm_label"] = "Maybe"
-    data = _write_csv(tmp_path / "bad.csv", rows)
+    data = write_csv(tmp_path / "bad.csv", rows)
     with pytest.raises(DataError, match=r"bad\.csv:\d+: label 'Maybe' in column 'llm_label' is not one of"):
         import_labels(ImportConfig(data=data, out=tmp_path / "l.jsonl", task=None, labels="same,different",
                                    label_col="llm_label"))
@@ -118,7 +110,7 @@ def test_empty_labels_are_skipped_and_counted_ids_stay_by_row(recorded, tmp_path
     rows = _rows(recorded / "emotion_dair__flan-t5-xxl.csv")[:30]
     for i in (0, 7, 8):
         rows[i]["llm_label"] = "  "
-    data = _write_csv(tmp_path / "gaps.csv", rows)
+    data = write_csv(tmp_path / "gaps.csv", rows)
     summary = import_labels(ImportConfig(data=data, out=tmp_path / "l.jsonl", labels=",".join(
         ["anger", "fear", "joy", "love", "sadness", "surprise"]), label_col="llm_label"))
     assert summary.rows == 27 and summary.skipped_empty == 3
@@ -133,7 +125,7 @@ def _with_probs(recorded: Path, tmp_path: Path, n: int = 40) -> tuple[Path, list
     for r in _rows(recorded / "media_ideology__flan-ul2.csv")[:n]:
         probs = {lab: (0.8 if lab == r["llm_label"] else 0.1) for lab in ("left", "center", "right")}
         rows.append({"text": r["text"], "label": r["llm_label"], **{f"p_{k}": v for k, v in probs.items()}})
-    return _write_csv(tmp_path / "probs.csv", rows), rows
+    return write_csv(tmp_path / "probs.csv", rows), rows
 
 
 def test_probability_columns_give_checked_probs(recorded, tmp_path):
@@ -155,7 +147,7 @@ def test_probability_columns_give_checked_probs(recorded, tmp_path):
 def test_probability_columns_that_are_not_a_distribution_name_the_row(recorded, tmp_path, probs, message):
     data, rows = _with_probs(recorded, tmp_path)
     rows[5].update(zip(("p_left", "p_center", "p_right"), probs))
-    _write_csv(data, rows)
+    write_csv(data, rows)
     line = [ln for ln, _ in iter_rows(data)][5]
     with pytest.raises(DataError, match=rf"probs\.csv:{line}: probability column .*{message}|"
                                         rf"probs\.csv:{line}: {message}"):
@@ -166,7 +158,7 @@ def test_probability_columns_that_are_not_a_distribution_name_the_row(recorded, 
 def test_probabilities_within_the_tolerance_are_renormalised(recorded, tmp_path):
     data, rows = _with_probs(recorded, tmp_path, n=5)
     rows[0]["p_left"] = float(rows[0]["p_left"]) + PROB_TOLERANCE / 2
-    _write_csv(data, rows)
+    write_csv(data, rows)
     import_labels(ImportConfig(data=data, out=tmp_path / "l.jsonl", labels="left,center,right",
                                prob_prefix="p_"))
     assert sum(read_jsonl(tmp_path / "l.jsonl")[0]["probs"].values()) == pytest.approx(1.0, abs=1e-12)
@@ -177,7 +169,7 @@ def test_probability_columns_must_be_one_per_label(recorded, tmp_path):
     with pytest.raises(DataError, match=r"missing probability column\(s\) p_neutral"):
         import_labels(ImportConfig(data=data, out=tmp_path / "l.jsonl", labels="left,center,right,neutral",
                                    prob_prefix="p_"))
-    _write_csv(data, [{**r, "p_other": 0.0} for r in rows])
+    write_csv(data, [{**r, "p_other": 0.0} for r in rows])
     with pytest.raises(DataError, match=r"probability column 'p_other' names no label"):
         import_labels(ImportConfig(data=data, out=tmp_path / "l.jsonl", labels="left,center,right",
                                    prob_prefix="p_"))
@@ -185,7 +177,7 @@ def test_probability_columns_must_be_one_per_label(recorded, tmp_path):
 
 def test_probabilities_without_a_label_column_take_the_top_label(recorded, tmp_path):
     data, rows = _with_probs(recorded, tmp_path, n=12)
-    _write_csv(data, [{k: v for k, v in r.items() if k != "label"} for r in rows])
+    write_csv(data, [{k: v for k, v in r.items() if k != "label"} for r in rows])
     import_labels(ImportConfig(data=data, out=tmp_path / "l.jsonl", labels="left,center,right",
                                prob_prefix="p_"))
     assert [r["label"] for r in read_jsonl(tmp_path / "l.jsonl")] == [r["label"] for r in rows]
@@ -223,7 +215,7 @@ def test_bad_map_is_a_config_error(recorded, tmp_path, spec, message):
 def test_a_row_with_empty_probability_cells_is_refused(recorded, tmp_path, cli, capsys, cells, column):
     data, rows = _with_probs(recorded, tmp_path)
     rows[6].update(zip(("p_left", "p_center", "p_right"), cells))
-    _write_csv(data, rows)
+    write_csv(data, rows)
     out = tmp_path / "l.jsonl"
     assert cli("import-labels", "--data", data, "--out", out, "--labels", "left,center,right",
                "--prob-prefix", "p_") == 2
@@ -238,7 +230,7 @@ def test_labels_that_contradict_their_own_probabilities_are_counted(recorded, tm
     for i in (2, 5):
         top = rows[i]["label"]
         rows[i]["label"] = next(lab for lab in ("left", "center", "right") if lab != top)
-    _write_csv(data, rows)
+    write_csv(data, rows)
     out = tmp_path / "l.jsonl"
     assert cli("import-labels", "--data", data, "--out", out, "--labels", "left,center,right",
                "--prob-prefix", "p_") == 0
@@ -259,7 +251,7 @@ def test_a_numeric_text_holds_a_number_as_train_says(tmp_path, cli, capsys):
 
 
 def test_an_id_column_is_read_without_id_col_as_predict_reads_it(tmp_path):
-    data = _write_csv(tmp_path / "ids.csv", [{"id": "doc-7", "text": "one", "label": "a"},
+    data = write_csv(tmp_path / "ids.csv", [{"id": "doc-7", "text": "one", "label": "a"},
                                              {"id": "doc-9", "text": "two", "label": "b"}])
     import_labels(ImportConfig(data=data, out=tmp_path / "l.jsonl", labels="a,b"))
     assert [r["id"] for r in read_jsonl(tmp_path / "l.jsonl")] == ["doc-7", "doc-9"]

@@ -4,8 +4,6 @@ one line naming file, line and value (exit 2)."""
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import pytest
@@ -13,22 +11,10 @@ import pytest
 from llm2edge.hub.label.task import load_task
 from llm2edge.labelsets import set_confidence
 from llm2edge.records import iter_rows, read_jsonl, stable_id
+from tests.helpers import write_csv, write_jsonl
 
 TASK = load_task("emotions")
 NAMES = TASK.label_names
-
-
-def _write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +26,7 @@ def gold(shared_data: Path) -> list[dict[str, str]]:
 
 def test_gold_sets_round_trip_in_task_order(gold, tmp_path: Path, cli, capsys) -> None:
     src = tmp_path / "gold.csv"
-    _write_csv(src, [{"text": r["text"], "labels": ";".join(reversed(r["labels"].split(";")))} for r in gold])
+    write_csv(src, [{"text": r["text"], "labels": ";".join(reversed(r["labels"].split(";")))} for r in gold])
     out = tmp_path / "labels.jsonl"
     args = ("--task", "emotions", "--label-col", "labels")
     assert cli("import-labels", "--data", src, "--out", out, *args) == 0
@@ -53,7 +39,7 @@ def test_gold_sets_round_trip_in_task_order(gold, tmp_path: Path, cli, capsys) -
         assert row["probs"] == {x: float(x in want) for x in NAMES} and row["confidence"] is None
     # the written sets, joined again, import to the same file
     again = tmp_path / "again.csv"
-    _write_csv(again, [{"text": r["text"], "labels": ";".join(r["label"])} for r in rows])
+    write_csv(again, [{"text": r["text"], "labels": ";".join(r["label"])} for r in rows])
     assert cli("import-labels", "--data", again, "--out", tmp_path / "again.jsonl", *args) == 0
     drop = ("raw",)  # the answer as written: reversed the first time
     assert [{k: v for k, v in r.items() if k not in drop} for r in read_jsonl(tmp_path / "again.jsonl")] == [
@@ -61,13 +47,13 @@ def test_gold_sets_round_trip_in_task_order(gold, tmp_path: Path, cli, capsys) -
 
 
 def test_jsonl_lists_another_separator_case_and_map(tmp_path: Path, cli) -> None:
-    data = _write_jsonl(tmp_path / "a.jsonl", [{"text": "one", "label": ["Sports", "tech"]},
+    data = write_jsonl(tmp_path / "a.jsonl", [{"text": "one", "label": ["Sports", "tech"]},
                                                {"text": "two", "label": "politics"}])
     out = tmp_path / "a_labels.jsonl"
     assert cli("import-labels", "--data", data, "--out", out, "--labels", "tech,sports,politics",
                "--multi-label") == 0
     assert [r["label"] for r in read_jsonl(out)] == [["tech", "sports"], ["politics"]]
-    data = _write_csv(tmp_path / "b.csv", [{"text": "one", "label": "T | s"}, {"text": "two", "label": "P"}])
+    data = write_csv(tmp_path / "b.csv", [{"text": "one", "label": "T | s"}, {"text": "two", "label": "P"}])
     assert cli("import-labels", "--data", data, "--out", out, "--labels", "tech,sports,politics",
                "--multi-label", "--label-sep", "|", "--map", "T=tech,s=sports,P=politics") == 0
     assert [r["label"] for r in read_jsonl(out)] == [["tech", "sports"], ["politics"]]
@@ -78,7 +64,7 @@ def test_probability_columns_are_per_label_and_need_not_sum_to_one(tmp_path: Pat
             {"text": "b", "label": "", **{f"p_{x}": 0.1 for x in NAMES}},
             {"text": "c", "label": "fear", **{f"p_{x}": 0.3 for x in NAMES}}]
     out = tmp_path / "labels.jsonl"
-    assert cli("import-labels", "--data", _write_csv(tmp_path / "p.csv", rows), "--out", out, "--task",
+    assert cli("import-labels", "--data", write_csv(tmp_path / "p.csv", rows), "--out", out, "--task",
                "emotions", "--prob-prefix", "p_") == 0
     assert "imported 3 rows (given probabilities)" in capsys.readouterr().out
     got = read_jsonl(out)
@@ -94,7 +80,7 @@ def test_an_empty_set_where_the_task_allows_none(tmp_path: Path, cli) -> None:
     task = tmp_path / "topics.toml"
     task.write_text('name = "topics"\ninstruction = "Topics?"\nlabels = ["a", "b"]\nmulti_label = true\n'
                     "allow_none = true\n", encoding="utf-8")
-    data = _write_jsonl(tmp_path / "d.jsonl", [{"text": "x", "label": []}, {"text": "y", "label": "b;a"}])
+    data = write_jsonl(tmp_path / "d.jsonl", [{"text": "x", "label": []}, {"text": "y", "label": "b;a"}])
     out = tmp_path / "labels.jsonl"
     assert cli("import-labels", "--data", data, "--out", out, "--task", task) == 0
     assert [(r["label"], r["probs"]) for r in read_jsonl(out)] == [([], {"a": 0.0, "b": 0.0}),
@@ -124,7 +110,7 @@ def test_an_empty_set_where_the_task_allows_none(tmp_path: Path, cli) -> None:
 def test_bad_input_is_one_line_naming_file_row_and_value(tmp_path: Path, cli, capsys, name, rows, args,
                                                          message) -> None:
     path = tmp_path / name
-    (_write_jsonl if name.endswith(".jsonl") else _write_csv)(path, rows)
+    (write_jsonl if name.endswith(".jsonl") else write_csv)(path, rows)
     out = tmp_path / "labels.jsonl"
     assert cli("import-labels", "--data", path, "--out", out, *args) == 2
     err = capsys.readouterr().err
@@ -137,7 +123,7 @@ def test_bad_input_is_one_line_naming_file_row_and_value(tmp_path: Path, cli, ca
     (("--labels", "a,b", "--multi-label", "--label-sep", ","), "--label-sep must be a separator other than"),
 ])
 def test_bad_options_are_one_line(tmp_path: Path, cli, capsys, args, message) -> None:
-    data = _write_csv(tmp_path / "d.csv", [{"text": "x", "label": "a"}])
+    data = write_csv(tmp_path / "d.csv", [{"text": "x", "label": "a"}])
     assert cli("import-labels", "--data", data, "--out", tmp_path / "l.jsonl", *args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err

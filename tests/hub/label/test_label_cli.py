@@ -23,6 +23,7 @@ from llm2edge.hub.label.runner import LabelConfig, label_file  # noqa: E402
 from llm2edge.hub.label.store import read_labels  # noqa: E402
 from llm2edge.hub.label.task import load_task  # noqa: E402
 from llm2edge.records import read_jsonl, read_records  # noqa: E402
+from tests.helpers import write_csv
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
        "TOKENIZERS_PARALLELISM": "false"}
@@ -34,19 +35,11 @@ def _cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           env=ENV, timeout=timeout)
 
 
-def _csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
 @pytest.fixture()
 def jokes(tmp_path: Path, example_dir: Path) -> Path:
     """The 8 shortest jokes of the shipped example (quick to score)."""
     recs = sorted(read_records(example_dir / "test.csv", label_col="label"), key=lambda r: len(r.text))[:8]
-    return _csv(tmp_path / "jokes.csv", [{"text": r.text, "label": r.label or ""} for r in recs])
+    return write_csv(tmp_path / "jokes.csv", [{"text": r.text, "label": r.label or ""} for r in recs])
 
 
 def _check_rows(rows: list[dict], data: Path, labels: tuple[str, ...]) -> None:
@@ -143,7 +136,7 @@ def test_dry_run_counts_tokens_and_prices_openai(tmp_path: Path, jokes: Path) ->
 
 def test_kill_9_mid_run_then_resume(tmp_path: Path, shared_data: Path) -> None:
     recs = read_records(shared_data / "ibc" / "test.csv", label_col="label")[:40]
-    data = _csv(tmp_path / "ibc40.csv", [{"text": r.text, "label": r.label or ""} for r in recs])
+    data = write_csv(tmp_path / "ibc40.csv", [{"text": r.text, "label": r.label or ""} for r in recs])
     out = tmp_path / "labels.jsonl"
     args = [sys.executable, "-m", "llm2edge", "label", "--data", str(data), "--task", "ideology", "--out",
             str(out), "--threads", "1", "--batch-size", "2", "--no-progress"]
@@ -178,9 +171,10 @@ def test_accelerate_two_processes_merge_in_input_order(tmp_path: Path, jokes: Pa
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent))
     if accelerate is None:
         pytest.skip("accelerate's launcher is not installed")
-    data = _csv(tmp_path / "16.csv", [{"text": r.text} for r in read_records(jokes)] * 2)  # 16 rows, 8 dupes
-    data = _csv(tmp_path / "16.csv",
-                [{"id": f"i{i}", "text": r.text} for i, r in enumerate(read_records(data))])
+    data = write_csv(tmp_path / "16.csv",
+                     [{"text": r.text} for r in read_records(jokes)] * 2)  # 16 rows, 8 dupes
+    data = write_csv(tmp_path / "16.csv",
+                     [{"id": f"i{i}", "text": r.text} for i, r in enumerate(read_records(data))])
     out = tmp_path / "labels.jsonl"
     with socket.socket() as sock:  # a free port: other accelerate jobs on this machine may hold the default
         sock.bind(("127.0.0.1", 0))

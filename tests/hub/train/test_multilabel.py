@@ -32,6 +32,7 @@ from llm2edge.labelsets import (  # noqa: E402
     thresholds_array,
     tune_thresholds,
 )
+from tests.helpers import write_csv, write_jsonl  # noqa: E402
 
 EKMAN = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
 #: 1 epoch, exactly (no --min-steps raise), the last epoch kept.
@@ -42,19 +43,6 @@ FAST = ["--epochs", "1", "--min-steps", "0", "--best-by", "last", "--max-length"
 def _rows(shared_data: Path, split: str) -> list[dict[str, str]]:
     with (shared_data / "goemotions_ekman" / f"{split}.csv").open(newline="", encoding="utf-8") as handle:
         return [{"text": r["text"], "label": r["labels"]} for r in csv.DictReader(handle)]
-
-
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["text", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
-
-
-def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return path
 
 
 def _labels_jsonl(rows: list[dict[str, str]]) -> list[dict[str, object]]:
@@ -81,10 +69,10 @@ def ekman(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     pick_test = ([r for r in two_test if r["label"] == "joy"][:40]
                  + [r for r in two_test if r["label"] == "anger"][:40])
     random.Random(2).shuffle(pick)
-    return {"csv": _write_csv(d / "train.csv", train_rows[:80]),
-            "jsonl": _write_jsonl(d / "labels.jsonl", _labels_jsonl(train_rows[:80])),
-            "test": _write_csv(d / "test.csv", test_rows[:40]),
-            "two": _write_csv(d / "two.csv", pick), "two_test": _write_csv(d / "two_test.csv", pick_test)}
+    return {"csv": write_csv(d / "train.csv", train_rows[:80]),
+            "jsonl": write_jsonl(d / "labels.jsonl", _labels_jsonl(train_rows[:80])),
+            "test": write_csv(d / "test.csv", test_rows[:40]),
+            "two": write_csv(d / "two.csv", pick), "two_test": write_csv(d / "two_test.csv", pick_test)}
 
 
 def _config(folder: Path) -> dict[str, object]:
@@ -246,26 +234,26 @@ def test_bad_multi_label_input_is_one_line_exit_2(case, ekman, tmp_path, cli, ca
     expect = ""
     if case == "list_without_flag":
         joined = [{"text": r["text"], "label": ";".join(r["label"])} for r in rows]
-        data = _write_csv(tmp_path / "d.csv", joined)
+        data = write_csv(tmp_path / "d.csv", joined)
         expect = "d.csv:2: label 'joy;anger' is a list of labels, but the task is single-label"
     elif case == "unknown_in_probs":
         rows[3]["label"] = ["joy", "glee"]
-        data = _write_jsonl(tmp_path / "d.jsonl", rows)
+        data = write_jsonl(tmp_path / "d.jsonl", rows)
         expect = "d.jsonl:4: label 'glee' in ['joy', 'glee'] has no probability in 'probs'"
     elif case == "unknown_in_eval":
-        data = _write_jsonl(tmp_path / "d.jsonl", rows)
-        ev = _write_csv(tmp_path / "e.csv", [{"text": "x", "label": "joy"},
+        data = write_jsonl(tmp_path / "d.jsonl", rows)
+        ev = write_csv(tmp_path / "e.csv", [{"text": "x", "label": "joy"},
                                              {"text": "y", "label": "joy;bogus"}])
         args += ["--eval", ev]
         expect = "e.csv:3: unknown label 'bogus' in 'joy;bogus'"
     elif case == "mixed":
         rows[2]["label"] = "joy"
-        data = _write_jsonl(tmp_path / "d.jsonl", rows)
+        data = write_jsonl(tmp_path / "d.jsonl", rows)
         expect = "d.jsonl:3: label 'joy' is a string, but earlier rows hold a list"
     else:
         for r in rows:
             r["label"] = r["label"][0]
-        data = _write_jsonl(tmp_path / "d.jsonl", rows)
+        data = write_jsonl(tmp_path / "d.jsonl", rows)
         args.append("--multi-label")
         expect = "d.jsonl:1: label 'joy' is one label (a single-label labels file)"
     assert cli("train", "-d", data, *args) == 2

@@ -4,7 +4,6 @@ frozen-encoder and fine-tuned students learn from it; bad pools fail in one line
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -19,22 +18,14 @@ from llm2edge.hub.curate.embed import Encoder  # noqa: E402
 from llm2edge.hub.train import PoolConfig, TrainConfig, train  # noqa: E402
 from llm2edge.hub.train.pool_cache import PoolCache, open_pool, pool_texts  # noqa: E402
 from llm2edge.hub.train.pool_labels import quotas, select  # noqa: E402
+from tests.helpers import read_csv, write_csv  # noqa: E402
 
 MOVIES = Path(__file__).resolve().parents[3] / "examples" / "movie_sentiment"
 FAST = {"max_length": 32, "dims": 32, "head_epochs": 20, "threads": 1, "progress": False, "seed": 3}
 
 
 def _rows(name: str) -> list[dict[str, str]]:
-    with (MOVIES / name).open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
-
-
-def _write(path: Path, rows: list[dict[str, str]], fields: list[str]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    return read_csv(MOVIES / name)
 
 
 @pytest.fixture(autouse=True)
@@ -53,9 +44,9 @@ def movies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     labeled, rest, evals = train_rows[:120], train_rows[120:505], test_rows[:100]
     pool = [{"text": r["text"]} for r in rest] + [{"text": "  " + r["text"]} for r in labeled[:10]] + \
         [{"text": r["text"]} for r in evals[:5]] + [{"text": " "}] * 3
-    return {"train": _write(d / "train.csv", labeled, ["text", "label"]),
-            "eval": _write(d / "eval.csv", evals, ["text", "label"]),
-            "pool": _write(d / "pool.csv", pool, ["text"])}
+    return {"train": write_csv(d / "train.csv", labeled, ["text", "label"]),
+            "eval": write_csv(d / "eval.csv", evals, ["text", "label"]),
+            "pool": write_csv(d / "pool.csv", pool, ["text"])}
 
 
 def _meta(out: Path) -> dict:
@@ -112,7 +103,7 @@ def test_oof_method_and_fingerprint(movies: dict[str, Path], tmp_path: Path) -> 
 
 
 def test_a_crashed_embedding_resumes_at_the_first_missing_chunk(tmp_path: Path) -> None:
-    pool = _write(tmp_path / "pool.csv", [{"text": r["text"]} for r in _rows("train.csv")[:50]], ["text"])
+    pool = write_csv(tmp_path / "pool.csv", [{"text": r["text"]} for r in _rows("train.csv")[:50]], ["text"])
     encoder = Encoder(None, max_length=16, threads=1)
     calls: list[int] = []
 
@@ -183,7 +174,7 @@ def test_fine_tuned_student_with_a_pool(movies: dict[str, Path], tmp_path: Path)
 
 
 def test_bad_pools_fail_in_one_line(movies: dict[str, Path], tmp_path: Path, cli) -> None:
-    wrong = _write(tmp_path / "wrong.csv", [{"body": "a text"}], ["body"])
+    wrong = write_csv(tmp_path / "wrong.csv", [{"body": "a text"}], ["body"])
     with pytest.raises(DataError, match=r"wrong.csv: the unlabeled pool has no column 'text' \(columns: bod"):
         train(TrainConfig(data=movies["train"], out=tmp_path / "w", student="static", unlabeled=wrong,
                           **FAST))
@@ -206,7 +197,7 @@ def test_a_pool_with_no_usable_row_says_so(kind: str, movies: dict[str, Path], t
     rows = [] if kind == "empty" else [{"text": r["text"]} for r in _rows("train.csv")[:120]]
     pool = tmp_path / "pool.csv"
     if rows:
-        _write(pool, rows, ["text"])
+        write_csv(pool, rows, ["text"])
     else:
         pool.write_text("text\n", encoding="utf-8")
     out = tmp_path / kind
@@ -223,7 +214,7 @@ def test_a_folder_pool(movies: dict[str, Path], tmp_path: Path) -> None:
     folder = tmp_path / "pool"
     folder.mkdir()
     rest = _rows("train.csv")[120:320]
-    _write(folder / "a.csv", [{"text": r["text"]} for r in rest[:100]], ["text"])
+    write_csv(folder / "a.csv", [{"text": r["text"]} for r in rest[:100]], ["text"])
     (folder / "b.jsonl").write_text("".join(json.dumps({"text": r["text"]}) + "\n" for r in rest[100:]),
                                     encoding="utf-8")
     cache = open_pool(folder, "text", model=None, max_length=16, chunk_size=64,

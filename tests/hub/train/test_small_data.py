@@ -20,6 +20,7 @@ from llm2edge.hub.train.batches import class_weights  # noqa: E402
 from llm2edge.hub.train.guard import COLLAPSE_SHARE, check_collapse, slice_collapse  # noqa: E402
 from llm2edge.hub.train.selection import BestEpoch  # noqa: E402
 from llm2edge.hub.train.small_data import planned_epochs  # noqa: E402
+from tests.helpers import write_csv  # noqa: E402
 
 SMALL = {"max_length": 32, "batch_size": 8, "seed": 7, "lr": 1e-4, "threads": 1, "progress": False}
 
@@ -27,14 +28,6 @@ SMALL = {"max_length": 32, "batch_size": 8, "seed": 7, "lr": 1e-4, "threads": 1,
 def _rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as fh:
         return [{"text": r["text"], "label": r["label"]} for r in csv.DictReader(fh)]
-
-
-def _write(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=["text", "label"])
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 def _mix(rows: list[dict[str, str]], n_funny: int, n_other: int) -> list[dict[str, str]]:
@@ -68,7 +61,7 @@ def test_auto_class_weights_turn_on_when_labels_are_skewed():
 def test_min_steps_raise_the_epochs_and_the_best_epoch_is_kept(example_dir, tmp_path):
     """36 training rows, batch 8: 5 steps per epoch, so 1 epoch with min_steps 12 runs 3 epochs; the saved
     weights are those of the best epoch by macro-F1 on the held-back slice (ties: the later epoch)."""
-    data = _write(tmp_path / "train.csv", _mix(_rows(example_dir / "train.csv"), 20, 20))
+    data = write_csv(tmp_path / "train.csv", _mix(_rows(example_dir / "train.csv"), 20, 20))
     torch.set_num_threads(1)
     result = train(TrainConfig(data=data, out=tmp_path / "m", epochs=1, min_steps=12, **SMALL))
     meta = json.loads((result.out / "train_meta.json").read_text())
@@ -128,8 +121,8 @@ def test_slice_collapse_thresholds():
 def test_a_student_on_one_label_is_marked_collapsed(example_dir, tmp_path, capsys):
     """39 of 40 training labels 'funny', no class weights: the head says 'funny' to a balanced eval set."""
     rows = _rows(example_dir / "train.csv")
-    data = _write(tmp_path / "skewed.csv", _mix(rows, 39, 1))
-    gold = _write(tmp_path / "eval.csv", _mix(_rows(example_dir / "test.csv"), 10, 10))
+    data = write_csv(tmp_path / "skewed.csv", _mix(rows, 39, 1))
+    gold = write_csv(tmp_path / "eval.csv", _mix(_rows(example_dir / "test.csv"), 10, 10))
     torch.set_num_threads(1)
     capsys.readouterr()
     result = train(TrainConfig(data=data, out=tmp_path / "m", eval_data=gold, freeze_encoder=True,
@@ -144,8 +137,8 @@ def test_a_student_on_one_label_is_marked_collapsed(example_dir, tmp_path, capsy
 
 
 def test_a_student_on_balanced_labels_is_not_marked(example_dir, tmp_path, capsys):
-    data = _write(tmp_path / "even.csv", _mix(_rows(example_dir / "train.csv"), 30, 30))
-    gold = _write(tmp_path / "eval.csv", _mix(_rows(example_dir / "test.csv"), 10, 10))
+    data = write_csv(tmp_path / "even.csv", _mix(_rows(example_dir / "train.csv"), 30, 30))
+    gold = write_csv(tmp_path / "eval.csv", _mix(_rows(example_dir / "test.csv"), 10, 10))
     torch.set_num_threads(1)
     result = train(TrainConfig(data=data, out=tmp_path / "m", eval_data=gold, freeze_encoder=True,
                                head_epochs=30, **SMALL))
@@ -155,8 +148,8 @@ def test_a_student_on_balanced_labels_is_not_marked(example_dir, tmp_path, capsy
 
 def test_the_static_student_is_checked_too(example_dir, tmp_path):
     """The guard covers `--student static` (the packaged MiniLM's distilled table, 32 dims)."""
-    data = _write(tmp_path / "skewed.csv", _mix(_rows(example_dir / "train.csv"), 39, 1))
-    gold = _write(tmp_path / "eval.csv", _mix(_rows(example_dir / "test.csv"), 10, 10))
+    data = write_csv(tmp_path / "skewed.csv", _mix(_rows(example_dir / "train.csv"), 39, 1))
+    gold = write_csv(tmp_path / "eval.csv", _mix(_rows(example_dir / "test.csv"), 10, 10))
     result = train(TrainConfig(data=data, out=tmp_path / "s", eval_data=gold, student="static", dims=32,
                                head_epochs=20, class_weight="none", val_fraction=0, max_length=32, threads=1,
                                progress=False))
@@ -188,8 +181,8 @@ def test_a_collapsed_fine_tune_falls_back_to_a_frozen_encoder_head(example_dir, 
     --eval for the record and replaced by a head on the untouched pretrained encoder."""
     from llm2edge.hub.models import default_student
 
-    data = _write(tmp_path / "skewed.csv", _mix(_rows(example_dir / "train.csv"), 160, 40))
-    gold = _write(tmp_path / "eval.csv", _mix(_rows(example_dir / "test.csv"), 10, 10))
+    data = write_csv(tmp_path / "skewed.csv", _mix(_rows(example_dir / "train.csv"), 160, 40))
+    gold = write_csv(tmp_path / "eval.csv", _mix(_rows(example_dir / "test.csv"), 10, 10))
     torch.set_num_threads(1)
     wreck = {**SMALL, "lr": 0.5, "epochs": 1, "min_steps": 0, "val_fraction": 0.1, "class_weight": "balanced",
              "head_epochs": 30}

@@ -24,17 +24,10 @@ from llm2edge.hub.train.distill import (  # noqa: E402
     static_tokenizer_json,
     zipf_weights,
 )
+from tests.helpers import write_csv  # noqa: E402
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 FAST = {"max_length": 32, "dims": 32, "head_epochs": 20, "threads": 1, "progress": False, "seed": 3}
-
-
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> Path:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +53,8 @@ def data(example_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[st
     soft = [{"text": r["text"], "label": "",
              "probs": json.dumps({r["label"]: 0.8, next(x for x in labels if x != r["label"]): 0.2})}
             for r in train_rows]
-    return {"train": _write_csv(d / "train.csv", train_rows), "eval": _write_csv(d / "eval.csv", test_rows),
-            "soft": _write_csv(d / "soft.csv", soft)}
+    return {"train": write_csv(d / "train.csv", train_rows), "eval": write_csv(d / "eval.csv", test_rows),
+            "soft": write_csv(d / "soft.csv", soft)}
 
 
 def test_zipf_weights_follow_model2vecs_rule() -> None:
