@@ -19,7 +19,7 @@ import re
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 
 from llm2edge.checks import one_of
-from llm2edge.console import warn
 from llm2edge.defaults import (
     COLLAPSE_SHARE,
     CURATE_ACTION,
@@ -41,8 +40,17 @@ from llm2edge.defaults import (
     SEED,
 )
 from llm2edge.errors import ConfigError, DataError
-from llm2edge.hub.curate.oof import CrossvalConfig
-from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels, row_probs, write_json, write_rows
+from llm2edge.hub.curate.oof import CrossvalConfig, oof_features
+from llm2edge.hub.curate.report import (
+    CurateResult,
+    markdown_head,
+    markdown_top,
+    marked_rows,
+    publish,
+    report_head,
+    top_flagged,
+)
+from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels, row_probs, write_rows
 from llm2edge.params import Checked, nested, param
 
 METHODS = ("cleanlab",)
@@ -79,17 +87,6 @@ class Issues:
     pred_probs: np.ndarray  # (n, k) out-of-sample probabilities used
     #: What cleanlab warned about, one line each in llm2edge's words (its own warnings are not shown).
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class CurateResult:
-    """What `curate` wrote and found."""
-
-    out: Path
-    n_rows: int
-    n_flagged: int
-    n_written: int
-    report: dict[str, Any] = field(default_factory=dict)
 
 
 def folds_run(folds: int, rows: int) -> int:
@@ -190,14 +187,7 @@ def find_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = CURA
     y = np.array([index[r["label"]] for r in rows], dtype=np.int64)
     if probs == "llm":
         pred = np.array([row_probs(r, labels) for r in rows], dtype=np.float64)
-    elif oof is not None:
-        if oof.shape != (len(rows), len(labels)):
-            raise ConfigError(f"out-of-fold probabilities of shape {oof.shape} for {len(rows)} rows and "
-                              f"{len(labels)} labels")
-        pred = np.asarray(oof, dtype=np.float64)
-    else:
-        if features is None:
-            raise ConfigError("crossval probabilities need embeddings (features)")
+    elif (pred := given_oof(oof, features, (len(rows), len(labels)))) is None:
         pred = crossval_probs(features, y, len(labels), folds=folds, seed=seed, class_weight=class_weight)
     # cleanlab wants every class present among the given labels: work on the classes that are.
     present = np.flatnonzero(np.bincount(y, minlength=len(labels)) > 0)
@@ -207,14 +197,37 @@ def find_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str = CURA
     sub = np.clip(pred[:, present], 1e-6, None)
     sub = sub / sub.sum(axis=1, keepdims=True)
     y_sub = np.array([remap[int(v)] for v in y], dtype=np.int64)
+    flagged, quality, messages = cleanlab_verdict(find_label_issues, get_label_quality_scores, y_sub, sub,
+                                                  filter_by, method="self_confidence")
+    notes = _cleanlab_notes(messages, [labels[int(c)] for c in present], y_sub)
+    suggested = [labels[int(present[j])] for j in sub.argmax(axis=1)]
+    return Issues(flagged, 1.0 - quality, suggested, pred, notes)
+
+
+def given_oof(oof: np.ndarray | None, features: np.ndarray | None, shape: tuple[int, int]
+              ) -> np.ndarray | None:
+    """Out-of-fold probabilities passed in (checked to be (rows, labels) = `shape`), or None when they are
+    to be computed from `features`, which must then be there."""
+    if oof is not None:
+        if oof.shape != shape:
+            raise ConfigError(f"out-of-fold probabilities of shape {oof.shape} for {shape[0]} rows and "
+                              f"{shape[1]} labels")
+        return np.asarray(oof, dtype=np.float64)
+    if features is None:
+        raise ConfigError("crossval probabilities need embeddings (features)")
+    return None
+
+
+def cleanlab_verdict(find: Callable[..., Any], quality_of: Callable[..., Any], given: Any, pred: np.ndarray,
+                     filter_by: str, **quality_kw: Any) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """cleanlab's `find` (label issues) and `quality_of` (label quality) of the `given` labels under `pred`:
+    (flagged, quality, the messages of the warnings it raised, which are caught, not shown)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        flagged = find_label_issues(y_sub, sub, filter_by=filter_by, n_jobs=1)
-        quality = get_label_quality_scores(y_sub, sub, method="self_confidence")
-    notes = _cleanlab_notes([str(w.message) for w in caught], [labels[int(c)] for c in present], y_sub)
-    suggested = [labels[int(present[j])] for j in sub.argmax(axis=1)]
-    score = 1.0 - np.asarray(quality, dtype=np.float64)
-    return Issues(np.asarray(flagged, dtype=bool), score, suggested, pred, notes)
+        flagged = find(given, pred, filter_by=filter_by, n_jobs=1)
+        quality = quality_of(given, pred, **quality_kw)
+    return (np.asarray(flagged, dtype=bool), np.asarray(quality, dtype=np.float64),
+            [str(w.message) for w in caught])
 
 
 #: cleanlab's warning about a class with too few rows to judge (the class as an index of its labels).
@@ -223,14 +236,25 @@ _FEW = re.compile(r"May not flag all label issues in class: (\d+), it has too fe
 
 def _cleanlab_notes(messages: Sequence[str], names: Sequence[str], y: np.ndarray) -> list[str]:
     """cleanlab's warnings as one line each, naming labels instead of class indices (duplicates once)."""
+
+    def few(match: re.Match[str]) -> str | None:
+        k = int(match.group(1))
+        if k >= len(names):
+            return None
+        return (f"'{names[k]}' has {int((y == k).sum())} row(s), too few for cleanlab to judge: none of "
+                "them can be flagged")
+
+    return cleanlab_notes(messages, few)
+
+
+def cleanlab_notes(messages: Sequence[str], few: Callable[[re.Match[str]], str | None]) -> list[str]:
+    """cleanlab's warning messages as one line each, duplicates once: a "too few examples in class k"
+    warning as `few` words it (None: as any other), any other as "cleanlab: " and its first line."""
     notes: list[str] = []
     for message in messages:
-        few = _FEW.search(message)
-        if few and int(few.group(1)) < len(names):
-            k = int(few.group(1))
-            note = (f"'{names[k]}' has {int((y == k).sum())} row(s), too few for cleanlab to judge: none of "
-                    "them can be flagged")
-        else:
+        match = _FEW.search(message)
+        note = few(match) if match else None
+        if note is None:
             note = f"cleanlab: {message.splitlines()[0] if message else 'warning'}"
         if note not in notes:
             notes.append(note)
@@ -270,11 +294,7 @@ def drop_skew_line(skew: dict[str, Any], oof_class_weight: str | None = OOF_CLAS
 
 def _embed_rows(rows: Sequence[Row], config: CurateConfig) -> np.ndarray:
     """Frozen student embeddings of the rows' texts (paired with their fields, if any)."""
-    from llm2edge.hub.curate.embed import embed_rows
-
-    cv = config.crossval
-    return embed_rows(rows, model=cv.model, max_length=cv.max_length, batch_size=cv.batch_size,
-                      threads=cv.threads, progress=cv.progress)
+    return oof_features(rows, config.crossval)
 
 
 def build_report(data: LabeledRows, issues: Issues, config: CurateConfig, seconds: float) -> dict[str, Any]:
@@ -283,22 +303,12 @@ def build_report(data: LabeledRows, issues: Issues, config: CurateConfig, second
     for row, flag in zip(data.rows, issues.flagged):
         per_class[row["label"]]["rows"] += 1
         per_class[row["label"]]["flagged"] += int(flag)
-    ranked = [i for i in np.argsort(-issues.score, kind="stable") if issues.flagged[i]][: config.top]
-    top = [{"id": data.rows[i]["id"], "text": data.rows[i]["text"], "label": data.rows[i]["label"],
-            "suggested": issues.suggested[i], "score": round(float(issues.score[i]), 4)} for i in ranked]
     return {
-        "labels_file": str(config.labels), "method": config.method, "probs": config.probs,
-        "action": config.action, "filter_by": config.filter_by,
-        "folds": folds_run(config.crossval.folds, len(data.rows)) if config.probs == "crossval" else None,
-        "folds_asked": config.crossval.folds if config.probs == "crossval" else None,
-        "oof_class_weight": config.crossval.oof_class_weight if config.probs == "crossval" else None,
-        "labels": list(data.labels), "rows": len(data.rows), "skipped_error": data.skipped_error,
-        "superseded_duplicates": data.duplicates, "flagged": int(issues.flagged.sum()),
-        "flagged_fraction": round(float(issues.flagged.mean()), 4), "per_class": per_class,
+        **report_head(data, issues.flagged, config), "per_class": per_class,
         "label_is_argmax": round(_argmax_share(data.rows, data.labels), 4),
         "drop_skew": drop_skew(data.rows, issues.flagged),
         "note": LLM_NOTE if config.probs == "llm" else None, "warnings": list(issues.notes),
-        "seconds": round(seconds, 2), "top": top,
+        "seconds": round(seconds, 2), "top": top_flagged(data.rows, issues, config.top, issues.suggested),
     }
 
 
@@ -316,23 +326,10 @@ def _argmax_share(rows: Sequence[Row], labels: Sequence[str]) -> float:
     return hits / max(1, len(rows))
 
 
-def _md_cell(text: str, width: int = 120) -> str:
-    """A text shortened and escaped for one markdown table cell."""
-    flat = " ".join(str(text).split()).replace("|", "\\|")
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
 def report_markdown(report: dict[str, Any]) -> str:
     """The curation report as markdown."""
     lines = [
-        f"# Curation report: {report['method']} on {report['probs']} probabilities",
-        "",
-        f"- labels file: `{report['labels_file']}`",
-        f"- rows: {report['rows']} (skipped with an error: {report['skipped_error']})",
-        f"- flagged: {report['flagged']} ({100 * report['flagged_fraction']:.1f}%), "
-        f"action: {report['action']}",
-        *([f"- note: {report['note']}"] if report.get("note") else []),
-        *[f"- warning: {note}" for note in report.get("warnings") or []],
+        *markdown_head(report, "Curation report"),
         *([f"- **warning**: {drop_skew_line(report['drop_skew'], report.get('oof_class_weight'))}"]
           if report.get("drop_skew") else []),
         "",
@@ -342,12 +339,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     for name, c in report["per_class"].items():
         pct = 100 * c["flagged"] / c["rows"] if c["rows"] else 0.0
         lines.append(f"| {name} | {c['rows']} | {c['flagged']} | {pct:.1f} |")
-    lines += ["", f"## Top {len(report['top'])} flagged items", "",
-              "| id | given label | suggested | score | text |", "|---|---|---|---:|---|"]
-    for ex in report["top"]:
-        lines.append(f"| {ex['id']} | {ex['label']} | {ex['suggested']} | {ex['score']:.3f} | "
-                     f"{_md_cell(ex['text'])} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + markdown_top(report["top"], "given label", str)) + "\n"
 
 
 def curate(config: CurateConfig) -> CurateResult:
@@ -362,23 +354,10 @@ def curate(config: CurateConfig) -> CurateResult:
     cv = config.crossval
     issues = find_issues(data.rows, data.labels, probs=config.probs, features=features, folds=cv.folds,
                          seed=cv.seed, filter_by=config.filter_by, class_weight=cv.oof_class_weight)
-    out_rows: list[Row] = []
-    for row, flag, score, suggested in zip(data.rows, issues.flagged, issues.score, issues.suggested):
-        if config.action == "drop" and flag:
-            continue
-        new = dict(row)
-        new["label_issue"] = bool(flag)
-        new["issue_score"] = round(float(score), 6)
-        new["suggested_label"] = suggested
-        out_rows.append(new)
+    out_rows = marked_rows(data.rows, issues, config.action, issues.suggested)
     out = Path(config.out)
     write_rows(out / "labels.jsonl", out_rows)
     report = build_report(data, issues, config, time.perf_counter() - start)
-    report["written"] = len(out_rows)
-    for note in issues.notes:
-        warn(f"curate: {note}")
-    if report["drop_skew"] and config.action == "drop":
-        warn(f"curate: {drop_skew_line(report['drop_skew'], report['oof_class_weight'])}")
-    write_json(out / "report.json", report)
-    (out / "report.md").write_text(report_markdown(report), encoding="utf-8")
-    return CurateResult(out, len(data.rows), int(issues.flagged.sum()), len(out_rows), report)
+    skew = ([drop_skew_line(report["drop_skew"], report["oof_class_weight"])]
+            if report["drop_skew"] and config.action == "drop" else [])
+    return publish(out, report, out_rows, issues, report_markdown, [*issues.notes, *skew])

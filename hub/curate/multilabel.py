@@ -19,7 +19,6 @@ not; its `issue_score` is 1 minus cleanlab's aggregated (exponential moving aver
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from llm2edge.checks import one_of
-from llm2edge.console import warn
 from llm2edge.defaults import (
     CURATE_FILTER_BY,
     CURATE_FOLDS,
@@ -37,9 +35,9 @@ from llm2edge.defaults import (
     OOF_CLASS_WEIGHT,
     SEED,
 )
-from llm2edge.errors import ConfigError, DataError
-from llm2edge.hub.curate.oof import CrossvalConfig
-from llm2edge.hub.curate.rows import LabeledRows, Row, write_json, write_rows
+from llm2edge.errors import DataError
+from llm2edge.hub.curate.oof import CrossvalConfig, oof_features
+from llm2edge.hub.curate.rows import LabeledRows, Row, write_rows
 from llm2edge.labelsets import indicator, join_label_set, sets_of
 
 if TYPE_CHECKING:
@@ -85,13 +83,7 @@ def oof_label_probs(rows: Sequence[Row], labels: Sequence[str], config: Crossval
                     features: np.ndarray | None = None) -> np.ndarray:
     """`crossval_label_probs` of multi-label rows (`features`: their embeddings, else computed)."""
     config = config or CrossvalConfig()
-    if features is None:
-        from llm2edge.hub.curate.embed import embed_rows
-
-        features = embed_rows(rows, model=config.model, max_length=config.max_length,
-                              batch_size=config.batch_size, threads=config.threads, progress=config.progress)
-    if len(features) != len(rows):
-        raise ConfigError(f"{len(features)} embeddings for {len(rows)} rows")
+    features = oof_features(rows, config, features)
     return crossval_label_probs(features, label_matrix(rows, labels), folds=config.folds, seed=config.seed,
                                 class_weight=config.oof_class_weight)
 
@@ -124,32 +116,24 @@ def find_multi_issues(rows: Sequence[Row], labels: Sequence[str], *, probs: str 
     from cleanlab.multilabel_classification.filter import find_label_issues
     from cleanlab.multilabel_classification.rank import get_label_quality_scores
 
+    from llm2edge.hub.curate.confident import cleanlab_verdict, given_oof
+
     one_of("probs", probs, PROB_SOURCES)
     given = label_matrix(rows, labels)
     if probs == "llm":
         pred = llm_label_probs(rows, labels)
-    elif oof is not None:
-        if oof.shape != given.shape:
-            raise ConfigError(f"out-of-fold probabilities of shape {oof.shape} for {len(rows)} rows and "
-                              f"{len(labels)} labels")
-        pred = np.asarray(oof, dtype=np.float64)
-    else:
-        if features is None:
-            raise ConfigError("crossval probabilities need embeddings (features)")
+    elif (pred := given_oof(oof, features, given.shape)) is None:
         pred = crossval_label_probs(features, given, folds=folds, seed=seed, class_weight=class_weight)
     if len(rows) < 2 or not given.any():
         raise DataError("fewer than two rows, or no row carries a label: confident learning has nothing "
                         "to compare")
     sub = np.clip(pred, 1e-6, 1 - 1e-6)
     lists = [[int(j) for j in np.flatnonzero(row)] for row in given]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        flagged = find_label_issues(lists, sub, filter_by=filter_by, n_jobs=1)
-        quality = get_label_quality_scores(lists, sub)
-    notes = _notes([str(w.message) for w in caught], given, labels)
+    flagged, quality, messages = cleanlab_verdict(find_label_issues, get_label_quality_scores, lists, sub,
+                                                  filter_by)
     suggested = sets_of(pred >= LABEL_THRESHOLD, labels)
-    return MultiIssues(np.asarray(flagged, dtype=bool), 1.0 - np.asarray(quality, dtype=np.float64),
-                       suggested, pred, label_confidence(given, pred), notes)
+    return MultiIssues(flagged, 1.0 - quality, suggested, pred, label_confidence(given, pred),
+                       _notes(messages, given, labels))
 
 
 def multi_report(data: LabeledRows, issues: MultiIssues, config: CurateConfig, seconds: float
@@ -158,7 +142,7 @@ def multi_report(data: LabeledRows, issues: MultiIssues, config: CurateConfig, s
 
     Per label: `rows` carrying it, `flagged` rows carrying it, and `disputed`, flagged rows whose decision
     on that label (in the set or not) the probabilities contradict (confidence below 0.5)."""
-    from llm2edge.hub.curate.confident import folds_run
+    from llm2edge.hub.curate.report import report_head, top_flagged
 
     given = label_matrix(data.rows, data.labels).astype(bool)
     disputed = issues.confidence < 0.5
@@ -166,25 +150,13 @@ def multi_report(data: LabeledRows, issues: MultiIssues, config: CurateConfig, s
     per_label = {name: {"rows": int(given[:, j].sum()), "flagged": int((given[:, j] & flagged).sum()),
                         "disputed": int((disputed[:, j] & flagged).sum())}
                  for j, name in enumerate(data.labels)}
-    ranked = [i for i in np.argsort(-issues.score, kind="stable") if flagged[i]][: config.top]
-    top = [{"id": data.rows[i]["id"], "text": data.rows[i]["text"], "label": data.rows[i]["label"],
-            "suggested": list(issues.suggested[i]), "score": round(float(issues.score[i]), 4)}
-           for i in ranked]
-    crossval = config.probs == "crossval"
+    suggested = [list(s) for s in issues.suggested]
     return {
-        "labels_file": str(config.labels), "method": config.method, "probs": config.probs,
-        "multi_label": True,
-        "action": config.action, "filter_by": config.filter_by,
-        "folds": folds_run(config.crossval.folds, len(data.rows)) if crossval else None,
-        "folds_asked": config.crossval.folds if crossval else None,
-        "oof_class_weight": config.crossval.oof_class_weight if crossval else None,
-        "labels": list(data.labels), "rows": len(data.rows), "skipped_error": data.skipped_error,
-        "superseded_duplicates": data.duplicates, "flagged": int(flagged.sum()),
-        "flagged_fraction": round(float(flagged.mean()), 4), "per_label": per_label,
+        **report_head(data, flagged, config, multi_label=True), "per_label": per_label,
         "set_is_thresholded": round(float(np.mean([tuple(r["label"]) == s for r, s in
                                                    zip(data.rows, issues.suggested)])), 4),
-        "note": LLM_NOTE if not crossval else None, "warnings": list(issues.notes),
-        "seconds": round(seconds, 2), "top": top,
+        "note": LLM_NOTE if config.probs != "crossval" else None, "warnings": list(issues.notes),
+        "seconds": round(seconds, 2), "top": top_flagged(data.rows, issues, config.top, suggested),
     }
 
 
@@ -196,73 +168,43 @@ LLM_NOTE = ("cleanlab on the LLM's own per-label probabilities: the label set is
 
 def multi_markdown(report: dict[str, Any]) -> str:
     """The multi-label curation report as markdown."""
-    from llm2edge.hub.curate.confident import _md_cell
+    from llm2edge.hub.curate.report import markdown_head, markdown_top
 
-    lines = [
-        f"# Curation report (multi-label): {report['method']} on {report['probs']} probabilities", "",
-        f"- labels file: `{report['labels_file']}`",
-        f"- rows: {report['rows']} (skipped with an error: {report['skipped_error']})",
-        f"- flagged: {report['flagged']} ({100 * report['flagged_fraction']:.1f}%), "
-        f"action: {report['action']}",
-        *([f"- note: {report['note']}"] if report.get("note") else []),
-        *[f"- warning: {note}" for note in report.get("warnings") or []],
-        "", "| label | rows with it | flagged | disputed |", "|---|---:|---:|---:|",
-    ]
+    lines = [*markdown_head(report, "Curation report (multi-label)"),
+             "", "| label | rows with it | flagged | disputed |", "|---|---:|---:|---:|"]
     for name, c in report["per_label"].items():
         lines.append(f"| {name} | {c['rows']} | {c['flagged']} | {c['disputed']} |")
-    lines += ["", f"## Top {len(report['top'])} flagged items", "",
-              "| id | given labels | suggested | score | text |", "|---|---|---|---:|---|"]
-    for ex in report["top"]:
-        lines.append(f"| {ex['id']} | {join_label_set(ex['label'])} | {join_label_set(ex['suggested'])} | "
-                     f"{ex['score']:.3f} | {_md_cell(ex['text'])} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + markdown_top(report["top"], "given labels", join_label_set)) + "\n"
 
 
 def curate_multi(config: CurateConfig, data: LabeledRows, start: float) -> CurateResult:
     """`curate` of a multi-label file: flag (or drop) rows cleanlab's multi-label issues point at; every
     row gets `label_issue`, `issue_score`, `suggested_label` (a list) and `label_confidence`
     ({label: confidence in the given decision})."""
-    from llm2edge.hub.curate.confident import CurateResult, _embed_rows
+    from llm2edge.hub.curate.confident import _embed_rows
+    from llm2edge.hub.curate.report import marked_rows, publish
 
     cv = config.crossval
     features = _embed_rows(data.rows, config) if config.probs == "crossval" else None
     issues = find_multi_issues(data.rows, data.labels, probs=config.probs, features=features, folds=cv.folds,
                                seed=cv.seed, filter_by=config.filter_by, class_weight=cv.oof_class_weight)
-    out_rows: list[Row] = []
-    for i, row in enumerate(data.rows):
-        if config.action == "drop" and issues.flagged[i]:
-            continue
-        out_rows.append({**row, "label_issue": bool(issues.flagged[i]),
-                         "issue_score": round(float(issues.score[i]), 6),
-                         "suggested_label": list(issues.suggested[i]),
-                         "label_confidence": {name: round(float(issues.confidence[i, j]), 6)
-                                              for j, name in enumerate(data.labels)}})
+    out_rows = marked_rows(data.rows, issues, config.action, [list(s) for s in issues.suggested],
+                           lambda i: {"label_confidence": {name: round(float(issues.confidence[i, j]), 6)
+                                                           for j, name in enumerate(data.labels)}})
     out = Path(config.out)
     write_rows(out / "labels.jsonl", out_rows)
     report = multi_report(data, issues, config, time.perf_counter() - start)
-    report["written"] = len(out_rows)
-    for note in issues.notes:
-        warn(f"curate: {note}")
-    write_json(out / "report.json", report)
-    (out / "report.md").write_text(multi_markdown(report), encoding="utf-8")
-    return CurateResult(out, len(data.rows), int(issues.flagged.sum()), len(out_rows), report)
+    return publish(out, report, out_rows, issues, multi_markdown, issues.notes)
 
 
 def _notes(messages: Sequence[str], given: np.ndarray, labels: Sequence[str]) -> list[str]:
     """cleanlab's warnings as one line each (duplicates once). Its "too few examples in class k" comes from
     a label's binary task (k = 1: the rows carrying it, 0: those without it): named here as the labels
     carried by at most one row, or missing from at most one."""
-    from llm2edge.hub.curate.confident import _FEW
+    from llm2edge.hub.curate.confident import cleanlab_notes
 
     counts = given.sum(axis=0)
     sparse = [name for name, c in zip(labels, counts) if c <= 1 or c >= len(given) - 1]
-    notes: list[str] = []
-    for message in messages:
-        if _FEW.search(message) and sparse:
-            note = (f"{', '.join(repr(n) for n in sparse)}: carried by at most one row (or missing from at "
-                    "most one), too few for cleanlab to judge those decisions")
-        else:
-            note = f"cleanlab: {message.splitlines()[0] if message else 'warning'}"
-        if note not in notes:
-            notes.append(note)
-    return notes
+    few = (f"{', '.join(repr(n) for n in sparse)}: carried by at most one row (or missing from at most one), "
+           "too few for cleanlab to judge those decisions") if sparse else None
+    return cleanlab_notes(messages, lambda _match: few)

@@ -69,12 +69,10 @@ def label_index(rows: Sequence[Row], labels: Sequence[str]) -> np.ndarray:
     return np.array([index[r["label"]] for r in rows], dtype=np.int64)
 
 
-def oof_probs(rows: Sequence[Row], labels: Sequence[str], config: CrossvalConfig | None = None, *,
-              features: np.ndarray | None = None) -> np.ndarray:
-    """(n, k) out-of-fold class probabilities of the rows (`features`: their embeddings, else computed)."""
-    from llm2edge.hub.curate.confident import crossval_probs
-
-    config = config or CrossvalConfig()
+def oof_features(rows: Sequence[Row], config: CrossvalConfig, features: np.ndarray | None = None
+                 ) -> np.ndarray:
+    """The embeddings out-of-fold models train on: `features` (one per row), else the rows' frozen student
+    embeddings as `config` asks (texts paired with their fields, if any)."""
     if features is None:
         from llm2edge.hub.curate.embed import embed_rows
 
@@ -82,6 +80,16 @@ def oof_probs(rows: Sequence[Row], labels: Sequence[str], config: CrossvalConfig
                               batch_size=config.batch_size, threads=config.threads, progress=config.progress)
     if len(features) != len(rows):
         raise ConfigError(f"{len(features)} embeddings for {len(rows)} rows")
+    return features
+
+
+def oof_probs(rows: Sequence[Row], labels: Sequence[str], config: CrossvalConfig | None = None, *,
+              features: np.ndarray | None = None) -> np.ndarray:
+    """(n, k) out-of-fold class probabilities of the rows (`features`: their embeddings, else computed)."""
+    from llm2edge.hub.curate.confident import crossval_probs
+
+    config = config or CrossvalConfig()
+    features = oof_features(rows, config, features)
     return crossval_probs(features, label_index(rows, labels), len(labels), folds=config.folds,
                           seed=config.seed, class_weight=config.oof_class_weight)
 
