@@ -34,8 +34,9 @@ def read_hard(path: str | Path, *, text_col: str, label_col: str, id_col: str | 
     return [Example(text=r.text, label=str(r.label), where=f"{path}:{r.line}") for r in records]
 
 
-def _parse_probs(value: object, where: str) -> dict[str, float] | None:
-    """A {label: p} mapping from a JSON object, a JSON string or a Parquet map; None if absent."""
+def probs_object(value: object, where: str) -> dict[object, object] | None:
+    """The `probs` cell as a non-empty mapping, values unchecked: from a JSON object, a JSON string or a
+    Parquet map; None if absent."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -47,6 +48,15 @@ def _parse_probs(value: object, where: str) -> dict[str, float] | None:
         value = dict(value)  # a Parquet map column arrives as [(key, value), ...]
     if not isinstance(value, dict) or not value:
         raise DataError(f"{where}: '{PROBS_FIELD}' must be a non-empty object {{label: probability}}")
+    return value
+
+
+def _parse_probs(value: object, where: str) -> dict[str, float] | None:
+    """A {label: p} mapping (normalized to sum to 1) from a JSON object, a JSON string or a Parquet map;
+    None if absent."""
+    value = probs_object(value, where)
+    if value is None:
+        return None
     probs: dict[str, float] = {}
     for key, p in value.items():
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or p < 0:

@@ -26,7 +26,7 @@ from pathlib import Path
 from llm2edge.defaults import LABEL_SEP
 from llm2edge.errors import DataError
 from llm2edge.hub.train.config import PROBS_FIELD
-from llm2edge.hub.train.data import Example
+from llm2edge.hub.train.data import Example, probs_object
 from llm2edge.labelsets import join_label_set, parse_label_set
 from llm2edge.records import detect_format, iter_rows
 
@@ -47,19 +47,9 @@ def has_list_labels(path: str | Path, label_col: str, text_col: str) -> bool:
 
 def _probs(value: object, where: str) -> dict[str, float] | None:
     """Independent per-label probabilities {label: p in [0, 1]} from a JSON object; None if absent."""
-    import json
-
-    if value is None or value == "":
+    value = probs_object(value, where)
+    if value is None:
         return None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise DataError(f"{where}: '{PROBS_FIELD}' is not a JSON object") from None
-    if isinstance(value, list) and all(isinstance(p, (list, tuple)) and len(p) == 2 for p in value):
-        value = dict(value)  # a Parquet map column
-    if not isinstance(value, dict) or not value:
-        raise DataError(f"{where}: '{PROBS_FIELD}' must be a non-empty object {{label: probability}}")
     out: dict[str, float] = {}
     for key, p in value.items():
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not math.isfinite(p) or not 0 <= p <= 1:
