@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -100,3 +100,15 @@ def fault_proxy_cls() -> type:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module.FaultProxy
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[Any]:
+    """The real hf labeling backend (the embedded SmolLM2) on one torch thread, one per test module."""
+    torch = pytest.importorskip("torch")
+    from llm2edge.hub.label.hf_backend import HFBackend
+
+    torch.set_num_threads(1)
+    be = HFBackend(threads=1)
+    yield be
+    be.close()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,14 +24,6 @@ from llm2edge.records import read_records  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-
-
-@pytest.fixture(scope="module")
-def backend() -> Iterator[HFBackend]:
-    torch.set_num_threads(1)
-    be = HFBackend(threads=1)
-    yield be
-    be.close()
 
 
 @pytest.fixture(scope="module")
