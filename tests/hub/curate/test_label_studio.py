@@ -33,12 +33,18 @@ LIVE = bool(os.environ.get("LLM2EDGE_LABEL_STUDIO_URL") and os.environ.get("LLM2
 @pytest.fixture(scope="module", params=["recorded", "live"] if LIVE else ["recorded"])
 def ls(request, tmp_path_factory) -> Path:
     """The folder of Label Studio exports: the committed recording, or one made now from a live server."""
+    return exports(request, tmp_path_factory, "record", "live_label_studio")
+
+
+def exports(request, tmp_path_factory, record: str, folder: str) -> Path:
+    """RECORDED for the "recorded" param; for "live", exports made now in a fresh `folder` by
+    fixtures/record_label_studio.py's function `record`."""
     if request.param == "recorded":
         return RECORDED
     spec = importlib.util.spec_from_file_location("record_label_studio", FIXTURES / "record_label_studio.py")
     recorder = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recorder)
-    return recorder.record(tmp_path_factory.mktemp("live_label_studio"))
+    return getattr(recorder, record)(tmp_path_factory.mktemp(folder))
 
 
 def _task_id(ls: Path, item: str, name: str = "clean.json") -> int:

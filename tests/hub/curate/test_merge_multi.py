@@ -5,7 +5,6 @@ every test also runs on exports recorded fresh from that server."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -14,7 +13,7 @@ import pytest
 
 from llm2edge.records import read_jsonl
 
-from .test_label_studio import FIXTURES, LIVE, RECORDED
+from .test_label_studio import LIVE, RECORDED, exports
 
 FORMATS = ("multilabel.json", "multilabel.min.json", "multilabel.csv")
 #: What the annotators chose (fixtures/record_label_studio.py, record_multilabel): e6 the same set twice in
@@ -26,12 +25,7 @@ AGREED = {"e8": ["anger", "disgust"], "e5": ["disgust"], "e6": ["fear", "surpris
 @pytest.fixture(scope="module", params=["recorded", "live"] if LIVE else ["recorded"])
 def mls(request, tmp_path_factory) -> Path:
     """The folder of multi-label exports: the committed recording, or one made now from a live server."""
-    if request.param == "recorded":
-        return RECORDED
-    spec = importlib.util.spec_from_file_location("record_label_studio", FIXTURES / "record_label_studio.py")
-    recorder = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(recorder)
-    return recorder.record_multilabel(tmp_path_factory.mktemp("live_label_studio_multilabel"))
+    return exports(request, tmp_path_factory, "record_multilabel", "live_label_studio_multilabel")
 
 
 def _merge(cli, tmp_path, name, *args, folder=RECORDED):
