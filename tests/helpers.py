@@ -66,3 +66,18 @@ def run_cli(args: list[str], capsys: Any, monkeypatch: Any = None, stdin: bytes 
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def cli_error(args: list[str], capsys: Any) -> str:
+    """Run the CLI in-process, expecting a usage/data error: exit code 2 and one `llm2edge: error: ` line on
+    stderr, which is returned."""
+    import pytest
+
+    from llm2edge.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("llm2edge: error: "), err
+    return err[0]

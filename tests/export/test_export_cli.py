@@ -8,15 +8,7 @@ import shutil
 import pytest
 
 from llm2edge.cli import main
-
-
-def _fails(args: list[str], capsys) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("llm2edge: error: "), err
-    return err[0]
+from tests.helpers import cli_error as _fails
 
 
 def test_missing_model_dir(tmp_path, capsys):

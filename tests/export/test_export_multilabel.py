@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from llm2edge.errors import ExportError
+from tests.helpers import cli_error as _fails
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -115,17 +116,6 @@ def test_thresholds_naming_an_unknown_label_are_refused(multilabel_model, tmp_pa
     (model / "config.json").write_text(json.dumps(config), encoding="utf-8")
     with pytest.raises(ExportError, match=r"config.json: label_thresholds names unknown label 'boredom'"):
         _export(model, tmp_path / "bundle")
-
-
-def _fails(args: list[str], capsys) -> str:
-    from llm2edge.cli import main
-
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("llm2edge: error: "), err
-    return err[0]
 
 
 def test_bad_validation_sets_are_one_line_naming_file_and_row(multilabel_model, trained_model, tmp_path,
