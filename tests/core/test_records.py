@@ -39,17 +39,26 @@ def test_multiline_quoted_fields_keep_text_and_start_line(tmp_path):
     assert [(r.id, r.line) for r in recs] == [("a", 2), ("b", 5)]
 
 
-def test_csv_wrong_field_count_names_the_line(tmp_path):
-    p = tmp_path / "bad.csv"
-    p.write_text("text,label\nok,x\ntoo,many,fields\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"bad\.csv:3: expected 2 fields, found 3"):
-        read_records(p)
+#: Malformed files: (name, bytes, the error naming file and line).
+MALFORMED = [
+    ("bad.csv", b"text,label\nok,x\ntoo,many,fields\n", r"bad\.csv:3: expected 2 fields, found 3"),
+    ("latin.csv", b"text\nfine\ncaf\xe9\n", r"latin\.csv:3: not valid UTF-8"),
+    ("bad.jsonl", b'{"text": "ok"}\n{"text": \n', r"bad\.jsonl:2: not valid JSON"),
+    ("bad.jsonl", b'{"text": "ok"}\n["a list"]\n', r"bad\.jsonl:2: expected a JSON object"),
+    ("quote.csv", b'text\nfirst\n"second\nthird\nfourth\n',
+     r"quote\.csv:3: a quoted field opened in this row is never closed"),
+    ("quote.csv", b'text,label\nok,x\n"a" b,y\n', r"quote\.csv:3: malformed CSV"),
+    ("dup.csv", b"text,text,label\na,b,x\n", r"dup\.csv:1: the header names column 'text' twice"),
+    ("dup.jsonl", b'{"text": "a"}\n{"text": "a", "text": "b"}\n',
+     r"dup\.jsonl:2: the object names key 'text' twice"),
+]
 
 
-def test_non_utf8_names_file_and_line(tmp_path):
-    p = tmp_path / "latin.csv"
-    p.write_bytes(b"text\nfine\ncaf\xe9\n")
-    with pytest.raises(DataError, match=r"latin\.csv:3: not valid UTF-8"):
+@pytest.mark.parametrize(("name", "content", "error"), MALFORMED)
+def test_malformed_files_name_file_and_line(tmp_path, name, content, error):
+    p = tmp_path / name
+    p.write_bytes(content)
+    with pytest.raises(DataError, match=error):
         read_records(p)
 
 
@@ -91,16 +100,6 @@ def test_given_ids_and_extra_fields(tmp_path):
     recs = read_records(p, id_col="id", fields=["target"], label_col="label")
     assert recs == [Record("7", "hi", "favor", {"target": "cats"}, 1),
                     Record("8", "yo", "against", {"target": "dogs"}, 3)]
-
-
-def test_jsonl_errors_name_the_line(tmp_path):
-    p = tmp_path / "bad.jsonl"
-    p.write_text('{"text": "ok"}\n{"text": \n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"bad\.jsonl:2: not valid JSON"):
-        read_records(p)
-    p.write_text('{"text": "ok"}\n["a list"]\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"bad\.jsonl:2: expected a JSON object"):
-        read_records(p)
 
 
 def test_read_jsonl_skips_a_torn_last_line_only(tmp_path):
@@ -187,27 +186,6 @@ def test_cr_only_line_endings_are_lines(tmp_path):
     t = tmp_path / "mac.txt"
     t.write_bytes(b"one\rtwo\r\nthree\n")
     assert [r.text for r in read_records(t)] == ["one", "two", "three"]
-
-
-def test_unterminated_quote_names_the_line_where_it_opens(tmp_path):
-    p = tmp_path / "quote.csv"
-    p.write_text('text\nfirst\n"second\nthird\nfourth\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"quote\.csv:3: a quoted field opened in this row is never closed"):
-        read_records(p)
-    p.write_text('text,label\nok,x\n"a" b,y\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"quote\.csv:3: malformed CSV"):
-        read_records(p)
-
-
-def test_duplicate_columns_are_errors(tmp_path):
-    p = tmp_path / "dup.csv"
-    p.write_text("text,text,label\na,b,x\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"dup\.csv:1: the header names column 'text' twice"):
-        read_records(p)
-    j = tmp_path / "dup.jsonl"
-    j.write_text('{"text": "a"}\n{"text": "a", "text": "b"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"dup\.jsonl:2: the object names key 'text' twice"):
-        read_records(j)
 
 
 @pytest.mark.parametrize("value, kind", [(5, "a number"), (1.5, "a number"), (["a"], "a list"),
