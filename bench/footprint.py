@@ -62,6 +62,9 @@ def measure(root: Path, python: str = sys.executable) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Build both venvs, print their sizes and what is in the base beyond the floor."""
+    # bench/jsonout.py is found when this file runs as a script; tests load it by path and use `measure`.
+    from jsonout import write_result
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", type=Path, default=None, help="Build the venvs here and keep them.")
@@ -74,9 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = sorted(set(base["packages"]) - set(floor["packages"]))
     print(f"in the base beyond the floor: {', '.join(extra) or 'nothing'}")
     print("biggest in the base: " + ", ".join(f"{n} {mb:.0f}" for n, mb in base["biggest"]))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.json, result)
     return 0
 
 

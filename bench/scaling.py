@@ -28,6 +28,8 @@ import time
 from itertools import cycle, islice
 from pathlib import Path
 
+from jsonout import write_result
+
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "reddit_humor"
 
@@ -168,11 +170,8 @@ def main(argv: list[str] | None = None) -> int:
         result = long_run(args.bundle, args.rows or 1_000_000, work=args.work)
     else:
         result = designs(args.bundle, args.rows or 4000)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(text + "\n", encoding="utf-8")
+    print(json.dumps(result, indent=2))
+    write_result(args.json, result)
     return 0
 
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import statistics
 import time
 from pathlib import Path
+
+from jsonout import write_result
 
 from llm2edge.edge import Classifier
 from llm2edge.edge.classifier import softmax
@@ -77,8 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     result = stage_times(args.bundle, sample_texts(EXAMPLE, n=args.texts, seed=0), args.rounds, args.threads)
     print(table(result))
     print(f"median tokens per text: {result['tokens']:.0f}")
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.json, result)
     return 0
 
 

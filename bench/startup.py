@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from jsonout import write_result
+
 FLOOR = Path(__file__).with_name("floor.py")
 #: The text both sides classify.
 TEXT = "I told my wife she was drawing her eyebrows too high. She looked surprised."
@@ -101,9 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     result = measure(args.bundle, runs=args.runs, warmup=args.warmup, threads=args.threads)
     print(table(result))
     print(f"load average {result['load_avg']}, {args.runs} runs each, threads {args.threads}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_result(args.json, result)
     return 0
 
 
