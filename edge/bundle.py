@@ -32,6 +32,9 @@ from llm2edge.labelsets import thresholds_array
 
 #: The manifest format version a bundle declares (`schema`); the runtime refuses others.
 MANIFEST_SCHEMA = 1
+#: The schema of a multi-label bundle: a runtime that predates label sets reads only schema 1 and refuses it,
+#: where it would otherwise give softmax single labels from sigmoid logits (a silent wrong answer).
+MULTI_LABEL_SCHEMA = 2
 #: The bundle's manifest file: labels, max_length, file checksums, validation, versions.
 MANIFEST_NAME = "manifest.json"
 #: Files every bundle must hold (and list in its manifest).
@@ -240,7 +243,7 @@ def write_manifest(
     from llm2edge import __version__
 
     manifest: dict[str, Any] = {
-        "schema": MANIFEST_SCHEMA,
+        "schema": MULTI_LABEL_SCHEMA if multi_label else MANIFEST_SCHEMA,
         "labels": names,
         "max_length": max_length,
         "files": {name: sha256_file(folder / name) for name in _bundle_files(folder)},
@@ -291,13 +294,19 @@ def _check_thresholds(thresholds: object, labels: Sequence[str], where: str) -> 
 
 def _multi_label(manifest: Mapping[str, Any], labels: list[str], where: str) -> tuple[bool, dict[str, float]]:
     """The manifest's multi_label flag and its thresholds for every label (LABEL_THRESHOLD where not
-    given); a manifest without the flag is single-label and may not carry thresholds."""
+    given); a manifest without the flag is single-label and may not carry thresholds. The flag and the
+    schema go together (MULTI_LABEL_SCHEMA for a multi-label bundle)."""
     flag = manifest.get("multi_label", False)
     if not isinstance(flag, bool):
         raise BundleError(f"{where}: 'multi_label' must be true or false, got {flag!r}")
+    if not flag and manifest.get("thresholds") is not None:
+        raise BundleError(f"{where}: 'thresholds' given, but the bundle is not multi_label")
+    schema = manifest.get("schema")
+    if flag != (schema == MULTI_LABEL_SCHEMA):
+        kind = "multi" if schema == MULTI_LABEL_SCHEMA else "single"
+        raise BundleError(f"{where}: schema {schema} is for {kind}-label bundles, but multi_label is "
+                          f"{str(flag).lower()} (re-export the bundle)")
     if not flag:
-        if manifest.get("thresholds") is not None:
-            raise BundleError(f"{where}: 'thresholds' given, but the bundle is not multi_label")
         return False, {}
     given = _check_thresholds(manifest.get("thresholds") or {}, labels, where)
     return True, dict(zip(labels, thresholds_array(given, labels).tolist()))
@@ -329,9 +338,10 @@ def read_bundle(path: str | Path, *, verify: bool = True) -> BundleInfo:
     if not isinstance(manifest, dict):
         raise BundleError(f"{mpath}: expected a JSON object")
     schema = manifest.get("schema")
-    if schema != MANIFEST_SCHEMA:
-        raise BundleError(f"{mpath}: unknown manifest schema {schema!r} (this llm2edge reads schema "
-                          f"{MANIFEST_SCHEMA}; upgrade llm2edge or re-export the bundle)")
+    if schema not in (MANIFEST_SCHEMA, MULTI_LABEL_SCHEMA) or isinstance(schema, bool):
+        raise BundleError(f"{mpath}: unknown manifest schema {schema!r} (this llm2edge reads schemas "
+                          f"{MANIFEST_SCHEMA} and {MULTI_LABEL_SCHEMA}; upgrade llm2edge or re-export the "
+                          "bundle)")
     labels = _check_labels(manifest.get("labels"), str(mpath))
     max_length = manifest.get("max_length")
     if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 2:

@@ -99,7 +99,7 @@ def test_bad_json_manifest(make_bundle):
         read_bundle(b.path)
 
 
-@pytest.mark.parametrize("schema", [2, 0, "1", None])
+@pytest.mark.parametrize("schema", [3, 0, "1", None, True])
 def test_unknown_schema(make_bundle, schema):
     b = make_bundle()
     _rewrite(b.path, schema=schema)

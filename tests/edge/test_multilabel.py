@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from llm2edge.edge.bundle import read_bundle, write_manifest
+from llm2edge.edge.bundle import MANIFEST_SCHEMA, MULTI_LABEL_SCHEMA, read_bundle, write_manifest
 from llm2edge.edge.classifier import Classifier
 from llm2edge.errors import BundleError
 from tests.edge.conftest import ML_TEXTS, make_multilabel
@@ -33,6 +33,9 @@ def test_manifest_multi_label_and_thresholds(ml_bundle):
     info = read_bundle(ml_bundle.path)
     manifest = json.loads((ml_bundle.path / "manifest.json").read_text(encoding="utf-8"))
     assert info.multi_label and manifest["multi_label"] is True
+    # schema 2: a runtime that predates label sets (it reads schema 1 only) refuses the bundle instead of
+    # answering with softmax single labels
+    assert manifest["schema"] == MULTI_LABEL_SCHEMA == 2
     assert list(info.thresholds) == list(ml_bundle.labels) == list(manifest["thresholds"])
     assert info.thresholds == manifest["thresholds"]
 
@@ -42,6 +45,7 @@ def test_single_label_manifest_stays_single(tiny_bundle):
     manifest = json.loads((tiny_bundle.path / "manifest.json").read_text(encoding="utf-8"))
     assert not info.multi_label and info.thresholds == {}
     assert "multi_label" not in manifest and "thresholds" not in manifest
+    assert manifest["schema"] == MANIFEST_SCHEMA == 1
 
 
 @pytest.mark.parametrize(("edit", "message"), [
@@ -50,6 +54,9 @@ def test_single_label_manifest_stays_single(tiny_bundle):
     ({"thresholds": ["negative"]}, "'thresholds' must map label names"),
     ({"multi_label": "yes"}, "'multi_label' must be true or false"),
     ({"multi_label": False}, "'thresholds' given, but the bundle is not multi_label"),
+    ({"schema": 1}, "schema 1 is for single-label bundles, but multi_label is true"),
+    ({"multi_label": False, "thresholds": None},
+     "schema 2 is for multi-label bundles, but multi_label is false"),
 ])
 def test_bad_multi_label_manifests_are_bundle_errors(ml_bundle, tmp_path, edit, message):
     folder = tmp_path / "b"
