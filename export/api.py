@@ -14,8 +14,8 @@ from llm2edge.edge.classifier import sigmoid
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import ExportError
 from llm2edge.export.agreement import describe, guard_texts, judge, too_few, training_texts
-from llm2edge.export.bundle import MODEL_NAME, package_versions, write_config, write_tokenizer
 from llm2edge.export.config import ExportConfig, ExportResult
+from llm2edge.export.layout import MODEL_NAME, package_versions, write_config, write_tokenizer
 from llm2edge.export.model_dir import check_model_dir, resolve_max_length, resolve_validation
 from llm2edge.export.multilabel import (
     describe_pairs,

@@ -22,8 +22,8 @@ import numpy as np
 from llm2edge.console import say, warn
 from llm2edge.edge.threads import resolve_threads
 from llm2edge.errors import ExportError
-from llm2edge.export.bundle import MODEL_NAME, package_versions
 from llm2edge.export.config import ExportConfig, ExportResult
+from llm2edge.export.layout import MODEL_NAME, package_versions
 from llm2edge.export.model_dir import ModelDir, resolve_max_length, resolve_validation
 from llm2edge.export.place import check_destination, move_into_place, stage_dir
 from llm2edge.export.static_model import STATIC_STUDENT, StaticWeights, load_static_weights
