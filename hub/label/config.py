@@ -24,6 +24,7 @@ from llm2edge.defaults import (
     TEXT_COL,
 )
 from llm2edge.errors import ConfigError
+from llm2edge.hub.label.task_choice import TaskChoice
 from llm2edge.params import check_fields, param, threads_param
 
 #: The labeling backends: in-process Hugging Face scoring, or an OpenAI-compatible server.
@@ -33,12 +34,11 @@ OUT_FORMATS = ("jsonl", "csv")
 
 
 @dataclass(kw_only=True)
-class LabelConfig:
-    """Everything a labeling run needs (setfit-style, checked when built)."""
+class LabelConfig(TaskChoice):
+    """Everything a labeling run needs (setfit-style, checked when built). The labels: a task, or
+    `labels` (`--labels a,b,c [--multi-label]`: a task with a generic instruction)."""
 
     data: Path | str = param(help="Items to label: CSV, JSONL, Parquet or TXT.")
-    task: str | Path = param(help="Shipped task name (stance, misinfo, ideology, humor) or a .toml/.yaml "
-                                  "file.")
     out: Path | str = param(help="Labels file (.jsonl, append-only, resumable).")
     backend: str = param(LABEL_BACKEND, choices=BACKENDS,
                          help="hf (in-process) or openai (any OpenAI-compatible server).")
@@ -85,6 +85,7 @@ class LabelConfig:
     def __post_init__(self) -> None:
         """ConfigError on options that cannot work, before any file or model is opened."""
         check_fields(self)
+        self.check_task_choice()
         if self.temperature is not None and self.samples == 1:
             raise ConfigError("--temperature applies to sampled answers: give --samples K (K > 1) too")
         if self.samples > 1 and (self.cot or self.calibrate):

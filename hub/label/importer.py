@@ -29,6 +29,7 @@ from llm2edge.hashing import digest
 from llm2edge.hub.label.import_sets import import_set, prob_cells, set_probs
 from llm2edge.hub.label.multilabel import decide_set
 from llm2edge.hub.label.store import ROW_KEYS, margins, write_atomic
+from llm2edge.hub.label.task_choice import LABELS_TASK, TaskChoice, parse_labels
 from llm2edge.labelsets import check_single, set_confidence
 from llm2edge.outputs import OutputLock, distinct_files
 from llm2edge.params import check_fields, param
@@ -48,31 +49,13 @@ GIVEN = "given"
 MATCHES = ("exact", "case", "map")
 
 
-def parse_labels(spec: str) -> tuple[str, ...]:
-    """'a,b,c' as a label tuple; ConfigError for fewer than two labels or a repeated one."""
-    labels = tuple(x.strip() for x in spec.split(",") if x.strip())
-    if len(labels) < 2:
-        raise ConfigError(f"--labels: give at least two labels separated by commas, got {spec!r}")
-    twice = sorted({x for x in labels if labels.count(x) > 1})
-    if twice:
-        raise ConfigError(f"--labels: '{twice[0]}' is given twice")
-    return labels
-
-
 @dataclass(kw_only=True)
-class ImportConfig:
+class ImportConfig(TaskChoice):
     """Everything `import-labels` needs (checked when built). Exactly one of `task` and `labels`."""
 
     data: Path | str = param(help="File with the LLM's labels: CSV, JSONL or Parquet.")
     #: Replaced atomically.
     out: Path | str = param(help="labels.jsonl to write (what curate, sample-experts and train read).")
-    #: Its label set, name and per-item fields.
-    task: str | Path | None = param(None, help="Shipped task name or task file (its labels and fields); or "
-                                               "give --labels.")
-    labels: str | None = param(None, help="The label set, comma-separated: a,b,c.")
-    #: A task file says it with `multi_label = true`.
-    multi_label: bool = param(False, help="With --labels: each row's label is a set of the labels (a cell "
-                                          "a;b, a JSONL list; probability columns per label, any sum).")
     label_sep: str = param(LABEL_SEP, help="Separator of the names in a multi-label cell.")
     #: May be absent when probability columns are given.
     label_col: str = param(LABEL_COL, help="Column with the LLM's label.")
@@ -94,12 +77,7 @@ class ImportConfig:
     def __post_init__(self) -> None:
         """ConfigError on arguments that cannot work, before the data file is opened."""
         check_fields(self)
-        if (self.task is None) == (self.labels is None):
-            raise ConfigError("give exactly one of --task (a task with its labels) and --labels a,b,c")
-        if self.labels is not None:
-            parse_labels(self.labels)
-        if self.multi_label and self.task is not None:
-            raise ConfigError("--multi-label goes with --labels: a task file declares multi_label = true")
+        self.check_task_choice()
         if not self.label_sep.strip() or self.label_sep.strip() == ",":
             raise ConfigError(f"--label-sep must be a separator other than ',' and blanks, got "
                               f"{self.label_sep!r}")
@@ -172,11 +150,9 @@ class _Matcher:
 def _label_set(config: ImportConfig) -> tuple[str, tuple[str, ...], tuple[str, ...], bool, bool]:
     """(task name, labels, per-item fields, multi-label, allow none) from the task or from --labels."""
     if config.task is not None:
-        from llm2edge.hub.label.task import load_task
-
-        task = load_task(config.task)
+        task = config.load_task()
         return task.name, task.label_names, task.fields, task.multi_label, task.allow_none
-    return "labels", parse_labels(str(config.labels)), (), config.multi_label, False
+    return LABELS_TASK, parse_labels(str(config.labels)), (), config.multi_label, False
 
 
 def _prob_columns(header: Sequence[str], prefix: str, labels: Sequence[str], path: str) -> dict[str, str]:

@@ -32,7 +32,7 @@ from llm2edge.hub.label.store import (
     write_atomic,
     write_csv,
 )
-from llm2edge.hub.label.task import Task, load_task
+from llm2edge.hub.label.task import Task
 from llm2edge.hub.models import llm_name
 from llm2edge.outputs import OutputLock
 from llm2edge.records import Record, chunked, read_records
@@ -224,7 +224,7 @@ def label_file(config: LabelConfig) -> LabelSummary:
 def _label(config: LabelConfig, dist: _Dist) -> LabelSummary:
     """The run of label_file (under its lock)."""
     t0 = time.perf_counter()
-    task = load_task(config.task)
+    task = config.load_task()
     examples = examples_from_file(config.examples, task) if config.examples else None
     builder = PromptBuilder.create(task, shots=config.shots, examples=examples, cot=config.cot)
     prompt_hash = builder.prompt_hash

@@ -204,3 +204,32 @@ def test_single_label_rows_for_a_multi_label_task_are_refused(cli, tmp_path: Pat
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"{out}: row 1: label ['joy'] is a list of labels, but the task is single-label" in err
+
+
+def test_labels_option_is_the_same_task_as_its_file(cli, goemotions: list, tmp_path: Path, capsys) -> None:
+    """`label --labels a,b,c --multi-label` labels as the task file with the same labels and the generic
+    instruction does (same prompts, rows and numbers); a bare --labels run is single-label."""
+    from llm2edge.hub.label.task_choice import LABELS_INSTRUCTION_MULTI, LABELS_TASK
+
+    data = tmp_path / "items.jsonl"
+    data.write_text("".join(json.dumps({"text": r.text}) + "\n" for r in goemotions[:2]), encoding="utf-8")
+    task_file = tmp_path / "three.toml"
+    task_file.write_text(f'name = "{LABELS_TASK}"\nmulti_label = true\n'
+                         f'instruction = "{LABELS_INSTRUCTION_MULTI}"\n'
+                         'labels = ["anger", "joy", "neutral"]\n', encoding="utf-8")
+    by_option, by_file = tmp_path / "o.jsonl", tmp_path / "f.jsonl"
+    common = ("--data", data, "--threads", "1", "--no-progress")
+    assert cli("label", *common, "--labels", "anger,joy,neutral", "--multi-label", "--out", by_option) == 0
+    assert cli("label", *common, "--task", task_file, "--out", by_file) == 0
+    rows = read_jsonl(by_option)
+    assert [r["probs"] for r in rows] == [r["probs"] for r in read_jsonl(by_file)]
+    assert [r["prompt_hash"] for r in rows] == [r["prompt_hash"] for r in read_jsonl(by_file)]
+    assert all(isinstance(r["label"], list) and list(r["probs"]) == ["anger", "joy", "neutral"] for r in rows)
+    assert all(r["task"] == LABELS_TASK for r in rows)
+    capsys.readouterr()
+    for args, message in ((("--task", "emotions", "--multi-label"), "--multi-label goes with --labels"),
+                          ((), "give exactly one of --task"),
+                          (("--labels", "joy"), "give at least two labels")):
+        assert cli("label", *common, *args, "--out", tmp_path / "x.jsonl") == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
