@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import pytest
 
@@ -86,7 +87,7 @@ def test_gold_sets_are_parsed_in_task_order_and_bad_ones_named(tmp_path, shared_
 
 
 @pytest.mark.slow
-def test_goemotions_grid_end_to_end(tmp_path, shared_data, cli, monkeypatch):
+def test_goemotions_grid_end_to_end(tmp_path, shared_data, cli, monkeypatch, capsys):
     """SmolLM2 labels emotion sets, the student learns them multi-label, both are scored as sets."""
     pytest.importorskip("torch").set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -128,3 +129,17 @@ def test_goemotions_grid_end_to_end(tmp_path, shared_data, cli, monkeypatch):
     assert "## Multi-label data sets" in md and "| goemotions_ekman | smol | minilm-frozen | naive |" in md
     assert "LLM micro f1 | LLM macro f1 | LLM subset accuracy | LLM hamming loss" in md
     print(md)
+    # evaluate = "torch": the trained model's own sets at its tuned thresholds; train's --eval report (torch_)
+    # scores the same model at the same thresholds, so the two agree (the LLM labels come from the cache)
+    torch_out = tmp_path / "torch"
+    shutil.copytree(out / "labels", torch_out / "labels")
+    path = _config(tmp_path, shared_data, 'interventions = ["naive"]\n')
+    path.write_text(path.read_text().replace('evaluate = "edge"', 'evaluate = "torch"'))
+    capsys.readouterr()
+    assert cli("experiment", "--config", path, "--out", torch_out) == 0
+    assert ": 0 items newly labeled" in capsys.readouterr().err
+    again = json.loads((torch_out / run.relative_to(out) / "result.json").read_text())["row"]
+    assert again["evaluated_with"] == "torch"
+    for metric in METRICS:
+        assert again[f"edge_{metric}"] == pytest.approx(again[f"torch_{metric}"])
+        assert again[f"llm_{metric}"] == result[f"llm_{metric}"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from llm2edge.errors import ConfigError
-from llm2edge.hub.curate.rows import Row, write_rows
+from llm2edge.hub.curate.rows import Row
 from llm2edge.labelsets import (
     decide,
     join_label_set,
@@ -31,7 +31,7 @@ from llm2edge.labelsets import (
     sets_of,
     thresholds_array,
 )
-from llm2edge.pipeline.experiment.sources import Split, is_multi_label, student_text, write_test
+from llm2edge.pipeline.experiment.sources import Split, is_multi_label
 from llm2edge.pipeline.experiment.specs import DatasetSpec, ExperimentConfig, StudentSpec
 
 #: The multi-label metrics of a results row, each as llm_<m>, torch_<m> and edge_<m>.
@@ -122,21 +122,13 @@ def multilabel_run(split: Split, intervention: str, labels: list[str], dataset: 
                    student: StudentSpec, config: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
     """One multi-label student run (the `naive` intervention): train on the LLM's label sets, score the
     teacher and the student against the gold sets; the results row."""
-    from llm2edge.hub.train import TrainConfig, train
-    from llm2edge.pipeline.experiment.students import student_threads
+    from llm2edge.pipeline.experiment.students import train_student
 
     t1 = time.perf_counter()
     rows: list[Row] = list(split.train.rows)
-    train_path = run_dir / "train.jsonl"
-    write_rows(train_path, [{"id": r["id"], "text": student_text(r, dataset), "label": list(r["label"]),
-                             "probs": r.get("probs"), "source": r.get("source", "llm")} for r in rows])
-    test_csv = run_dir / "test.csv"
-    texts = write_test(test_csv, split, dataset)
+    result, test_csv, texts = train_student(rows, labels, dataset, student, config, run_dir, split,
+                                            multi_label=True)
     model_dir = run_dir / "model"
-    result = train(TrainConfig(
-        data=train_path, out=model_dir, eval_data=test_csv, seed=config.seed, multi_label=True,
-        threads=student_threads(student, config), labels=list(labels), progress=True,
-        **student.train_kwargs()))
     extra: dict[str, Any] = {"evaluated_with": "torch"}
     if config.evaluate == "edge":
         predicted, extra = _edge_sets(model_dir, run_dir / "bundle", test_csv, texts, config)
