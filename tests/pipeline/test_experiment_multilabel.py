@@ -53,6 +53,9 @@ label_col = "labels"
     ('interventions = ["naive", "cleanlab"]\n', "intervention 'cleanlab' is not supported"),
     ('interventions = ["experts_confidence+soft"]\n', "intervention 'experts_confidence+soft'"),
     ("folds = 3\n", "folds = 3 is not supported"),
+    ('interventions = ["experts_crossval"]\n', "intervention 'experts_crossval' is not supported"),
+    ('interventions = ["experts_confidence"]\n[curate]\nby = "margin"\n',
+     "a label set has no log-prob margin"),
 ])
 def test_unsupported_interventions_are_refused_when_loading(tmp_path, shared_data, extra, needle):
     where = r"data set 'goemotions_ekman' \(multi-label task 'emotions'\)"
@@ -92,11 +95,13 @@ def test_goemotions_grid_end_to_end(tmp_path, shared_data, cli, monkeypatch, cap
     pytest.importorskip("torch").set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "out"
-    assert cli("experiment", "--config", _config(tmp_path, shared_data, 'interventions = ["naive"]\n'),
-               "--out", out) == 0
+    grid = 'interventions = ["naive", "experts_confidence"]\n'
+    assert cli("experiment", "--config", _config(tmp_path, shared_data, grid), "--out", out) == 0
     with (out / "results.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert len(rows) == 1
+    assert [r["intervention"] for r in rows] == ["naive", "experts_confidence"]
+    assert [r["n_experts"] for r in rows] == ["0", "4"]  # 10% of the 40 train rows get their gold sets
+    assert rows[0]["llm_micro_f1"] == rows[1]["llm_micro_f1"]  # the same teacher on the same test rows
     row = rows[0]
     assert row["multi_label"] == "True" and row["n_test"] == "30" and row["evaluated_with"].startswith("edge")
     assert row["llm_acc"] == "" and row["edge_acc"] == ""  # no single-label accuracy for label sets
@@ -127,6 +132,18 @@ def test_goemotions_grid_end_to_end(tmp_path, shared_data, cli, monkeypatch, cap
     assert len(train_rows) == 40 and all(isinstance(r["label"], list) for r in train_rows)
     md = (out / "results.md").read_text()
     assert "## Multi-label data sets" in md and "| goemotions_ekman | smol | minilm-frozen | naive |" in md
+    assert "| goemotions_ekman | smol | minilm-frozen | experts_confidence |" in md
+    # the expert rows carry their gold sets, the others the LLM's
+    experts_jsonl = run.parent / "experts_confidence" / "train.jsonl"
+    experts = [json.loads(x) for x in experts_jsonl.read_text().splitlines()]
+    gold_train = {}
+    with (out / "data" / "goemotions_ekman" / "train.csv").open(encoding="utf-8", newline="") as handle:
+        for r in csv.DictReader(handle):
+            gold_train[r["id"]] = list(parse_label_set(r["label"], LABELS, where="data"))
+    by_id = {r["id"]: r for r in train_rows}
+    assert sum(r["source"] == "expert" for r in experts) == 4
+    for r in experts:
+        assert r["label"] == (gold_train[r["id"]] if r["source"] == "expert" else by_id[r["id"]]["label"])
     assert "LLM micro f1 | LLM macro f1 | LLM subset accuracy | LLM hamming loss" in md
     print(md)
     # evaluate = "torch": the trained model's own sets at its tuned thresholds; train's --eval report (torch_)
@@ -143,3 +160,12 @@ def test_goemotions_grid_end_to_end(tmp_path, shared_data, cli, monkeypatch, cap
     for metric in METRICS:
         assert again[f"edge_{metric}"] == pytest.approx(again[f"torch_{metric}"])
         assert again[f"llm_{metric}"] == result[f"llm_{metric}"]
+
+
+def test_shipped_multilabel_example_parses(repo, shared_data, monkeypatch):
+    monkeypatch.setenv("LLM2EDGE_SHARED_DATA", str(shared_data))
+    config = load_config(repo / "experiments" / "goemotions_quick.toml")
+    (dataset,) = config.datasets
+    assert dataset.task == "emotions" and dataset.label_col == "labels"
+    assert config.interventions == ("naive", "experts_confidence")
+    assert config.students[0].freeze_encoder and config.students[0].max_length == 32

@@ -7,9 +7,10 @@ teacher and student are scored with `labelsets.multilabel_report` (micro-F1, mac
 Hamming loss) from the predictions each run writes (`predictions.csv`: id, gold, teacher, student sets).
 
 What runs on a multi-label data set (`check_multi_label`, when the config is loaded, before any labeling):
-the `naive` intervention, a "transformer" student, the train/test split with a live labeler. Anything else
-(curation interventions, "head"/"static" students, `folds`, recorded answers) is a ConfigError naming the
-data set, never a silent single-label run.
+the `naive`, `experts_confidence` and `experts_random` interventions (`training_rows`: the multi-label
+selection and merge of `sample-experts`/`merge-experts`), "transformer" students, the train/test split with
+a live labeler. Anything else (cleanlab, soft, experts_crossval, pool, "head"/"static" students, `folds`,
+recorded answers) is a ConfigError naming the data set, never a silent single-label run.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ from llm2edge.pipeline.experiment.specs import DatasetSpec, ExperimentConfig, St
 
 #: The multi-label metrics of a results row, each as llm_<m>, torch_<m> and edge_<m>.
 METRICS = ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")
-#: The interventions a multi-label data set runs.
-SUPPORTED_INTERVENTIONS = ("naive",)
+#: The interventions a multi-label data set runs: the LLM's sets as they are, or a share of the train rows
+#: replaced by their gold sets (simulated experts), picked by `hub.curate.select.select_multi`: the least
+#: certain label decision first (`[curate] by = "confidence"`; "margin" has no multi-label meaning) or random.
+SUPPORTED_INTERVENTIONS = ("naive", "experts_confidence", "experts_random")
 #: The students a multi-label data set trains.
 SUPPORTED_STUDENTS = ("transformer",)
 #: results.csv's extra columns when a multi-label data set is in the grid.
@@ -54,6 +57,9 @@ def check_multi_label(config: ExperimentConfig) -> None:
             if name not in SUPPORTED_INTERVENTIONS:
                 raise ConfigError(f"{where}: intervention '{name}' is not supported on a multi-label data "
                                   f"set (supported: {', '.join(SUPPORTED_INTERVENTIONS)})")
+            if name == "experts_confidence" and config.curate.by != "confidence":
+                raise ConfigError(f"{where}: experts_confidence with [curate] by = '{config.curate.by}': a "
+                                  "label set has no log-prob margin; use by = \"confidence\"")
         for student in config.students:
             if student.student not in SUPPORTED_STUDENTS:
                 raise ConfigError(f"{where}: student '{student.name}' is a '{student.student}' student; a "
@@ -70,6 +76,25 @@ def check_multi_label(config: ExperimentConfig) -> None:
 def _sets(cells: Sequence[str], labels: Sequence[str]) -> list[tuple[str, ...]]:
     """The sets of canonical `a;b` cells (the sampled splits were parsed and checked when written)."""
     return [parse_label_set(c, labels, where="prepared split", allow_empty=True) for c in cells]
+
+
+def training_rows(intervention: str, split: Split, labels: Sequence[str], config: ExperimentConfig
+                  ) -> tuple[list[Row], int]:
+    """The training rows of a multi-label intervention and how many carry simulated expert (gold) sets."""
+    from llm2edge.hub.curate.merge_multi import apply_expert_sets
+    from llm2edge.hub.curate.select import multi_scores, select_multi
+
+    rows: list[Row] = [dict(r) for r in split.train.rows]
+    if intervention == "naive":
+        return rows, 0
+    strategy = "random" if intervention == "experts_random" else "confidence"
+    cur = config.curate
+    scores = multi_scores(rows, labels, cur.by) if strategy == "confidence" else None
+    picked = select_multi(rows, labels, scores, fraction=cur.expert_fraction, strategy=strategy,
+                          stratify=cur.stratify, seed=config.seed)
+    expert = {rows[i]["id"]: split.gold_train[rows[i]["id"]] for i in picked}
+    rows, _ = apply_expert_sets(rows, labels, expert)
+    return rows, len(expert)
 
 
 def _scores(prefix: str, gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], labels: Sequence[str]
@@ -120,12 +145,12 @@ def write_predictions(path: Path, split: Split, teacher: Sequence[Sequence[str]]
 
 def multilabel_run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpec, labeler: str,
                    student: StudentSpec, config: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
-    """One multi-label student run (the `naive` intervention): train on the LLM's label sets, score the
+    """One multi-label student run: train on the intervention's label sets (`training_rows`), score the
     teacher and the student against the gold sets; the results row."""
     from llm2edge.pipeline.experiment.students import train_student
 
     t1 = time.perf_counter()
-    rows: list[Row] = list(split.train.rows)
+    rows, n_experts = training_rows(intervention, split, labels, config)
     result, test_csv, texts = train_student(rows, labels, dataset, student, config, run_dir, split,
                                             multi_label=True)
     model_dir = run_dir / "model"
@@ -140,7 +165,7 @@ def multilabel_run(split: Split, intervention: str, labels: list[str], dataset: 
     m = result.metrics or {}
     return {"dataset": dataset.name, "labeler": labeler, "intervention": intervention,
             "student": student.name, "split": split.name, "multi_label": True, "n_train": len(rows),
-            "n_experts": 0, "n_dropped": 0, "n_test": len(split.test),
+            "n_experts": n_experts, "n_dropped": 0, "n_test": len(split.test),
             **_scores("llm", gold, teacher, labels),
             **{f"torch_{k}": m.get(k) for k in METRICS}, **_scores("edge", gold, predicted, labels), **extra,
             "collapsed": bool(m.get("collapsed")), "train_seconds": round(result.seconds, 2),
