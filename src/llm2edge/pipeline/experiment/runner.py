@@ -17,7 +17,7 @@ The LLM is scored on the same items as the student: the test split, or with `fol
 The LLM's accuracy on the rows the student learns from is `llm_train_acc`. Expert labels are simulated from
 gold, as RED-CT does; each expert run also records the LLM's error rate inside the expert sample, overall
 and in a random sample of the same size (`hub.curate.gold.sample_error_rates`). A data set whose task is
-multi-label runs `multilabel` (label sets; micro/macro-F1, subset accuracy, Hamming loss; `naive` only).
+multi-label runs `multilabel` (label sets; micro/macro-F1, subset accuracy, Hamming loss; naive/experts).
 """
 
 from __future__ import annotations
@@ -259,7 +259,7 @@ def _run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpe
             return cached["row"]
     _fresh_run_dir(run_dir, key)
     _log(f"{dataset.name} / {labeler} / {student.name} / {intervention} / {split.name}: training")
-    if split.train.multi_label:  # label sets: `multilabel`'s naive run (check_multi_label refused the rest)
+    if split.train.multi_label:  # label sets: `multilabel`'s run (check_multi_label refused the rest)
         row = ml.multilabel_run(split, intervention, labels, dataset, labeler, student, config, run_dir)
         return _finish(row, key, result_path, run_dir, config)
     t1 = time.perf_counter()
