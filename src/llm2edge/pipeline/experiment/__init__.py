@@ -13,6 +13,8 @@ pip command.
 - `runner`: `run_experiment` (labels once, then the interventions' training rows and one student run per
   intervention and fold, everything cached; folds pooled).
 - `report`: results.csv, the markdown table and the plot.
+- `multilabel`: data sets whose task is multi-label (gold label sets, the student trained multi-label,
+  micro/macro-F1, subset accuracy, Hamming loss; which interventions they run).
 """
 
 from __future__ import annotations

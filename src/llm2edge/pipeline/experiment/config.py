@@ -13,6 +13,7 @@ from llm2edge.checks import one_of
 from llm2edge.errors import ConfigError
 from llm2edge.hub.train.config import PoolConfig
 from llm2edge.params import THREADS_DEFAULT_HELP, Checked, param, threads_param
+from llm2edge.pipeline.experiment.multilabel import check_multi_label
 from llm2edge.pipeline.experiment.specs import (
     NAME_PATTERN,
     CurateSpec,
@@ -194,6 +195,7 @@ def load_config(path: str | Path, *, quick: bool = False, only: dict[str, list[s
             if not split.exists():
                 raise ConfigError(f"{where}: data set '{d.name}': {split} does not exist (set data_root or "
                                   "$LLM2EDGE_SHARED_DATA)")
+    check_multi_label(config)  # before any labeling: what a multi-label data set cannot run
     return config
 
 

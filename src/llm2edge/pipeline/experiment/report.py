@@ -10,6 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from llm2edge.pipeline.experiment.multilabel import COLUMNS as ML_COLUMNS
+from llm2edge.pipeline.experiment.specs import StudentSpec
+
 #: Columns of results.csv, in order.
 COLUMNS = (
     "dataset", "labeler", "intervention", "student", "n_train", "n_experts", "n_dropped", "n_test",
@@ -36,11 +39,12 @@ def write_csv(path: str | Path, rows: Sequence[dict[str, Any]]) -> Path:
     out = Path(path)
     tmp = out.with_name(out.name + ".tmp")
     with tmp.open("w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(COLUMNS), extrasaction="ignore")
+        columns = [*COLUMNS, *(ML_COLUMNS if any(r.get("multi_label") for r in rows) else ())]
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         for row in rows:
             full = {**row, **error_rates(row)}
-            writer.writerow({k: _fmt(full.get(k)) for k in COLUMNS})
+            writer.writerow({k: _fmt(full.get(k)) for k in columns})
     tmp.replace(out)
     return out
 
@@ -267,3 +271,15 @@ def _ratio_lines(groups: dict[tuple[str, str, str], dict[str, dict[str, Any]]]) 
             lines.append(f"- `{name}`: median ratio {float(np.median(values)):.2f}x over {len(values)} "
                          f"pairs, above 1 in {sum(v > 1 for v in values)}")
     return lines
+
+
+def student_words(student: StudentSpec) -> str:
+    """What a student is, in words, for the results notes."""
+    if student.student == "head":
+        return "a linear head on frozen, cached sentence embeddings (not fine-tuned, not exported)"
+    if student.student == "static":
+        return "a static token table + linear head"
+    if student.freeze_encoder:
+        return "the encoder frozen, its classification head trained"
+    return (f"the encoder fine-tuned ({student.epochs} epochs, at least {student.min_steps} steps, lr "
+            f"{student.lr:g}, class weights {student.class_weight}, best epoch by {student.best_by})")

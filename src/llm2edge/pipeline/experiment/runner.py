@@ -16,7 +16,8 @@ The LLM is scored on the same items as the student: the test split, or with `fol
 (each scored once, by a student trained on the other folds; the folds' confusion matrices are pooled).
 The LLM's accuracy on the rows the student learns from is `llm_train_acc`. Expert labels are simulated from
 gold, as RED-CT does; each expert run also records the LLM's error rate inside the expert sample, overall
-and in a random sample of the same size (`hub.curate.gold.sample_error_rates`).
+and in a random sample of the same size (`hub.curate.gold.sample_error_rates`). A data set whose task is
+multi-label runs `multilabel` (label sets; micro/macro-F1, subset accuracy, Hamming loss; naive/experts).
 """
 
 from __future__ import annotations
@@ -38,9 +39,10 @@ from llm2edge.hub.curate.experts import apply_expert_labels, select_experts
 from llm2edge.hub.curate.rows import LabeledRows, Row, write_json
 from llm2edge.hub.curate.soft import build_soft_labels
 from llm2edge.metrics import report_from_confusion
+from llm2edge.pipeline.experiment import multilabel as ml
 from llm2edge.pipeline.experiment.config import load_config
-from llm2edge.pipeline.experiment.report import results_markdown, results_plot, write_csv
-from llm2edge.pipeline.experiment.sources import NO_LABEL, Split, check_recorded, load_source
+from llm2edge.pipeline.experiment.report import results_markdown, results_plot, student_words, write_csv
+from llm2edge.pipeline.experiment.sources import NO_LABEL, Split, check_recorded, load_source, task_labels
 from llm2edge.pipeline.experiment.specs import (
     EXPERT_STEPS,
     LATER_DATASET_FIELDS,
@@ -182,24 +184,16 @@ def run_experiment(config_path: str | Path, out: str | Path, *, quick: bool = Fa
     return run_config(config, Path(out))
 
 
-def _task_labels(dataset: DatasetSpec) -> list[str]:
-    """The data set's label set: its `labels`, else its task's."""
-    if dataset.labels:
-        return list(dataset.labels)
-    from llm2edge.hub.label.task import load_task
-
-    return list(load_task(dataset.task).label_names)
-
-
 def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
     """Run (or resume) an ExperimentConfig into `out`."""
     check_recorded(config)
+    ml.check_multi_label(config)
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     counts = {"runs": 0, "cached": 0}
     memo: dict[str, Any] = {}  # out-of-fold probabilities shared by the interventions of a split
     for dataset in config.datasets:
-        labels = _task_labels(dataset)
+        labels = task_labels(dataset)
         for labeler in config.labelers:
             source = load_source(dataset, labeler, labels, config, out)
             for student in config.students:
@@ -212,12 +206,11 @@ def run_config(config: ExperimentConfig, out: Path) -> ExperimentResult:
                         run_dir = base / split.name if config.folds else base
                         runs.append(_run(split, intervention, labels, dataset, labeler.name, student, config,
                                          run_dir, out, counts, memo, source))
-                    row = {**runs[0], **collapse_counts(runs, labels)} if not config.folds else \
-                        pool_folds(runs, labels)
+                    row = dict(runs[0]) if runs[0].get("multi_label") else pool_folds(runs, labels) \
+                        if config.folds else {**runs[0], **collapse_counts(runs, labels)}
                     row["label_seconds"] = round(source.label_seconds, 1)
                     rows.append(row)
-                    _log(f"{dataset.name} / {labeler.name} / {intervention}: edge acc {row['edge_acc']:.3f} "
-                         f"(LLM labels {row['llm_acc']:.3f})")
+                    _log(f"{dataset.name} / {labeler.name} / {intervention}: {ml.headline(row)}")
                     _write_outputs(out, rows, config)
     _write_outputs(out, rows, config, plot=True)
     return ExperimentResult(out, counts["runs"], counts["cached"], rows)
@@ -266,6 +259,9 @@ def _run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpe
             return cached["row"]
     _fresh_run_dir(run_dir, key)
     _log(f"{dataset.name} / {labeler} / {student.name} / {intervention} / {split.name}: training")
+    if split.train.multi_label:  # label sets: `multilabel`'s run (check_multi_label refused the rest)
+        row = ml.multilabel_run(split, intervention, labels, dataset, labeler, student, config, run_dir)
+        return _finish(row, key, result_path, run_dir, config)
     t1 = time.perf_counter()
     train_rows, stats = training_rows(steps, split.train, split.gold_train, config, dataset, student, out,
                                       memo=memo)
@@ -289,6 +285,12 @@ def _run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpe
            "llm_acc": teacher.accuracy, "llm_wf1": teacher.weighted_f1, "llm_confusion": teacher.confusion,
            "llm_train_acc": train_teacher / max(1, len(split.train.rows)),
            "seconds": round(time.perf_counter() - t1, 1), **metrics}
+    return _finish(row, key, result_path, run_dir, config)
+
+
+def _finish(row: dict[str, Any], key: str, result_path: Path, run_dir: Path, config: ExperimentConfig
+            ) -> dict[str, Any]:
+    """Record a run's row in its result.json; remove its model and bundle unless `keep_models`."""
     write_json(result_path, {"key": key, "row": row})
     if not config.keep_models:
         for sub in ("model", "bundle"):
@@ -363,7 +365,7 @@ def _write_outputs(out: Path, rows: Sequence[dict[str, Any]], config: Experiment
         "trained on the other folds' LLM labels; the LLM is scored on the same rows (folds pooled)."
         if config.folds else
         "LLM labels and edge models are scored on the same test items (test_limit per data set).",
-        "students: " + "; ".join(f"`{s.name}` = {_student_words(s)}" for s in config.students) + ".",
+        "students: " + "; ".join(f"`{s.name}` = {student_words(s)}" for s in config.students) + ".",
     ]
     if steps & set(EXPERT_STEPS):
         notes.append(f"experts: {cur.expert_fraction:.0%} of the train items, simulated from gold; "
@@ -383,19 +385,9 @@ def _write_outputs(out: Path, rows: Sequence[dict[str, Any]], config: Experiment
                   "embeddings, logistic regression)", "mix": "the mean of the LLM's and out-of-fold "
                   "probabilities"}[cur.soft_from]
         notes.append(f"soft: {source} as the target (expert rows one-hot, smoothing {cur.soft_smoothing}).")
-    (out / "results.md").write_text(results_markdown(rows, config.interventions, title=config.name,
-                                                     notes=notes), encoding="utf-8")
-    if plot and rows:
-        results_plot(out / "results.png", rows, config.interventions, title=config.name)
+    single = [r for r in rows if not r.get("multi_label")]
+    text = results_markdown(single, config.interventions, title=config.name, notes=notes)
+    (out / "results.md").write_text("\n".join([text, *ml.markdown_lines(rows)]), encoding="utf-8")
+    if plot and single:
+        results_plot(out / "results.png", single, config.interventions, title=config.name)
 
-
-def _student_words(student: StudentSpec) -> str:
-    """What a student is, in words, for the results notes."""
-    if student.student == "head":
-        return "a linear head on frozen, cached sentence embeddings (not fine-tuned, not exported)"
-    if student.student == "static":
-        return "a static token table + linear head"
-    if student.freeze_encoder:
-        return "the encoder frozen, its classification head trained"
-    return (f"the encoder fine-tuned ({student.epochs} epochs, at least {student.min_steps} steps, lr "
-            f"{student.lr:g}, class weights {student.class_weight}, best epoch by {student.best_by})")

@@ -23,6 +23,7 @@ from typing import Any
 from llm2edge.console import say
 from llm2edge.errors import ConfigError, DataError, TaskError
 from llm2edge.hub.curate.rows import LabeledRows, Row, load_labels
+from llm2edge.labelsets import join_label_set
 from llm2edge.metrics import Report, classification_report
 from llm2edge.pipeline.experiment.specs import DatasetSpec, ExperimentConfig, LabelerSpec
 from llm2edge.records import default_id_col, iter_records, iter_rows, stable_id
@@ -84,7 +85,8 @@ def prepare_split(dataset: DatasetSpec, split: str, out: Path, *, seed: int) -> 
     path = out / "data" / dataset.name / f"{split}.csv"
     rows = [records[i] for i in order]
     header = ["id", "text", *dataset.fields, "label"]
-    content = [[r.id, r.text, *(r.fields[f] for f in dataset.fields), r.label] for r in rows]
+    gold = _gold_cells(rows, src, dataset)
+    content = [[r.id, r.text, *(r.fields[f] for f in dataset.fields), g] for r, g in zip(rows, gold)]
     if path.is_file():
         with path.open(encoding="utf-8", newline="") as handle:
             existing = list(csv.reader(handle))
@@ -98,6 +100,36 @@ def prepare_split(dataset: DatasetSpec, split: str, out: Path, *, seed: int) -> 
         writer.writerows(content)
     tmp.replace(path)
     return path
+
+
+def task_labels(dataset: DatasetSpec) -> list[str]:
+    """The data set's label set: its `labels`, else its task's."""
+    if dataset.labels:
+        return list(dataset.labels)
+    from llm2edge.hub.label.task import load_task
+
+    return list(load_task(dataset.task).label_names)
+
+
+def is_multi_label(dataset: DatasetSpec) -> bool:
+    """Whether the data set's gold labels are sets: its task is multi-label (a data set that lists its
+    `labels` has no task file and is single-label)."""
+    if dataset.labels:
+        return False
+    from llm2edge.hub.label.task import load_task
+
+    return load_task(dataset.task).multi_label
+
+
+def _gold_cells(records: Sequence[Any], src: Path, dataset: DatasetSpec) -> list[str]:
+    """The sampled rows' gold labels as written: as read, or for a multi-label task each set parsed (a
+    DataError naming the file, row and value) and written in the task's order (`a;b`)."""
+    if is_multi_label(dataset):
+        from llm2edge.hub.label.task import load_task
+
+        task = load_task(dataset.task)
+        return [join_label_set(task.label_set(r.label, f"{src}:{r.line}")) for r in records]
+    return [r.label for r in records]
 
 
 def _prepared(path: Path, dataset: DatasetSpec) -> tuple[list[Row], dict[str, str]]:

@@ -135,9 +135,11 @@ class LabelerSpec:
 
 
 #: TrainConfig fields the experiment sets itself (the run's files and folders, its seed, the intervention's
-#: soft targets, the label order, the [pool] table, progress): not a student's to set.
+#: soft targets, the label order, the [pool] table, progress, multi_label from the data set's task): not a
+#: student's to set.
 RUN_FIELDS = frozenset({"data", "out", "eval_data", "text_col", "label_col", "id_col", "seed", "soft_labels",
-                        "labels", "progress", "resume", "unlabeled", "unlabeled_text_col", "pool"})
+                        "labels", "progress", "resume", "unlabeled", "unlabeled_text_col", "pool",
+                        "multi_label"})
 
 #: The grid's own training settings where they are not `llm2edge train`'s (epochs 2 and lr 5e-5: the grid's
 #: measured settings, fewer epochs to keep it short) or were fixed before train's could move (val_fraction,

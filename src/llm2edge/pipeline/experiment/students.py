@@ -120,6 +120,26 @@ def _head_run(rows: Sequence[Row], soft: bool, labels: Sequence[str], dataset: D
             "train_seconds": round(time.perf_counter() - t0, 2)}
 
 
+def train_student(rows: Sequence[Row], labels: Sequence[str], dataset: DatasetSpec, student: StudentSpec,
+                  config: ExperimentConfig, run_dir: Path, split: Split, *, soft: bool = False,
+                  multi_label: bool = False) -> tuple[Any, Path, list[str]]:
+    """Write the run's train.jsonl and test.csv and train the student into run_dir/model with `llm2edge
+    train` (multi_label: label sets); (the TrainResult, the test.csv, the test texts as the student reads
+    them)."""
+    from llm2edge.hub.train import TrainConfig, train
+
+    train_path = run_dir / "train.jsonl"
+    write_rows(train_path, [{"id": r["id"], "text": student_text(r, dataset), "label": r["label"],
+                             "probs": r.get("probs"), "source": r.get("source", "llm")} for r in rows])
+    test_csv = run_dir / "test.csv"
+    texts = write_test(test_csv, split, dataset)
+    result = train(TrainConfig(
+        data=train_path, out=run_dir / "model", eval_data=test_csv, seed=config.seed, soft_labels=soft,
+        multi_label=multi_label, threads=student_threads(student, config), labels=list(labels),
+        progress=True, **student.train_kwargs()))
+    return result, test_csv, texts
+
+
 def train_and_evaluate(rows: Sequence[Row], soft: bool, labels: Sequence[str], dataset: DatasetSpec,
                        student: StudentSpec, config: ExperimentConfig, run_dir: Path, split: Split,
                        out: Path, *, extra: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
@@ -128,19 +148,10 @@ def train_and_evaluate(rows: Sequence[Row], soft: bool, labels: Sequence[str], d
     `rows`."""
     if student.student == "head":
         return _head_run(rows, soft, labels, dataset, student, config, run_dir, split, out, extra)
-    from llm2edge.hub.train import TrainConfig, train
     from llm2edge.hub.train.guard import slice_collapse
 
-    train_path = run_dir / "train.jsonl"
-    write_rows(train_path, [{"id": r["id"], "text": student_text(r, dataset), "label": r["label"],
-                             "probs": r.get("probs"), "source": r.get("source", "llm")} for r in rows])
-    test_csv = run_dir / "test.csv"
-    texts = write_test(test_csv, split, dataset)
+    result, test_csv, texts = train_student(rows, labels, dataset, student, config, run_dir, split, soft=soft)
     model_dir = run_dir / "model"
-    result = train(TrainConfig(
-        data=train_path, out=model_dir, eval_data=test_csv, seed=config.seed, soft_labels=soft,
-        threads=student_threads(student, config), labels=list(labels), progress=True,
-        **student.train_kwargs()))
     m = result.metrics or {}
     metrics = {"torch_acc": m["accuracy"], "torch_wf1": m["weighted_f1"], "torch_confusion": m["confusion"],
                "collapsed": bool(m.get("collapsed")), "train_seconds": round(result.seconds, 2)}
