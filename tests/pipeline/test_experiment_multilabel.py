@@ -1,5 +1,6 @@
-"""Multi-label data sets in the experiment grid: gold label sets, the refused interventions, and a real
-end-to-end run (SmolLM2 labels GoEmotions emotion sets, a frozen MiniLM student trained multi-label)."""
+"""Multi-label data sets in the experiment grid: gold label sets, the refused steps, experts, cleanlab and
+soft targets on label sets, and a real end-to-end run (SmolLM2 labels GoEmotions emotion sets, a frozen
+MiniLM student trained multi-label)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from llm2edge.pipeline.experiment.multilabel import METRICS
 from llm2edge.pipeline.experiment.sources import prepare_split
 
 LABELS = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
+#: Every multi-label curation step in one intervention (experts by out-of-fold support, cleanlab, soft).
+CURATED = "experts_crossval+cleanlab+soft"
 
 
 def _config(tmp_path, data, extra: str = "", dataset: str = "") -> str:
@@ -50,11 +53,12 @@ label_col = "labels"
 
 
 @pytest.mark.parametrize("extra, needle", [
-    ('interventions = ["naive", "cleanlab"]\n', "intervention 'cleanlab' is not supported"),
-    ('interventions = ["experts_confidence+soft"]\n', "intervention 'experts_confidence+soft'"),
+    ('interventions = ["naive", "naive+pool"]\n', "intervention 'naive+pool': step 'pool' is not supported"),
+    ('interventions = ["cleanlab+soft+pool"]\n', "step 'pool' is not supported"),
     ("folds = 3\n", "folds = 3 is not supported"),
-    ('interventions = ["experts_crossval"]\n', "intervention 'experts_crossval' is not supported"),
     ('interventions = ["experts_confidence"]\n[curate]\nby = "margin"\n',
+     "a label set has no log-prob margin"),
+    ('interventions = ["experts_confidence+cleanlab"]\n[curate]\nby = "margin"\n',
      "a label set has no log-prob margin"),
 ])
 def test_unsupported_interventions_are_refused_when_loading(tmp_path, shared_data, extra, needle):
@@ -62,6 +66,75 @@ def test_unsupported_interventions_are_refused_when_loading(tmp_path, shared_dat
     with pytest.raises(ConfigError, match=where) as exc:
         load_config(_config(tmp_path, shared_data, extra))
     assert needle in str(exc.value)
+
+
+def _noisy_split(n: int = 90, flipped: int = 12):
+    """A multi-label split whose label sets follow 3 features (label j iff feature j > 0); the LLM's sets
+    are gold except `flipped` rows whose first label is flipped; every LLM probability says 0.9/0.1."""
+    import numpy as np
+
+    from llm2edge.hub.curate.rows import LabeledRows
+    from llm2edge.pipeline.experiment.sources import Split
+
+    rng = np.random.default_rng(7)
+    features = rng.normal(size=(n, 3)) * 2.0
+    names = LABELS[:3]
+    rows, gold = [], {}
+    for i, x in enumerate(features):
+        given = [x[j] > 0 for j in range(3)]
+        gold[f"r{i}"] = ";".join(names[j] for j in range(3) if given[j])
+        if i < flipped:
+            given[0] = not given[0]
+        rows.append({"id": f"r{i}", "text": f"t{i}", "label": [names[j] for j in range(3) if given[j]],
+                     "probs": {names[j]: 0.9 if given[j] else 0.1 for j in range(3)}})
+    train = LabeledRows("labels.jsonl", rows, names, multi_label=True)
+    return Split("test", train, gold, [], [], []), features, {f"r{i}" for i in range(flipped)}
+
+
+def test_crossval_experts_cleanlab_and_soft_targets_on_label_sets(tmp_path, shared_data):
+    """The multi-label grid's curation steps on rows whose wrong sets only out-of-fold models can see."""
+    from dataclasses import replace
+
+    from llm2edge.pipeline.experiment.multilabel import needs_features, training_rows
+    from llm2edge.pipeline.experiment.specs import CurateSpec
+
+    split, features, wrong = _noisy_split()
+    names = LABELS[:3]
+    base = load_config(_config(tmp_path, shared_data, 'interventions = ["experts_crossval+cleanlab+soft"]\n'))
+    config = replace(base, curate=CurateSpec(expert_fraction=0.15, stratify=False, probs="crossval",
+                                             soft_from="crossval", soft_smoothing=0.1))
+    memo: dict = {}
+    # experts by out-of-fold support: the LLM's 0.9/0.1 probabilities say nothing, the features do
+    rows, stats = training_rows(("experts_crossval",), split, names, config, features, memo)
+    experts = {r["id"] for r in rows if r["source"] == "expert"}
+    assert stats["n_experts"] == len(experts) == 14 and len(wrong & experts) >= 8  # chance: 1.9
+    assert stats["err_rows"] == 90 and stats["err_errors"] == 12
+    assert stats["err_errors_sampled"] == len(wrong & experts)
+    for r in rows:
+        expected = split.gold_train[r["id"]] if r["id"] in experts else None
+        if expected is not None:
+            assert ";".join(r["label"]) == expected
+    # the same rows' out-of-fold probabilities are computed once per split
+    assert len(memo) == 1
+    # random experts draw as many rows whatever the features; their error counts come from the same rows
+    rows_r, stats_r = training_rows(("experts_random",), split, names, config, None, memo)
+    assert stats_r["n_experts"] == 14 and stats_r["err_errors"] == 12
+    # cleanlab on out-of-fold probabilities drops mostly the wrong sets
+    kept, stats_c = training_rows(("cleanlab",), split, names, config, features, memo)
+    dropped = {r["id"] for r in split.train.rows} - {r["id"] for r in kept}
+    assert stats_c["n_dropped"] == len(dropped) > 0 and len(dropped & wrong) >= 0.6 * len(dropped)
+    # experts first, then cleanlab: an expert row is never dropped; then per-label soft targets
+    both, stats_b = training_rows(("experts_crossval", "cleanlab", "soft"), split, names, config, features,
+                                  memo)
+    ids = {r["id"] for r in both}
+    assert experts <= ids and len(both) == 90 - stats_b["n_dropped"] and stats_b["n_experts"] == 14
+    for r in both:
+        assert set(r["probs"]) == set(names) and all(0.0 <= v <= 1.0 for v in r["probs"].values())
+        if r["source"] == "expert":
+            assert r["probs"] == pytest.approx({n: 0.95 if n in r["label"] else 0.05 for n in names})
+        else:
+            assert r["soft_from"] == "crossval"
+    assert needs_features(("experts_crossval",), config) and not needs_features(("experts_random",), config)
 
 
 def test_a_head_student_is_refused_and_multi_label_is_not_a_student_setting(tmp_path, shared_data):
@@ -95,17 +168,29 @@ def test_goemotions_grid_end_to_end(tmp_path, shared_data, cli, monkeypatch, cap
     pytest.importorskip("torch").set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "out"
-    grid = 'interventions = ["naive", "experts_confidence"]\n'
+    grid = (f'interventions = ["naive", "experts_confidence", "{CURATED}"]\n'
+            '[curate]\nprobs = "crossval"\nsoft_from = "mix"\n')
     assert cli("experiment", "--config", _config(tmp_path, shared_data, grid), "--out", out) == 0
     with (out / "results.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["intervention"] for r in rows] == ["naive", "experts_confidence"]
-    assert [r["n_experts"] for r in rows] == ["0", "4"]  # 10% of the 40 train rows get their gold sets
-    assert rows[0]["llm_micro_f1"] == rows[1]["llm_micro_f1"]  # the same teacher on the same test rows
+    assert [r["intervention"] for r in rows] == ["naive", "experts_confidence", CURATED]
+    assert [r["n_experts"] for r in rows] == ["0", "4", "4"]  # 10% of the 40 train rows get their gold sets
+    assert rows[0]["llm_micro_f1"] == rows[1]["llm_micro_f1"] == rows[2]["llm_micro_f1"]  # the same teacher
+    curated = rows[2]
+    assert int(curated["n_train"]) == 40 - int(curated["n_dropped"])
+    run = out / "runs" / "goemotions_ekman" / "smol" / "minilm-frozen" / "naive"
+    counts = json.loads((run.parent / CURATED / "result.json").read_text())["row"]
+    assert counts["err_rows"] == 40 and counts["err_sampled"] == 4 and 0 <= counts["err_errors_sampled"] <= 4
+    # the LLM's wrong sets inside the expert sample and overall, as results.csv rates
+    assert float(curated["expert_err"]) == pytest.approx(counts["err_errors_sampled"] / 4, abs=1e-4)
+    assert float(curated["overall_err"]) == pytest.approx(counts["err_errors"] / 40, abs=1e-4)
+    soft_rows = [json.loads(x) for x in (run.parent / CURATED / "train.jsonl").read_text().splitlines()]
+    assert len(soft_rows) == int(curated["n_train"]) and sum(r["source"] == "expert" for r in soft_rows) == 4
+    for r in soft_rows:  # per-label soft targets: the mean of the LLM's and the out-of-fold probabilities
+        assert set(r["probs"]) == set(LABELS) and all(0.0 <= v <= 1.0 for v in r["probs"].values())
     row = rows[0]
     assert row["multi_label"] == "True" and row["n_test"] == "30" and row["evaluated_with"].startswith("edge")
     assert row["llm_acc"] == "" and row["edge_acc"] == ""  # no single-label accuracy for label sets
-    run = out / "runs" / "goemotions_ekman" / "smol" / "minilm-frozen" / "naive"
     result = json.loads((run / "result.json").read_text())["row"]
     with (run / "predictions.csv").open(encoding="utf-8", newline="") as handle:
         preds = list(csv.DictReader(handle))
@@ -133,6 +218,7 @@ def test_goemotions_grid_end_to_end(tmp_path, shared_data, cli, monkeypatch, cap
     md = (out / "results.md").read_text()
     assert "## Multi-label data sets" in md and "| goemotions_ekman | smol | minilm-frozen | naive |" in md
     assert "| goemotions_ekman | smol | minilm-frozen | experts_confidence |" in md
+    assert f"| goemotions_ekman | smol | minilm-frozen | {CURATED} |" in md
     # the expert rows carry their gold sets, the others the LLM's
     experts_jsonl = run.parent / "experts_confidence" / "train.jsonl"
     experts = [json.loads(x) for x in experts_jsonl.read_text().splitlines()]

@@ -7,10 +7,12 @@ teacher and student are scored with `labelsets.multilabel_report` (micro-F1, mac
 Hamming loss) from the predictions each run writes (`predictions.csv`: id, gold, teacher, student sets).
 
 What runs on a multi-label data set (`check_multi_label`, when the config is loaded, before any labeling):
-the `naive`, `experts_confidence` and `experts_random` interventions (`training_rows`: the multi-label
-selection and merge of `sample-experts`/`merge-experts`), "transformer" students, the train/test split with
-a live labeler. Anything else (cleanlab, soft, experts_crossval, pool, "head"/"static" students, `folds`,
-recorded answers) is a ConfigError naming the data set, never a silent single-label run.
+the interventions made of `naive`, the expert steps (`experts_confidence`: the least certain label decision
+first, `experts_random`, `experts_crossval`: the least out-of-fold-supported decision first), `cleanlab`
+(cleanlab's multi-label issues, `hub.curate.multilabel`) and `soft` (per-label soft targets,
+`hub.curate.soft.build_multi_soft`), in that order as in the single-label grid; "transformer" students; the
+train/test split with a live labeler. Anything else (`pool`, "head"/"static" students, `folds`, recorded
+answers) is a ConfigError naming the data set, never a silent single-label run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from llm2edge.errors import ConfigError
+import numpy as np
+
+from llm2edge.console import say
+from llm2edge.errors import ConfigError, DataError
+from llm2edge.hashing import digest
 from llm2edge.hub.curate.rows import Row
 from llm2edge.labelsets import (
     decide,
@@ -32,15 +38,22 @@ from llm2edge.labelsets import (
     sets_of,
     thresholds_array,
 )
-from llm2edge.pipeline.experiment.sources import Split, is_multi_label
-from llm2edge.pipeline.experiment.specs import DatasetSpec, ExperimentConfig, StudentSpec
+from llm2edge.pipeline.experiment.sources import Split, error_counts, is_multi_label
+from llm2edge.pipeline.experiment.specs import (
+    EXPERT_STEPS,
+    DatasetSpec,
+    ExperimentConfig,
+    StudentSpec,
+    parse_intervention,
+)
 
 #: The multi-label metrics of a results row, each as llm_<m>, torch_<m> and edge_<m>.
 METRICS = ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")
-#: The interventions a multi-label data set runs: the LLM's sets as they are, or a share of the train rows
+#: The intervention steps a multi-label data set runs: the LLM's sets as they are; a share of the train rows
 #: replaced by their gold sets (simulated experts), picked by `hub.curate.select.select_multi`: the least
-#: certain label decision first (`[curate] by = "confidence"`; "margin" has no multi-label meaning) or random.
-SUPPORTED_INTERVENTIONS = ("naive", "experts_confidence", "experts_random")
+#: certain label decision first (`[curate] by = "confidence"`; "margin" has no multi-label meaning), the
+#: least out-of-fold support first (`experts_crossval`) or random; cleanlab's multi-label drops; soft targets.
+SUPPORTED_STEPS = ("naive", "experts_confidence", "experts_random", "experts_crossval", "cleanlab", "soft")
 #: The students a multi-label data set trains.
 SUPPORTED_STUDENTS = ("transformer",)
 #: results.csv's extra columns when a multi-label data set is in the grid.
@@ -54,10 +67,11 @@ def check_multi_label(config: ExperimentConfig) -> None:
             continue
         where = f"{config.source}: data set '{dataset.name}' (multi-label task '{dataset.task}')"
         for name in config.interventions:
-            if name not in SUPPORTED_INTERVENTIONS:
-                raise ConfigError(f"{where}: intervention '{name}' is not supported on a multi-label data "
-                                  f"set (supported: {', '.join(SUPPORTED_INTERVENTIONS)})")
-            if name == "experts_confidence" and config.curate.by != "confidence":
+            for step in parse_intervention(name):
+                if step not in SUPPORTED_STEPS:
+                    raise ConfigError(f"{where}: intervention '{name}': step '{step}' is not supported on a "
+                                      f"multi-label data set (supported: {', '.join(SUPPORTED_STEPS)})")
+            if "experts_confidence" in parse_intervention(name) and config.curate.by != "confidence":
                 raise ConfigError(f"{where}: experts_confidence with [curate] by = '{config.curate.by}': a "
                                   "label set has no log-prob margin; use by = \"confidence\"")
         for student in config.students:
@@ -78,23 +92,80 @@ def _sets(cells: Sequence[str], labels: Sequence[str]) -> list[tuple[str, ...]]:
     return [parse_label_set(c, labels, where="prepared split", allow_empty=True) for c in cells]
 
 
-def training_rows(intervention: str, split: Split, labels: Sequence[str], config: ExperimentConfig
-                  ) -> tuple[list[Row], int]:
-    """The training rows of a multi-label intervention and how many carry simulated expert (gold) sets."""
-    from llm2edge.hub.curate.merge_multi import apply_expert_sets
-    from llm2edge.hub.curate.select import multi_scores, select_multi
+def _oof(rows: Sequence[Row], labels: Sequence[str], features: np.ndarray, config: ExperimentConfig,
+         memo: dict[str, Any]) -> np.ndarray:
+    """(n, k) out-of-fold per-label probabilities of the rows' own sets on their embeddings
+    (`multilabel.crossval_label_probs`); `memo` keeps them for the same rows and sets (the interventions
+    of one split share them)."""
+    from llm2edge.hub.curate.multilabel import crossval_label_probs, label_matrix
 
-    rows: list[Row] = [dict(r) for r in split.train.rows]
-    if intervention == "naive":
-        return rows, 0
-    strategy = "random" if intervention == "experts_random" else "confidence"
     cur = config.curate
-    scores = multi_scores(rows, labels, cur.by) if strategy == "confidence" else None
-    picked = select_multi(rows, labels, scores, fraction=cur.expert_fraction, strategy=strategy,
-                          stratify=cur.stratify, seed=config.seed)
-    expert = {rows[i]["id"]: split.gold_train[rows[i]["id"]] for i in picked}
-    rows, _ = apply_expert_sets(rows, labels, expert)
-    return rows, len(expert)
+    key = digest(["multi", [[r["id"], list(r["label"])] for r in rows], list(labels), cur.folds, config.seed,
+                  cur.oof_class_weight])
+    if key not in memo:
+        memo[key] = crossval_label_probs(features, label_matrix(rows, labels), folds=cur.folds,
+                                         seed=config.seed, class_weight=cur.oof_class_weight)
+    return memo[key]
+
+
+def training_rows(steps: Sequence[str], split: Split, labels: Sequence[str], config: ExperimentConfig,
+                  features: np.ndarray | None, memo: dict[str, Any] | None = None
+                  ) -> tuple[list[Row], dict[str, Any]]:
+    """The training rows of a multi-label intervention, as the single-label grid builds them: experts merged
+    (their rows take the gold set), then cleanlab's multi-label drops (never an expert row), then per-label
+    soft targets; with the counts (`n_experts`, `n_dropped`, the expert sample's error counts).
+    `features`: the train rows' embeddings (needed by experts_crossval, cleanlab with `probs = "crossval"`
+    and soft targets not from the LLM); `memo` shares out-of-fold probabilities between interventions."""
+    from llm2edge.hub.curate.merge_multi import apply_expert_sets
+    from llm2edge.hub.curate.multilabel import find_multi_issues, label_confidence, label_matrix
+    from llm2edge.hub.curate.select import multi_scores, select_multi
+    from llm2edge.hub.curate.soft import build_multi_soft
+
+    memo = {} if memo is None else memo
+    rows: list[Row] = [dict(r) for r in split.train.rows]
+    stats: dict[str, Any] = {"n_experts": 0, "n_dropped": 0}
+    cur = config.curate
+    expert_ids: set[str] = set()
+    for step in (s for s in EXPERT_STEPS if s in steps):
+        strategy = "random" if step == "experts_random" else "confidence"
+        scores = None
+        if step == "experts_crossval":  # as `sample-experts --by crossval`: the least supported decision
+            oof = _oof(rows, labels, features, config, memo)
+            scores = [float(v) for v in label_confidence(label_matrix(rows, labels), oof).min(axis=1)]
+        elif strategy == "confidence":
+            scores = multi_scores(rows, labels, cur.by)
+        picked = select_multi(rows, labels, scores, fraction=cur.expert_fraction, strategy=strategy,
+                              stratify=cur.stratify, seed=config.seed)
+        stats.update(error_counts([join_label_set(r["label"]) for r in rows],  # sets as canonical `a;b`
+                                  [split.gold_train.get(r["id"]) for r in rows], picked, config.seed))
+        expert = {rows[i]["id"]: split.gold_train[rows[i]["id"]] for i in picked}
+        rows, _ = apply_expert_sets(rows, labels, expert)
+        expert_ids = set(expert)
+        stats["n_experts"] = len(expert)
+    if "cleanlab" in steps:
+        oof = _oof(rows, labels, features, config, memo) if cur.probs == "crossval" else None
+        try:
+            issues = find_multi_issues(rows, labels, probs=cur.probs, oof=oof, filter_by=cur.filter_by)
+        except DataError as exc:  # e.g. no row carries a label: nothing to compare
+            say(f"experiment: {split.name}: cleanlab skipped ({exc})")
+            flagged: set[str] = set()
+        else:
+            flagged = {rows[i]["id"] for i in np.flatnonzero(issues.flagged)} - expert_ids  # experts kept
+        keep = [i for i, r in enumerate(rows) if r["id"] not in flagged]
+        rows = [rows[i] for i in keep]
+        features = None if features is None else features[keep]
+        stats["n_dropped"] = len(flagged)
+    if "soft" in steps:
+        oof = _oof(rows, labels, features, config, memo) if cur.soft_from != "llm" else None
+        rows = build_multi_soft(rows, labels, cur.soft_smoothing, source=cur.soft_from, oof=oof)
+    return rows, stats
+
+
+def needs_features(steps: Sequence[str], config: ExperimentConfig) -> bool:
+    """Whether an intervention's steps need the train rows' embeddings (out-of-fold probabilities)."""
+    cur = config.curate
+    return ("experts_crossval" in steps or ("cleanlab" in steps and cur.probs == "crossval")
+            or ("soft" in steps and cur.soft_from != "llm"))
 
 
 def _scores(prefix: str, gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]], labels: Sequence[str]
@@ -144,15 +215,19 @@ def write_predictions(path: Path, split: Split, teacher: Sequence[Sequence[str]]
 
 
 def multilabel_run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpec, labeler: str,
-                   student: StudentSpec, config: ExperimentConfig, run_dir: Path) -> dict[str, Any]:
+                   student: StudentSpec, config: ExperimentConfig, run_dir: Path, out: Path,
+                   memo: dict[str, Any] | None = None) -> dict[str, Any]:
     """One multi-label student run: train on the intervention's label sets (`training_rows`), score the
     teacher and the student against the gold sets; the results row."""
-    from llm2edge.pipeline.experiment.students import train_student
+    from llm2edge.pipeline.experiment.students import embeddings, train_student
 
     t1 = time.perf_counter()
-    rows, n_experts = training_rows(intervention, split, labels, config)
+    steps = parse_intervention(intervention)
+    features = embeddings(dataset, split.train.rows, student, out, config) \
+        if needs_features(steps, config) else None
+    rows, stats = training_rows(steps, split, labels, config, features, memo)
     result, test_csv, texts = train_student(rows, labels, dataset, student, config, run_dir, split,
-                                            multi_label=True)
+                                            soft="soft" in steps, multi_label=True)
     model_dir = run_dir / "model"
     extra: dict[str, Any] = {"evaluated_with": "torch"}
     if config.evaluate == "edge":
@@ -165,7 +240,7 @@ def multilabel_run(split: Split, intervention: str, labels: list[str], dataset: 
     m = result.metrics or {}
     return {"dataset": dataset.name, "labeler": labeler, "intervention": intervention,
             "student": student.name, "split": split.name, "multi_label": True, "n_train": len(rows),
-            "n_experts": n_experts, "n_dropped": 0, "n_test": len(split.test),
+            **stats, "n_test": len(split.test),
             **_scores("llm", gold, teacher, labels),
             **{f"torch_{k}": m.get(k) for k in METRICS}, **_scores("edge", gold, predicted, labels), **extra,
             "collapsed": bool(m.get("collapsed")), "train_seconds": round(result.seconds, 2),
@@ -181,17 +256,27 @@ def headline(row: dict[str, Any]) -> str:
 
 def markdown_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     """The multi-label table of results.md: teacher and student micro/macro-F1, subset accuracy, Hamming
-    loss (%; Hamming loss: lower is better)."""
+    loss (%; Hamming loss: lower is better), the training rows / expert sets / cleanlab drops, and for
+    expert runs the share of wrong LLM sets inside the expert sample against overall (%)."""
     multi = [r for r in rows if r.get("multi_label")]
     if not multi:
         return []
     head = " | ".join(f"{who} {m.replace('_', ' ')}" for who in ("LLM", "student") for m in METRICS)
     lines = ["## Multi-label data sets (%; Hamming loss: lower is better)", "",
              "Scored with `multilabel_report` on the same test items (an item the LLM failed on counts as "
-             "the empty set).", "", f"| dataset | labeler | student | intervention | {head} |",
-             "|---|---|---|---|" + "---:|" * (2 * len(METRICS))]
+             "the empty set). Rows: training rows / expert sets / dropped by cleanlab. Wrong sets: the LLM's "
+             "sets that are not the gold set, inside the expert sample / over all training rows. On label "
+             "sets, experts_confidence sends the rows with the least certain label decision first, "
+             "experts_crossval the rows with the least out-of-fold support for one of their decisions; "
+             "cleanlab is its multi-label filter; soft targets are per label.", "",
+             f"| dataset | labeler | student | intervention | {head} | rows | wrong sets |",
+             "|---|---|---|---|" + "---:|" * (2 * len(METRICS)) + "---|---|"]
     for r in multi:
         cells = [f"{100 * float(r[f'{who}_{m}']):.1f}" for who in ("llm", "edge") for m in METRICS]
+        counts = f"{r.get('n_train')} / {r.get('n_experts', 0)} / {r.get('n_dropped', 0)}"
+        wrong = (f"{100 * r['err_errors_sampled'] / r['err_sampled']:.0f} / "
+                 f"{100 * r['err_errors'] / r['err_rows']:.0f}" if r.get("err_sampled") and r.get("err_rows")
+                 else "–")
         lines.append(f"| {r['dataset']} | {r['labeler']} | {r['student']} | {r['intervention']} | "
-                     + " | ".join(cells) + " |")
+                     + " | ".join(cells) + f" | {counts} | {wrong} |")
     return [*lines, ""]

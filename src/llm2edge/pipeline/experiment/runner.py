@@ -17,7 +17,8 @@ The LLM is scored on the same items as the student: the test split, or with `fol
 The LLM's accuracy on the rows the student learns from is `llm_train_acc`. Expert labels are simulated from
 gold, as RED-CT does; each expert run also records the LLM's error rate inside the expert sample, overall
 and in a random sample of the same size (`hub.curate.gold.sample_error_rates`). A data set whose task is
-multi-label runs `multilabel` (label sets; micro/macro-F1, subset accuracy, Hamming loss; naive/experts).
+multi-label runs `multilabel` (label sets; micro/macro-F1, subset accuracy, Hamming loss; experts, cleanlab
+and soft targets per label).
 """
 
 from __future__ import annotations
@@ -42,7 +43,14 @@ from llm2edge.metrics import report_from_confusion
 from llm2edge.pipeline.experiment import multilabel as ml
 from llm2edge.pipeline.experiment.config import load_config
 from llm2edge.pipeline.experiment.report import results_markdown, results_plot, student_words, write_csv
-from llm2edge.pipeline.experiment.sources import NO_LABEL, Split, check_recorded, load_source, task_labels
+from llm2edge.pipeline.experiment.sources import (
+    NO_LABEL,
+    Split,
+    check_recorded,
+    error_counts,
+    load_source,
+    task_labels,
+)
 from llm2edge.pipeline.experiment.specs import (
     EXPERT_STEPS,
     LATER_DATASET_FIELDS,
@@ -96,18 +104,6 @@ def _oof(rows: Sequence[Row], labels: Sequence[str], features: np.ndarray, confi
     return probs
 
 
-def _error_counts(rows: Sequence[Row], picked: Sequence[int], gold: dict[str, str], seed: int
-                  ) -> dict[str, int]:
-    """The LLM's errors inside the expert sample, overall and in a seeded random sample of the same size."""
-    from llm2edge.hub.curate.gold import sample_error_rates
-
-    rates = sample_error_rates([r["label"] for r in rows], [gold.get(r["id"]) for r in rows], picked,
-                               seed=seed)
-    return {"err_rows": rates.rows, "err_sampled": rates.sampled, "err_errors": rates.errors,
-            "err_errors_sampled": rates.errors_sampled,
-            "err_errors_random": round(rates.rate_random * rates.sampled)}
-
-
 def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str], config: ExperimentConfig,
                   dataset: DatasetSpec, student: StudentSpec, out: Path, *, memo: dict[str, Any] | None = None
                   ) -> tuple[list[Row], dict[str, int]]:
@@ -133,7 +129,8 @@ def training_rows(steps: Sequence[str], labels: LabeledRows, gold: dict[str, str
             scores = [float(v) for v in label_support(rows, labels.labels, probs)]
         picked = select_experts(rows, labels.labels, fraction=cur.expert_fraction, strategy=strategy,
                                 stratify=cur.stratify, by=by, seed=config.seed, scores=scores)
-        stats.update(_error_counts(rows, picked, gold, config.seed))
+        stats.update(error_counts([r["label"] for r in rows], [gold.get(r["id"]) for r in rows], picked,
+                                  config.seed))
         expert = {rows[i]["id"]: gold[rows[i]["id"]] for i in picked}
         rows, _ = apply_expert_labels(rows, labels.labels, expert)
         expert_ids = set(expert)
@@ -260,7 +257,8 @@ def _run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpe
     _fresh_run_dir(run_dir, key)
     _log(f"{dataset.name} / {labeler} / {student.name} / {intervention} / {split.name}: training")
     if split.train.multi_label:  # label sets: `multilabel`'s run (check_multi_label refused the rest)
-        row = ml.multilabel_run(split, intervention, labels, dataset, labeler, student, config, run_dir)
+        row = ml.multilabel_run(split, intervention, labels, dataset, labeler, student, config, run_dir, out,
+                                memo)
         return _finish(row, key, result_path, run_dir, config)
     t1 = time.perf_counter()
     train_rows, stats = training_rows(steps, split.train, split.gold_train, config, dataset, student, out,

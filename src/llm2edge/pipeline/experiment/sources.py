@@ -296,3 +296,15 @@ def write_test(path: Path, split: Split, dataset: DatasetSpec) -> list[str]:
         writer.writerow(["text", "label"])
         writer.writerows(zip(texts, split.gold_test))
     return texts
+
+
+def error_counts(llm: Sequence[str], gold: Sequence[str | None], picked: Sequence[int], seed: int
+                 ) -> dict[str, int]:
+    """The LLM's errors (`llm[i] != gold[i]`, label cells or `a;b` sets) inside the expert sample `picked`,
+    overall and in a seeded random sample of the same size: results.csv's err_ counts."""
+    from llm2edge.hub.curate.gold import sample_error_rates
+
+    rates = sample_error_rates(llm, gold, picked, seed=seed)
+    return {"err_rows": rates.rows, "err_sampled": rates.sampled, "err_errors": rates.errors,
+            "err_errors_sampled": rates.errors_sampled,
+            "err_errors_random": round(rates.rate_random * rates.sampled)}
