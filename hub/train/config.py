@@ -45,9 +45,6 @@ CLASS_WEIGHTS = ("auto", "none", "balanced")
 BEST_BY = ("macro_f1", "last")
 #: Accepted values of TrainConfig.on_collapse.
 ON_COLLAPSE = ("head", "keep")
-#: Why `--unlabeled` refuses a multi-label task (the pool's quotas and heads are per class).
-MULTI_LABEL_POOL = ("--unlabeled is not supported for multi-label training yet (the pool's per-class quotas "
-                    "assume one label per text); train without it")
 #: Accepted values of TrainConfig.student.
 STUDENTS = ("transformer", "static")
 
@@ -176,8 +173,6 @@ class TrainConfig:
         check_fields(self)
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ConfigError(f"labels has duplicates: {self.labels}")
-        if self.multi_label and self.unlabeled is not None:
-            raise ConfigError(MULTI_LABEL_POOL)
         if self.unlabeled is not None and not Path(self.unlabeled).exists():
             raise ConfigError(f"{self.unlabeled}: --unlabeled names no such file or folder")
         out = Path(self.out)

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from llm2edge.defaults import LABEL_SEP
-from llm2edge.errors import ConfigError, DataError
-from llm2edge.hub.train.config import MULTI_LABEL_POOL, PROBS_FIELD, TrainConfig
+from llm2edge.errors import DataError
+from llm2edge.hub.train.config import PROBS_FIELD, TrainConfig
 from llm2edge.labelsets import check_single
 from llm2edge.records import iter_rows, read_records
 
@@ -183,8 +183,6 @@ def load_training_data(config: TrainConfig) -> TrainingData:
     from llm2edge.hub.train.label_sets import has_list_labels, read_label_sets
 
     if config.multi_label or has_list_labels(config.data, config.label_col, config.text_col):
-        if config.unlabeled is not None:
-            raise ConfigError(MULTI_LABEL_POOL)
         examples, labels = read_label_sets(config.data, text_col=config.text_col, label_col=config.label_col,
                                            labels=config.labels, soft=config.soft_labels)
         eval_sets = None

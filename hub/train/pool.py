@@ -17,6 +17,10 @@ chunks one at a time and keeps only the best `quota` rows per class, so memory h
 pool. Rows whose text
 (whitespace collapsed) is a labeled row, or an eval row, are dropped and counted.
 
+Multi-label: the labeler is one logistic regression per label, quotas go per label group (the rarest label
+of a row's set, or the empty set) and a pool row's targets are its per-label probabilities, its set those
+at LABEL_THRESHOLD (`pool_labels`).
+
 Reading and caching live in `pool_cache`, labeling in `pool_labels`; this module is the train stage's entry.
 """
 
@@ -32,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from llm2edge.console import say, warn
+from llm2edge.defaults import LABEL_THRESHOLD
 from llm2edge.hub.train.config import TrainConfig
 from llm2edge.hub.train.pool_cache import hashes, open_pool, texts_of
 from llm2edge.hub.train.pool_labels import label_pool
@@ -44,12 +49,12 @@ POOL_DIR = "pool"
 
 def pool_examples(config: TrainConfig, train: Sequence[Any], validation: Sequence[Any],
                   eval_rows: Sequence[Any] | None, labels: Sequence[str], *,
-                  encoder: Callable[[list[str]], np.ndarray] | None = None
+                  encoder: Callable[[list[str]], np.ndarray] | None = None, multi_label: bool = False
                   ) -> tuple[list[Any], dict[str, Any]]:
     """Pool rows (Examples with soft targets) for a training run, and what happened (train_meta.json's
-    `pool`). `encoder` embeds texts (default: the student's frozen encoder, `config.model`)."""
-    from llm2edge.hub.train.batches import target_tensor
-    from llm2edge.hub.train.data import Example
+    `pool`). `encoder` embeds texts (default: the student's frozen encoder, `config.model`); `multi_label`:
+    the rows hold label sets (targets per label)."""
+    from llm2edge.hub.train.batches import set_targets, target_tensor
 
     assert config.unlabeled is not None
     t0 = time.perf_counter()
@@ -79,22 +84,40 @@ def pool_examples(config: TrainConfig, train: Sequence[Any], validation: Sequenc
         warn(f"{config.unlabeled}: {dropped_labeled} pool rows are labeled rows and {dropped_eval} are "
              "--eval rows: left out of the pool")
     x = encode([ex.text for ex in train])
-    targets = target_tensor(train, labels, True).numpy().astype(np.float64)
+    targets = (set_targets(train, labels, True) if multi_label else target_tensor(train, labels, True)
+               ).numpy().astype(np.float64)
     picked = label_pool(x, targets, cache, skip, config.pool, seed=config.seed,
-                        class_weight=config.class_weight)
+                        class_weight=config.class_weight, multi_label=multi_label)
     if picked.info["usable"] == 0:
         warn(f"{config.unlabeled}: the unlabeled pool has no usable rows ({read} read, {empty} empty, "
              f"{dropped_labeled + dropped_eval} labeled or eval rows): training on the labeled rows only")
     chosen = texts_of(config.unlabeled, config.unlabeled_text_col, picked.rows)
-    examples = [Example(text=t, label=labels[int(p.argmax())],
-                        probs={lab: float(v) for lab, v in zip(labels, p)},
-                        where=f"{config.unlabeled} (pool row {int(i) + 1})")
+    examples = [_example(t, p, labels, multi_label, f"{config.unlabeled} (pool row {int(i) + 1})")
                 for t, p, i in zip(chosen, picked.targets, picked.rows)]
     info.update(picked.info, used=len(examples), seconds=round(time.perf_counter() - t0, 2))
+    groups = [*labels, NO_SET] if multi_label else list(labels)
     if examples:
+        per = "per label group" if multi_label else "per class"
         say(f"llm2edge: pool: {len(examples)} of {picked.info['usable']} usable rows join {len(train)} "
-            f"labeled rows ({config.pool.method}, per class {dict(zip(labels, info['kept_per_class']))})")
+            f"labeled rows ({config.pool.method}, {per} {dict(zip(groups, info['kept_per_class']))})")
     return examples, info
+
+
+#: The name of the empty set's group in the pool's multi-label story (`pool_labels.SetGroups`).
+NO_SET = "(no label)"
+
+
+def _example(text: str, probs: np.ndarray, labels: Sequence[str], multi_label: bool, where: str) -> Any:
+    """A pool row as a training Example: soft targets; its label the most probable class, or multi-label
+    the set of labels at LABEL_THRESHOLD."""
+    from llm2edge.hub.train.data import Example
+    from llm2edge.labelsets import join_label_set
+
+    soft = {lab: float(v) for lab, v in zip(labels, probs)}
+    if not multi_label:
+        return Example(text=text, label=labels[int(probs.argmax())], probs=soft, where=where)
+    chosen = tuple(lab for lab, v in zip(labels, probs) if v >= LABEL_THRESHOLD)
+    return Example(text=text, label=join_label_set(chosen), probs=soft, where=where, labels=chosen)
 
 
 def add_pool(config: TrainConfig, data: Any, *, encoder: Callable[[list[str]], np.ndarray] | None = None
@@ -105,11 +128,13 @@ def add_pool(config: TrainConfig, data: Any, *, encoder: Callable[[list[str]], n
 
     if config.unlabeled is None:
         return data, None
-    rows, info = pool_examples(config, data.train, data.validation, data.eval, data.labels, encoder=encoder)
+    rows, info = pool_examples(config, data.train, data.validation, data.eval, data.labels, encoder=encoder,
+                               multi_label=data.multi_label)
     folder = Path(config.out) / POOL_DIR
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / "rows.jsonl").open("w", encoding="utf-8") as handle:
         for ex in rows:
-            handle.write(json.dumps({"text": ex.text, "label": ex.label, "probs": ex.probs},
+            label = list(ex.labels or ()) if data.multi_label else ex.label
+            handle.write(json.dumps({"text": ex.text, "label": label, "probs": ex.probs},
                                     ensure_ascii=False) + "\n")
     return replace(data, train=[*data.train, *rows]), info

@@ -134,7 +134,7 @@ def train_static(config: TrainConfig) -> TrainResult:
     x = frozen.mean_vectors([e.ids for e in tokenizer.encode_batch([ex.text for ex in data.train])])
     multi = data.multi_label
     if multi:
-        targets = set_targets(data.train, labels, config.soft_labels)
+        targets = set_targets(data.train, labels, config.soft_labels or pool_info is not None)
         weights = pos_weights(targets, config.class_weight)
     else:
         targets = target_tensor(data.train, labels, config.soft_labels or pool_info is not None)

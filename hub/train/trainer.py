@@ -157,7 +157,7 @@ def train(config: TrainConfig) -> TrainResult:
     feats = tokenize(tokenizer, [ex.text for ex in train_ex], config.max_length)
     lengths = [len(f["input_ids"]) for f in feats]
     if multi:
-        y = set_targets(train_ex, labels, config.soft_labels)
+        y = set_targets(train_ex, labels, config.soft_labels or pool_info is not None)
         weights = pos_weights(y, config.class_weight)
     else:
         y = target_tensor(train_ex, labels, config.soft_labels or pool_info is not None)

@@ -18,7 +18,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from llm2edge.errors import ConfigError  # noqa: E402
 from llm2edge.hub.models import default_student  # noqa: E402
 from llm2edge.hub.train import TrainConfig, train  # noqa: E402
 from llm2edge.hub.train.batches import POS_WEIGHT_CAP, pos_weights  # noqa: E402
@@ -261,9 +260,75 @@ def test_bad_multi_label_input_is_one_line_exit_2(case, ekman, tmp_path, cli, ca
     assert len(err) == 1 and expect in err[0], err
 
 
-def test_unlabeled_pool_is_refused_for_multi_label(ekman, tmp_path, cli, capsys) -> None:
-    with pytest.raises(ConfigError, match="not supported for multi-label"):
-        TrainConfig(data=ekman["csv"], out=tmp_path / "m", multi_label=True, unlabeled=ekman["test"])
-    assert cli("train", "-d", ekman["jsonl"], "-o", tmp_path / "m", "--unlabeled", ekman["test"], *FAST) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--unlabeled is not supported for multi-label training yet" in err[0]
+def test_set_groups_put_a_row_with_its_rarest_label_and_quotas_follow_the_teacher() -> None:
+    from llm2edge.hub.train.pool_labels import SetGroups, quotas, select
+
+    teacher = np.array([[1, 0, 0]] * 6 + [[1, 1, 0]] * 2 + [[0, 0, 1]] * 1 + [[0, 0, 0]] * 1, dtype=float)
+    groups = SetGroups.of(teacher)  # counts: label 0 8 rows, label 1 2, label 2 1
+    assert groups.order == (0, 1, 2)
+    probs = np.array([[0.9, 0.8, 0.1], [0.9, 0.1, 0.2], [0.2, 0.1, 0.3], [0.6, 0.4, 0.7]])
+    group, conf = groups(probs)
+    assert group.tolist() == [1, 0, 3, 2]  # {0,1} goes with the rarer 1; nothing: the empty-set group 3
+    np.testing.assert_allclose(conf, [0.8, 0.8, 0.7, 0.6])  # the least certain decision
+    assert groups.one_hot(teacher).sum(axis=0).tolist() == [6, 2, 1, 1]
+    quota = quotas(groups.one_hot(teacher), 20)
+    assert quota.tolist() == [12, 4, 2, 2]
+    rng = np.random.default_rng(0)
+    chunks = [(np.arange(i * 50, (i + 1) * 50), rng.uniform(size=(50, 3))) for i in range(4)]
+    rows, kept = select(lambda x: x, iter(chunks), quota, groups)
+    assert np.bincount(groups(kept)[0], minlength=4).tolist() == [12, 4, 2, 2] and list(rows) == sorted(rows)
+    every = np.concatenate([x for _, x in chunks])
+    g, c = groups(every)
+    for j in range(4):  # per group, the most confident rows of the whole pool
+        np.testing.assert_allclose(np.sort(groups(kept)[1][groups(kept)[0] == j]),
+                                   np.sort(c[g == j])[::-1][:quota[j]][::-1])
+
+
+@pytest.mark.parametrize("method, check", [("self", 0), ("oof", 0), ("self", 3)])
+def test_static_student_learns_label_sets_from_an_unlabeled_pool(shared_data, ekman, tmp_path, method, check,
+                                                                 capfd) -> None:
+    """`train --unlabeled` on a multi-label task: per-label pool targets, sets at the threshold, labeled
+    rows left out of the pool, the same rows and targets on a rerun."""
+    from llm2edge.hub.train import PoolConfig
+
+    rows = _rows(shared_data, "train")
+    random.Random(0).shuffle(rows)
+    pool = write_csv(tmp_path / "pool.csv", [{"text": r["text"]} for r in rows[80:380] + rows[:5]], ["text"])
+    outs = []
+    for run in ("a", "b"):
+        out = tmp_path / f"{method}-{check}-{run}"
+        train(TrainConfig(data=ekman["jsonl"], out=out, student="static", dims=32, head_epochs=20,
+                          max_length=32, threads=1, progress=False, seed=3, unlabeled=pool,
+                          pool=PoolConfig(method=method, check_folds=check, ratio=1.0)))
+        outs.append(out)
+    meta = json.loads((outs[0] / "train_meta.json").read_text(encoding="utf-8"))["pool"]
+    assert meta["read"] == 305 and meta["dropped_labeled"] == 5 and meta["usable"] == 300
+    assert len(meta["quota"]) == len(meta["kept_per_class"]) == len(EKMAN) + 1  # label groups + empty set
+    if check:
+        assert set(meta["check"]) >= {"agreement_without", "agreement_with", "kept"}
+        assert 0.5 < meta["check"]["agreement_without"] <= 1.0
+    if not meta.get("check") or meta["check"]["kept"]:
+        assert meta["used"] == sum(meta["kept_per_class"]) > 0
+        assert "per label group" in capfd.readouterr().err
+    chosen = [json.loads(x) for x in (outs[0] / "pool" / "rows.jsonl").read_text().splitlines()]
+    assert len(chosen) == meta["used"]
+    labeled = {r["text"] for r in rows[:80]}
+    for r in chosen:
+        assert r["text"] not in labeled and set(r["probs"]) == set(EKMAN)
+        assert r["label"] == [n for n in EKMAN if r["probs"][n] >= 0.5]  # the set at the threshold
+    again = (outs[1] / "pool" / "rows.jsonl").read_text()
+    assert again == (outs[0] / "pool" / "rows.jsonl").read_text()  # deterministic: same rows, same targets
+    assert _config(outs[0])["problem_type"] == "multi_label_classification"
+
+
+def test_frozen_encoder_multi_label_student_with_a_pool(shared_data, ekman, tmp_path, cli) -> None:
+    rows = _rows(shared_data, "train")
+    random.Random(0).shuffle(rows)
+    pool = write_csv(tmp_path / "pool.csv", [{"text": r["text"]} for r in rows[80:240]], ["text"])
+    out = tmp_path / "frozen"
+    assert cli("train", "-d", ekman["csv"], "--multi-label", "-o", out, "--freeze-encoder",
+               "--unlabeled", pool, "--pool-ratio", "1.0", "--eval", ekman["test"], *FAST) == 0
+    meta = json.loads((out / "train_meta.json").read_text(encoding="utf-8"))
+    assert meta["pool"]["used"] > 0 and meta["train_rows"] > 80
+    assert meta["train_rows"] == meta["pool"]["used"] + 80 - meta["validation_rows"]
+    assert set(_config(out)["label_thresholds"]) == set(EKMAN)
