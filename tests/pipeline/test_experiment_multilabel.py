@@ -15,6 +15,7 @@ from llm2edge.labelsets import multilabel_report, parse_label_set
 from llm2edge.pipeline.experiment.config import load_config
 from llm2edge.pipeline.experiment.multilabel import METRICS
 from llm2edge.pipeline.experiment.sources import prepare_split
+from tests.helpers import write_csv
 
 LABELS = ("anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise")
 #: Every multi-label curation step in one intervention (experts by out-of-fold support, cleanlab, soft).
@@ -53,8 +54,6 @@ label_col = "labels"
 
 
 @pytest.mark.parametrize("extra, needle", [
-    ('interventions = ["naive", "naive+pool"]\n', "intervention 'naive+pool': step 'pool' is not supported"),
-    ('interventions = ["cleanlab+soft+pool"]\n', "step 'pool' is not supported"),
     ("folds = 3\n", "folds = 3 is not supported"),
     ('interventions = ["experts_confidence"]\n[curate]\nby = "margin"\n',
      "a label set has no log-prob margin"),
@@ -168,13 +167,27 @@ def test_goemotions_grid_end_to_end(tmp_path, shared_data, cli, monkeypatch, cap
     pytest.importorskip("torch").set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     out = tmp_path / "out"
-    grid = (f'interventions = ["naive", "experts_confidence", "{CURATED}"]\n'
-            '[curate]\nprobs = "crossval"\nsoft_from = "mix"\n')
-    assert cli("experiment", "--config", _config(tmp_path, shared_data, grid), "--out", out) == 0
+    grid = (f'interventions = ["naive", "experts_confidence", "{CURATED}", "naive+pool"]\n'
+            '[curate]\nprobs = "crossval"\nsoft_from = "mix"\n[pool]\nratio = 2.0\n')
+    with (shared_data / "goemotions_ekman" / "train.csv").open(encoding="utf-8", newline="") as handle:
+        pool = [{"text": r["text"]} for _, r in zip(range(300), csv.DictReader(handle))]
+    pool_csv = write_csv(tmp_path / "pool.csv", pool, ["text"])  # may hold labeled rows: dropped, counted
+    dataset = f'unlabeled = "{pool_csv}"\nunlabeled_drop_labeled = true\n'
+    assert cli("experiment", "--config", _config(tmp_path, shared_data, grid, dataset), "--out", out) == 0
     with (out / "results.csv").open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    assert [r["intervention"] for r in rows] == ["naive", "experts_confidence", CURATED]
-    assert [r["n_experts"] for r in rows] == ["0", "4", "4"]  # 10% of the 40 train rows get their gold sets
+    assert [r["intervention"] for r in rows] == ["naive", "experts_confidence", CURATED, "naive+pool"]
+    assert [r["n_experts"] for r in rows] == ["0", "4", "4", "0"]  # 10% of the 40 train rows: gold sets
+    # the pool: labeled per label from the run's own 40 rows, 2 pool rows per labeled row at most
+    pooled = json.loads((out / "runs" / "goemotions_ekman" / "smol" / "minilm-frozen" / "naive+pool" /
+                         "result.json").read_text())["row"]
+    assert 0 < pooled["n_pool"] <= 80 and pooled["n_train"] == 40 + pooled["n_pool"]
+    pool_rows = [json.loads(x) for x in (out / "runs" / "goemotions_ekman" / "smol" / "minilm-frozen" /
+                                         "naive+pool" / "train.jsonl").read_text().splitlines()]
+    pool_rows = [r for r in pool_rows if r["source"] == "pool"]
+    assert len(pool_rows) == pooled["n_pool"]
+    for r in pool_rows:
+        assert r["label"] == [n for n in LABELS if r["probs"][n] >= 0.5] and set(r["probs"]) == set(LABELS)
     assert rows[0]["llm_micro_f1"] == rows[1]["llm_micro_f1"] == rows[2]["llm_micro_f1"]  # the same teacher
     curated = rows[2]
     assert int(curated["n_train"]) == 40 - int(curated["n_dropped"])

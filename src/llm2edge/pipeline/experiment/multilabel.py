@@ -10,9 +10,10 @@ What runs on a multi-label data set (`check_multi_label`, when the config is loa
 the interventions made of `naive`, the expert steps (`experts_confidence`: the least certain label decision
 first, `experts_random`, `experts_crossval`: the least out-of-fold-supported decision first), `cleanlab`
 (cleanlab's multi-label issues, `hub.curate.multilabel`) and `soft` (per-label soft targets,
-`hub.curate.soft.build_multi_soft`), in that order as in the single-label grid; "transformer" students; the
-train/test split with a live labeler. Anything else (`pool`, "head"/"static" students, `folds`, recorded
-answers) is a ConfigError naming the data set, never a silent single-label run.
+`hub.curate.soft.build_multi_soft`) and `pool` (the unlabeled pool labeled per label from the run's own
+training rows, as `train --unlabeled` does on label sets), in that order as in the single-label grid;
+"transformer" students; the train/test split with a live labeler. Anything else ("head"/"static" students,
+`folds`, recorded answers) is a ConfigError naming the data set, never a silent single-label run.
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ METRICS = ("micro_f1", "macro_f1", "subset_accuracy", "hamming_loss")
 #: The intervention steps a multi-label data set runs: the LLM's sets as they are; a share of the train rows
 #: replaced by their gold sets (simulated experts), picked by `hub.curate.select.select_multi`: the least
 #: certain label decision first (`[curate] by = "confidence"`; "margin" has no multi-label meaning), the
-#: least out-of-fold support first (`experts_crossval`) or random; cleanlab's multi-label drops; soft targets.
-SUPPORTED_STEPS = ("naive", "experts_confidence", "experts_random", "experts_crossval", "cleanlab", "soft")
+#: least out-of-fold support first (`experts_crossval`) or random; cleanlab's multi-label drops; soft targets;
+#: the data set's unlabeled pool labeled per label from the run's own rows (`pool`, `hub.train.pool_labels`).
+SUPPORTED_STEPS = ("naive", "experts_confidence", "experts_random", "experts_crossval", "cleanlab", "soft",
+                   "pool")
 #: The students a multi-label data set trains.
 SUPPORTED_STUDENTS = ("transformer",)
 #: results.csv's extra columns when a multi-label data set is in the grid.
@@ -216,18 +219,27 @@ def write_predictions(path: Path, split: Split, teacher: Sequence[Sequence[str]]
 
 def multilabel_run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpec, labeler: str,
                    student: StudentSpec, config: ExperimentConfig, run_dir: Path, out: Path,
-                   memo: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One multi-label student run: train on the intervention's label sets (`training_rows`), score the
-    teacher and the student against the gold sets; the results row."""
+                   memo: dict[str, Any] | None = None, source: Any = None) -> dict[str, Any]:
+    """One multi-label student run: train on the intervention's label sets (`training_rows`, then the pool's
+    rows with `pool`), score the teacher and the student against the gold sets; the results row."""
     from llm2edge.pipeline.experiment.students import embeddings, train_student
+    from llm2edge.pipeline.experiment.unlabeled import load_pool, pool_rows, pool_train_rows
 
     t1 = time.perf_counter()
+    memo = {} if memo is None else memo
     steps = parse_intervention(intervention)
     features = embeddings(dataset, split.train.rows, student, out, config) \
         if needs_features(steps, config) else None
     rows, stats = training_rows(steps, split, labels, config, features, memo)
+    if "pool" in steps:  # labeled per label from this run's own rows (never gold, never the LLM)
+        pool = load_pool(dataset, student, source, config, out, memo)
+        x = embeddings(dataset, rows, student, out, config)
+        picked, targets, pool_stats = pool_rows(pool, x, rows, labels, student, config.pool, config,
+                                                multi_label=True)
+        stats.update(pool_stats)
+        rows = [*rows, *pool_train_rows(pool, picked, targets, labels, multi_label=True)]
     result, test_csv, texts = train_student(rows, labels, dataset, student, config, run_dir, split,
-                                            soft="soft" in steps, multi_label=True)
+                                            soft="soft" in steps or "pool" in steps, multi_label=True)
     model_dir = run_dir / "model"
     extra: dict[str, Any] = {"evaluated_with": "torch"}
     if config.evaluate == "edge":
@@ -264,8 +276,9 @@ def markdown_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
     head = " | ".join(f"{who} {m.replace('_', ' ')}" for who in ("LLM", "student") for m in METRICS)
     lines = ["## Multi-label data sets (%; Hamming loss: lower is better)", "",
              "Scored with `multilabel_report` on the same test items (an item the LLM failed on counts as "
-             "the empty set). Rows: training rows / expert sets / dropped by cleanlab. Wrong sets: the LLM's "
-             "sets that are not the gold set, inside the expert sample / over all training rows. On label "
+             "the empty set). Rows: training rows (pool rows included) / expert sets / dropped by cleanlab. "
+             "Wrong sets: the LLM's sets that are not the gold set, inside the expert sample / over all "
+             "training rows. On label "
              "sets, experts_confidence sends the rows with the least certain label decision first, "
              "experts_crossval the rows with the least out-of-fold support for one of their decisions; "
              "cleanlab is its multi-label filter; soft targets are per label.", "",

@@ -258,7 +258,7 @@ def _run(split: Split, intervention: str, labels: list[str], dataset: DatasetSpe
     _log(f"{dataset.name} / {labeler} / {student.name} / {intervention} / {split.name}: training")
     if split.train.multi_label:  # label sets: `multilabel`'s run (check_multi_label refused the rest)
         row = ml.multilabel_run(split, intervention, labels, dataset, labeler, student, config, run_dir, out,
-                                memo)
+                                memo, source)
         return _finish(row, key, result_path, run_dir, config)
     t1 = time.perf_counter()
     train_rows, stats = training_rows(steps, split.train, split.gold_train, config, dataset, student, out,

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from llm2edge.defaults import LABEL_THRESHOLD
 from llm2edge.errors import ConfigError, DataError
 from llm2edge.hashing import digest
 from llm2edge.hub.curate.rows import Row
@@ -88,22 +89,33 @@ def load_pool(dataset: DatasetSpec, student: StudentSpec, source: Source, config
 
 
 def pool_rows(pool: Pool, x: np.ndarray, rows: Sequence[Row], labels: Sequence[str], student: StudentSpec,
-              settings: PoolConfig, config: ExperimentConfig
+              settings: PoolConfig, config: ExperimentConfig, *, multi_label: bool = False
               ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(pool row indices, their targets, stats) for one run from its training rows' embeddings `x`."""
-    targets = np.array([[float((r.get("probs") or {r["label"]: 1.0}).get(name, 0.0)) for name in labels]
-                        for r in rows], dtype=np.float64)
-    targets = targets / np.clip(targets.sum(axis=1, keepdims=True), 1e-12, None)
+    """(pool row indices, their targets, stats) for one run from its training rows' embeddings `x`
+    (`multi_label`: the rows hold label sets; targets per label, `hub.train.pool_labels`)."""
+    if multi_label:  # each label's own probability (the set's indicator where a row has no probs)
+        targets = np.array([[float((r.get("probs") or {}).get(name, name in r["label"])) for name in labels]
+                            for r in rows], dtype=np.float64)
+    else:
+        targets = np.array([[float((r.get("probs") or {r["label"]: 1.0}).get(name, 0.0)) for name in labels]
+                            for r in rows], dtype=np.float64)
+        targets = targets / np.clip(targets.sum(axis=1, keepdims=True), 1e-12, None)
     picked = label_pool(x, targets, pool.cache, pool.skip, settings, seed=config.seed,
                         class_weight=student.class_weight, folds=config.curate.folds,
-                        oof_class_weight=config.curate.oof_class_weight)
+                        oof_class_weight=config.curate.oof_class_weight, multi_label=multi_label)
     stats = {"n_pool": len(picked.rows), "pool_usable": picked.info["usable"], "pool_dropped": pool.dropped}
     return picked.rows, picked.targets, stats
 
 
-def pool_train_rows(pool: Pool, picked: np.ndarray, targets: np.ndarray, labels: Sequence[str]
-                    ) -> list[Row]:
-    """The chosen pool rows as training rows (soft targets; `source: pool`)."""
-    return [{"id": f"pool-{int(i)}", "text": text, "label": labels[int(p.argmax())],
+def pool_train_rows(pool: Pool, picked: np.ndarray, targets: np.ndarray, labels: Sequence[str], *,
+                    multi_label: bool = False) -> list[Row]:
+    """The chosen pool rows as training rows (soft targets; `source: pool`); multi-label, `label` is the set
+    of labels at LABEL_THRESHOLD."""
+    def label(p: np.ndarray) -> Any:
+        if multi_label:
+            return [name for name, v in zip(labels, p) if v >= LABEL_THRESHOLD]
+        return labels[int(p.argmax())]
+
+    return [{"id": f"pool-{int(i)}", "text": text, "label": label(p),
              "probs": {name: float(v) for name, v in zip(labels, p)}, "source": "pool"}
             for i, text, p in zip(picked, pool.texts(picked), targets)]
