@@ -261,23 +261,42 @@ def cleanlab_notes(messages: Sequence[str], few: Callable[[re.Match[str]], str |
     return notes
 
 
+#: How drop_skew names the empty label set.
+EMPTY_SET = "(empty set)"
+
+
 def drop_skew(rows: Sequence[Row], flagged: np.ndarray) -> dict[str, Any] | None:
-    """What dropping the flagged rows does to the label balance, when it leaves one label on at least
-    COLLAPSE_SHARE of the kept rows while the given labels were below that share: {"label", "before",
-    "after", "kept"} (shares of the given and the kept rows); else None.
+    """What dropping the flagged rows does to the label balance, when it leaves one label (multi-label:
+    one label set) on at least COLLAPSE_SHARE of the kept rows while the given labels were below that
+    share: {"label", "before", "after", "kept"} (shares of the given and the kept rows); multi-label also
+    when it removes every row carrying a label that some row carried: {"lost": [labels], "kept"}; else None.
 
     A crossval model trained on skewed LLM labels can dispute nearly every minority label (measured on
     implicit_hate with gpt-3.5-turbo's answers: 67% one label before the drop, 98% after), and a student
-    trained on what is kept learns that one label."""
-    kept = Counter(r["label"] for r, flag in zip(rows, flagged) if not flag)
-    if not kept:
+    trained on what is kept learns that one label (or never sees a label whose rows were all dropped)."""
+    from llm2edge.labelsets import join_label_set
+
+    multi = bool(rows) and isinstance(rows[0]["label"], list)
+
+    def name(row: Row) -> str:
+        return (join_label_set(row["label"]) or EMPTY_SET) if multi else row["label"]
+
+    kept_rows = [r for r, flag in zip(rows, flagged) if not flag]
+    if not kept_rows:
         return None
-    top, count = kept.most_common(1)[0]
-    n_kept = sum(kept.values())
-    before = sum(r["label"] == top for r in rows) / len(rows)
-    if count / n_kept < COLLAPSE_SHARE or before >= COLLAPSE_SHARE:
-        return None
-    return {"label": top, "before": round(before, 4), "after": round(count / n_kept, 4), "kept": n_kept}
+    top, count = Counter(name(r) for r in kept_rows).most_common(1)[0]
+    n_kept = len(kept_rows)
+    before = sum(name(r) == top for r in rows) / len(rows)
+    out: dict[str, Any] = {}
+    if count / n_kept >= COLLAPSE_SHARE and before < COLLAPSE_SHARE:
+        out.update(label=top, before=round(before, 4), after=round(count / n_kept, 4))
+    if multi:
+        carried = list(dict.fromkeys(lab for r in rows for lab in r["label"]))
+        still = {lab for r in kept_rows for lab in r["label"]}
+        lost = [lab for lab in carried if lab not in still]
+        if lost:
+            out["lost"] = lost
+    return {**out, "kept": n_kept} if out else None
 
 
 def drop_skew_line(skew: dict[str, Any], oof_class_weight: str | None = OOF_CLASS_WEIGHT) -> str:
@@ -286,10 +305,16 @@ def drop_skew_line(skew: dict[str, Any], oof_class_weight: str | None = OOF_CLAS
     None: the probabilities were the LLM's own, no out-of-fold model to weight."""
     fix = "" if oof_class_weight != "none" else (", or weight the out-of-fold model "
                                                   "(--oof-class-weight balanced)")
-    return (f"dropping the flagged rows leaves '{skew['label']}' on {skew['after']:.0%} of the "
-            f"{skew['kept']} kept rows (was {skew['before']:.0%}): a student trained on them learns one "
-            "label; keep them (--action flag) and use expert labels (sample-experts) or soft labels "
-            f"instead{fix}")
+    what = []
+    if "label" in skew:
+        what.append(f"leaves '{skew['label']}' on {skew['after']:.0%} of the {skew['kept']} kept rows (was "
+                    f"{skew['before']:.0%}): a student trained on them learns one label")
+    if skew.get("lost"):
+        names = ", ".join(f"'{lab}'" for lab in skew["lost"])
+        what.append(f"removes every row carrying {names}: a student trained on the {skew['kept']} kept rows "
+                    "never sees it")
+    return (f"dropping the flagged rows {'; and it '.join(what)}; keep them (--action flag) and use expert "
+            f"labels (sample-experts) or soft labels instead{fix}")
 
 
 def _embed_rows(rows: Sequence[Row], config: CurateConfig) -> np.ndarray:

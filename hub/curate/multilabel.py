@@ -142,6 +142,7 @@ def multi_report(data: LabeledRows, issues: MultiIssues, config: CurateConfig, s
 
     Per label: `rows` carrying it, `flagged` rows carrying it, and `disputed`, flagged rows whose decision
     on that label (in the set or not) the probabilities contradict (confidence below 0.5)."""
+    from llm2edge.hub.curate.confident import drop_skew
     from llm2edge.hub.curate.report import report_head, top_flagged
 
     given = label_matrix(data.rows, data.labels).astype(bool)
@@ -155,6 +156,7 @@ def multi_report(data: LabeledRows, issues: MultiIssues, config: CurateConfig, s
         **report_head(data, flagged, config, multi_label=True), "per_label": per_label,
         "set_is_thresholded": round(float(np.mean([tuple(r["label"]) == s for r, s in
                                                    zip(data.rows, issues.suggested)])), 4),
+        "drop_skew": drop_skew(data.rows, flagged),
         "note": LLM_NOTE if config.probs != "crossval" else None, "warnings": list(issues.notes),
         "seconds": round(seconds, 2), "top": top_flagged(data.rows, issues, config.top, suggested),
     }
@@ -168,9 +170,12 @@ LLM_NOTE = ("cleanlab on the LLM's own per-label probabilities: the label set is
 
 def multi_markdown(report: dict[str, Any]) -> str:
     """The multi-label curation report as markdown."""
+    from llm2edge.hub.curate.confident import drop_skew_line
     from llm2edge.hub.curate.report import markdown_head, markdown_top
 
+    skew = report.get("drop_skew")
     lines = [*markdown_head(report, "Curation report (multi-label)"),
+             *([f"- **warning**: {drop_skew_line(skew, report.get('oof_class_weight'))}"] if skew else []),
              "", "| label | rows with it | flagged | disputed |", "|---|---:|---:|---:|"]
     for name, c in report["per_label"].items():
         lines.append(f"| {name} | {c['rows']} | {c['flagged']} | {c['disputed']} |")
@@ -181,7 +186,7 @@ def curate_multi(config: CurateConfig, data: LabeledRows, start: float) -> Curat
     """`curate` of a multi-label file: flag (or drop) rows cleanlab's multi-label issues point at; every
     row gets `label_issue`, `issue_score`, `suggested_label` (a list) and `label_confidence`
     ({label: confidence in the given decision})."""
-    from llm2edge.hub.curate.confident import _embed_rows
+    from llm2edge.hub.curate.confident import _embed_rows, drop_skew_line
     from llm2edge.hub.curate.report import marked_rows, publish
 
     cv = config.crossval
@@ -194,7 +199,9 @@ def curate_multi(config: CurateConfig, data: LabeledRows, start: float) -> Curat
     out = Path(config.out)
     write_rows(out / "labels.jsonl", out_rows)
     report = multi_report(data, issues, config, time.perf_counter() - start)
-    return publish(out, report, out_rows, issues, multi_markdown, issues.notes)
+    skew = ([drop_skew_line(report["drop_skew"], report.get("oof_class_weight"))]
+            if report["drop_skew"] and config.action == "drop" else [])
+    return publish(out, report, out_rows, issues, multi_markdown, [*issues.notes, *skew])
 
 
 def _notes(messages: Sequence[str], given: np.ndarray, labels: Sequence[str]) -> list[str]:

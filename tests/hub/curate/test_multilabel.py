@@ -40,6 +40,28 @@ def test_crossval_finds_most_injected_wrong_sets(emotion_labels, tmp_path, cli, 
     assert {k: v["rows"] for k, v in report["per_label"].items()} == {
         name: sum(name in r["label"] for r in rows) for name in labels}
     assert report["top"][0]["id"] in (out / "report.md").read_text()
+    assert "drop_skew" in report  # flag keeps every row: nothing lost, nothing skewed
+    assert report["drop_skew"] is None
+
+
+def test_a_drop_that_loses_a_label_or_leaves_one_set_is_named():
+    """drop_skew on label sets: a label all of whose rows are dropped is lost; one set left on >= 95% of
+    the kept rows is a collapse; the warning line says both and how to keep the rows."""
+    from llm2edge.hub.curate.confident import drop_skew, drop_skew_line
+
+    rows = ([{"label": ["joy"]}] * 60 + [{"label": ["anger", "fear"]}] * 10 + [{"label": ["fear"]}] * 10
+            + [{"label": []}] * 20)
+    fear = np.array(["fear" in r["label"] for r in rows])
+    assert drop_skew(rows, np.zeros(len(rows), dtype=bool)) is None
+    assert drop_skew(rows, fear) == {"lost": ["anger", "fear"], "kept": 80}
+    collapse = np.array([not (i < 60 or i in (70, 71)) for i in range(len(rows))])  # 60 joy, 2 fear kept
+    skew = drop_skew(rows, collapse)
+    assert skew == {"label": "joy", "before": 0.6, "after": 0.9677, "lost": ["anger"], "kept": 62}
+    line = drop_skew_line(skew, "none")
+    assert "'joy' on 97% of the 62 kept rows (was 60%)" in line and "carrying 'anger'" in line
+    assert "--action flag" in line and "--oof-class-weight balanced" in line
+    empty = np.array([bool(r["label"]) for r in rows])  # only the empty sets are kept
+    assert drop_skew(rows, empty)["label"] == "(empty set)"
 
 
 def test_llm_probs_give_per_label_confidence(emotion_labels, tmp_path, cli):

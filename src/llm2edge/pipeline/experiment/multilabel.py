@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from llm2edge.console import say
+from llm2edge.console import say, warn
 from llm2edge.errors import ConfigError, DataError
 from llm2edge.hashing import digest
 from llm2edge.hub.curate.rows import Row
@@ -112,13 +112,15 @@ def _oof(rows: Sequence[Row], labels: Sequence[str], features: np.ndarray, confi
 
 
 def training_rows(steps: Sequence[str], split: Split, labels: Sequence[str], config: ExperimentConfig,
-                  features: np.ndarray | None, memo: dict[str, Any] | None = None
-                  ) -> tuple[list[Row], dict[str, Any]]:
+                  features: np.ndarray | None, memo: dict[str, Any] | None = None, *,
+                  where: str = "experiment") -> tuple[list[Row], dict[str, Any]]:
     """The training rows of a multi-label intervention, as the single-label grid builds them: experts merged
     (their rows take the gold set), then cleanlab's multi-label drops (never an expert row), then per-label
     soft targets; with the counts (`n_experts`, `n_dropped`, the expert sample's error counts).
     `features`: the train rows' embeddings (needed by experts_crossval, cleanlab with `probs = "crossval"`
-    and soft targets not from the LLM); `memo` shares out-of-fold probabilities between interventions."""
+    and soft targets not from the LLM); `memo` shares out-of-fold probabilities between interventions;
+    `where` starts the lines it logs (a cleanlab drop that loses a label or leaves one set: a warning)."""
+    from llm2edge.hub.curate.confident import drop_skew, drop_skew_line
     from llm2edge.hub.curate.merge_multi import apply_expert_sets
     from llm2edge.hub.curate.multilabel import find_multi_issues, label_confidence, label_matrix
     from llm2edge.hub.curate.select import multi_scores, select_multi
@@ -150,10 +152,14 @@ def training_rows(steps: Sequence[str], split: Split, labels: Sequence[str], con
         try:
             issues = find_multi_issues(rows, labels, probs=cur.probs, oof=oof, filter_by=cur.filter_by)
         except DataError as exc:  # e.g. no row carries a label: nothing to compare
-            say(f"experiment: {split.name}: cleanlab skipped ({exc})")
+            say(f"{where}: cleanlab skipped ({exc})")
             flagged: set[str] = set()
         else:
             flagged = {rows[i]["id"] for i in np.flatnonzero(issues.flagged)} - expert_ids  # experts kept
+        skew = drop_skew(rows, np.array([r["id"] in flagged for r in rows], dtype=bool))
+        if skew:
+            weight = cur.oof_class_weight if oof is not None else None
+            warn(f"{where}: cleanlab {drop_skew_line(skew, weight)}")
         keep = [i for i, r in enumerate(rows) if r["id"] not in flagged]
         rows = [rows[i] for i in keep]
         features = None if features is None else features[keep]
@@ -230,7 +236,8 @@ def multilabel_run(split: Split, intervention: str, labels: list[str], dataset: 
     steps = parse_intervention(intervention)
     features = embeddings(dataset, split.train.rows, student, out, config) \
         if needs_features(steps, config) else None
-    rows, stats = training_rows(steps, split, labels, config, features, memo)
+    rows, stats = training_rows(steps, split, labels, config, features, memo,
+                                where=f"experiment: {dataset.name}")
     if "pool" in steps:  # labeled per label from this run's own rows (never gold, never the LLM)
         pool = load_pool(dataset, student, source, config, out, memo)
         x = embeddings(dataset, rows, student, out, config)
