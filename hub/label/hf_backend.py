@@ -169,9 +169,14 @@ class HFBackend:
         return conts
 
     # ---- scoring -------------------------------------------------------------------------------------
-    def label_batch(self, prompts: Sequence[Prompt], space: LabelSpace, *, cot: str | None = None
-                    ) -> list[Scored]:
-        """Score each prompt's labels; with `cot`, generate reasoning first and score after the answer cue."""
+    #: `label_batch` takes `group`: runs of prompts that share their item's prefix (`multilabel.score_sets`).
+    shares_group_prefix = True
+
+    def label_batch(self, prompts: Sequence[Prompt], space: LabelSpace, *, cot: str | None = None,
+                    group: int = 1) -> list[Scored]:
+        """Score each prompt's labels; with `cot`, generate reasoning first and score after the answer cue.
+        `group` > 1: the prompts come in runs of `group` that differ only after a shared item prefix (a
+        text's k yes/no questions): each run's prefix is forwarded once (`score_ids`)."""
         contexts = [self.context(p) for p in prompts]
         raws: list[str | None] = [None] * len(prompts)
         if cot:
@@ -188,7 +193,8 @@ class HFBackend:
         longest = max(len(c.ids) for c in conts)
         out: list[Scored] = []
         ok = [i for i, x in enumerate(ids) if len(x) + longest <= self.max_length]
-        scores = self.score_ids([ids[i] for i in ok], conts, len(space.names)) if ok else []
+        grouped = group if len(ok) == len(ids) and not cot else 1  # a run cut by a too-long prompt: plain
+        scores = self.score_ids([ids[i] for i in ok], conts, len(space.names), group=grouped) if ok else []
         by_index = dict(zip(ok, scores))
         for i, prompt in enumerate(prompts):
             if i not in by_index:
@@ -205,11 +211,19 @@ class HFBackend:
                               prob_source="scores", raw=raws[i]))
         return out
 
-    def score_ids(self, contexts: Sequence[Sequence[int]], conts: Sequence[_Cont], n_labels: int
-                  ) -> list[list[float]]:
-        """Per context, each label's log-score: logsumexp over its forms of the summed token log-probs."""
+    def score_ids(self, contexts: Sequence[Sequence[int]], conts: Sequence[_Cont], n_labels: int, *,
+                  group: int = 1) -> list[list[float]]:
+        """Per context, each label's log-score: logsumexp over its forms of the summed token log-probs.
+        `group` > 1 (kv strategy with the prefix cache): each run of `group` contexts has the KV cache of
+        its own shared prefix computed once, from that run alone, so a text's scores do not depend on the
+        rest of the batch."""
         if self.strategy == "concat":
             form_lp = self._score_concat(contexts, conts)
+        elif group > 1 and self.prefix_cache:
+            form_lp = []
+            for i in range(0, len(contexts), group):
+                part = contexts[i:i + group]
+                form_lp += self._score_kv(part, conts, self._run_prefix(part))
         else:
             prefix = self._shared_prefix(contexts)
             step = self.micro_batch or (4 if self.device.type == "cpu" else len(contexts))
@@ -248,12 +262,7 @@ class HFBackend:
                 return cached
         if len(contexts) < 2:
             return None
-        n, first = min(len(c) for c in contexts) - 1, contexts[0]  # keep at least one token per context
-        for c in contexts[1:]:
-            k = 0
-            while k < n and c[k] == first[k]:
-                k += 1
-            n = k
+        n, first = common_prefix(contexts), contexts[0]
         if n < _MIN_PREFIX:
             return None
         torch = self._torch
@@ -263,6 +272,18 @@ class HFBackend:
         kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         self._prefix = (tuple(first[:n]), kv)
         return self._prefix
+
+    def _run_prefix(self, contexts: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], list[Any]] | None:
+        """The KV cache of the prefix a run of contexts shares (one forward, not kept: it is one item's)."""
+        n = common_prefix(contexts)
+        if n < _MIN_PREFIX:
+            return None
+        torch = self._torch
+        ids = tuple(contexts[0][:n])
+        with torch.inference_mode():
+            out = self.lm(input_ids=torch.tensor([list(ids)], dtype=torch.long, device=self.device),
+                          use_cache=True, logits_to_keep=1)
+        return ids, [(layer.keys, layer.values) for layer in out.past_key_values.layers]
 
     def _score_kv(self, contexts: Sequence[Sequence[int]], conts: Sequence[_Cont],
                   prefix: tuple[tuple[int, ...], list[Any]] | None) -> list[list[float]]:
@@ -349,3 +370,14 @@ class HFBackend:
         self._lm = None
         self._tok = None
         self._prefix = None
+
+
+def common_prefix(contexts: Sequence[Sequence[int]]) -> int:
+    """The length of the token prefix every context shares, leaving at least one token to each."""
+    n, first = min(len(c) for c in contexts) - 1, contexts[0]
+    for c in contexts[1:]:
+        k = 0
+        while k < n and c[k] == first[k]:
+            k += 1
+        n = k
+    return n

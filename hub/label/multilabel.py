@@ -5,7 +5,9 @@ The contract is `llm2edge.labelsets`. Here:
 - **hf backend**: each (text, label) pair is one prompt asking whether that label (its name and
   description) applies, answered `yes` or `no` (`YesNoBuilder`); P(label) = P(yes) / (P(yes) + P(no)) from
   the next-token scores of the two answers (each summed over its forms `yes`/`Yes`, `no`/`No`). The k
-  prompts of a batch's texts go to the backend as one batch (`score_sets`). `--calibrate` divides each
+  prompts of a batch's texts go to the backend as one batch (`score_sets`), in runs of k per text: the hf
+  backend forwards each text's shared prefix (system turn, shots, the text) once and only the k questions
+  after it (`group`), so a text's scores do not depend on the rest of the batch. `--calibrate` divides each
   label's yes/no pair by its mean on the content-free texts (contextual calibration per label).
 - **openai backend**: one prompt per text asking for the list (`answer_set` parses the reply strictly).
 - **votes** (`--samples K`): a label's probability is its smoothed share of the K answer sets holding it,
@@ -101,7 +103,9 @@ def score_sets(backend: Backend, builders: Sequence[YesNoBuilder], items: Sequen
     of all items scored in one backend batch; `calibrators`: one contextual Calibrator per label."""
     k = len(builders)
     prompts = [b.render(key, text, fields) for key, text, fields in items for b in builders]
-    scored = backend.label_batch(prompts, YES_NO)
+    # a text's k prompts differ only after the text: a backend that can forwards that prefix once
+    grouped = {"group": k} if getattr(backend, "shares_group_prefix", False) else {}
+    scored = backend.label_batch(prompts, YES_NO, **grouped)
     out: list[Scored] = []
     for i, (key, _text, fields) in enumerate(items):
         part = scored[i * k:(i + 1) * k]

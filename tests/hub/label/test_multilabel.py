@@ -97,6 +97,18 @@ def test_scores_do_not_depend_on_the_batch(backend: HFBackend, goemotions: list)
             assert abs(batched.probs[name] - alone.probs[name]) < 1e-4
 
 
+def test_a_texts_scores_are_the_same_bits_in_any_batch(backend: HFBackend, goemotions: list) -> None:
+    """Each text's k prompts share its prefix, forwarded once per text from that text alone: the same text
+    gets exactly the same probabilities alone, first or last in a batch."""
+    builders = yes_no_builders(PromptBuilder.create(TASK, shots=2))
+    items = _items(goemotions[:3])
+    whole = score_sets(backend, builders, items)
+    backwards = score_sets(backend, builders, items[::-1])[::-1]
+    alone = [score_sets(backend, builders, [item])[0] for item in items]
+    for w, b, a in zip(whole, backwards, alone):
+        assert w.probs == b.probs == a.probs
+
+
 def test_calibration_is_per_label_on_its_yes_no_pair(backend: HFBackend, goemotions: list) -> None:
     builders = yes_no_builders(PromptBuilder.create(TASK))
     cals = [Calibrator(backend, b, YES_NO) for b in builders]  # type: ignore[arg-type]
