@@ -52,18 +52,20 @@ class Gate:
 
 GATES = (
     Gate("edge beats torch", faster="edge int8 b1", slower="torch eager b1", min_ratio=2.7,
-         min_ratio_no_int8_dot=2.3,
+         min_ratio_no_int8_dot=1.9,
          why="edge int8 b1 must stay >= 2.7x faster per item than torch eager b1 (measured 2.84-4.13x "
-             "at load 1.5-9 in eight runs), >= 2.3x on a CPU without int8 dot-product instructions (AVX2 "
-             "only: median of 3 rounds 2.72-3.40x, single rounds 2.46-3.60x)"),
+             "at load 1.5-9 in eight runs), >= 1.9x on a CPU without int8 dot-product instructions (AVX2 "
+             "only: median of 3 rounds 2.72-3.40x on one EPYC host, 2.10-2.15x on a Zen 2 EPYC, single "
+             "rounds 2.08-3.60x)"),
     Gate("batching holds", faster="edge int8 b32 stream", slower="edge int8 b1", min_ratio=0.75,
          why="a 256-text chunk per call (each text alone on CPU, length-sorted) must not cost more than "
              "1.33x batch 1 per item (measured 0.98-1.34x b1/stream; 1.11-1.15x with every text alone; "
              "0.83x in a CI run on a machine shared with other sessions, so 0.95 failed on load alone)"),
-    Gate("int8 pays", faster="edge int8 b1", slower="edge fp32 b1", min_ratio=1.5, min_ratio_no_int8_dot=1.35,
+    Gate("int8 pays", faster="edge int8 b1", slower="edge fp32 b1", min_ratio=1.5, min_ratio_no_int8_dot=1.12,
          why="edge int8 b1 must stay >= 1.5x faster per item than edge fp32 b1 (measured 1.79-2.31x), "
-             ">= 1.35x on a CPU without int8 dot-product instructions (AVX2 only: median of 3 rounds "
-             "1.57-1.84x, single rounds 1.36-1.85x)"),
+             ">= 1.12x on a CPU without int8 dot-product instructions (AVX2 only: median of 3 rounds "
+             "1.57-1.84x on one EPYC host, 1.21-1.27x on a Zen 2 EPYC, single rounds 1.17-1.85x); int8 "
+             "lost altogether (~1.0x) still fails"),
     Gate("static is the fast rung", faster="static b1", slower="edge int8 b1", min_ratio=8.0,
          why="the static-embedding student at batch 1 must stay >= 8x faster per item than MiniLM int8 b1 "
              "(measured 16.5-17.5x on a quiet machine, round trips through the worker pipe; timed inside the "
